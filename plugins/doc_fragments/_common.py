@@ -1,0 +1,148 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, pgtidy contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+
+class ModuleDocFragment(object):
+    # Connection: the option names community.postgresql uses, so module_defaults carry over.
+    DOCUMENTATION = r'''
+options:
+  login_user:
+    description: The role to connect as.
+    type: str
+    default: postgres
+    aliases: [ login ]
+  login_password:
+    description: Password of O(login_user). Never logged nor returned.
+    type: str
+    default: ''
+  login_host:
+    description:
+      - Host running the database. Empty means the local Unix socket.
+    type: str
+    default: ''
+    aliases: [ host ]
+  login_port:
+    description: Database port.
+    type: int
+    default: 5432
+    aliases: [ port ]
+  login_unix_socket:
+    description: Directory of the local Unix socket; takes precedence over O(login_host).
+    type: str
+    default: ''
+    aliases: [ unix_socket ]
+  login_db:
+    description: Database to maintain.
+    type: str
+    aliases: [ db, database ]
+  ssl_mode:
+    description: libpq sslmode.
+    type: str
+    default: prefer
+    choices: [ allow, disable, prefer, require, verify-ca, verify-full ]
+  ca_cert:
+    description: CA certificate(s) to verify the server with (libpq sslrootcert).
+    type: str
+    aliases: [ ssl_rootcert ]
+  ssl_cert:
+    description: Client certificate (libpq sslcert).
+    type: path
+  ssl_key:
+    description: Client key (libpq sslkey).
+    type: path
+  connect_params:
+    description: Further libpq connection keywords, for example C(target_session_attrs).
+    type: dict
+    default: {}
+  session_role:
+    description: Role to C(SET ROLE) to after connecting.
+    type: str
+  connect_timeout:
+    description: Seconds to wait for the connection.
+    type: int
+    default: 10
+  lock_timeout:
+    description:
+      - Postgres C(lock_timeout) for every statement, so a statement never queues behind the application's locks.
+    type: str
+    default: 5s
+  statement_timeout:
+    description: Postgres C(statement_timeout) for every statement.
+    type: str
+    default: 60s
+requirements:
+  - psycopg >= 3.1
+notes:
+  - Every session sets C(application_name=pgtidy), so it is easy to find in C(pg_stat_activity).
+'''
+
+    LOCK = r'''
+options:
+  lock_file:
+    description:
+      - Lockfile taken with flock semantics before the database is touched. Backups join by running under
+        C(flock /run/lock/pgtidy.lock <backup command>), so maintenance and backups never overlap.
+      - The holder's pid, command and start time are written into the file.
+    type: path
+    default: /run/lock/pgtidy.lock
+  lock_wait:
+    description: Seconds to wait for O(lock_file) before ending with a C(busy) result.
+    type: int
+    default: 300
+notes:
+  - Inside the database a session advisory lock keeps two hosts from maintaining the same database at once.
+'''
+
+    BUDGET = r'''
+options:
+  batch_size:
+    description: Most rows one DELETE transaction removes.
+    type: int
+    default: 5000
+  max_rows:
+    description: Most rows one run removes over all handlers; V(0) means no row budget.
+    type: int
+    default: 1000000
+  max_duration:
+    description: Seconds after which the run stops between batches; V(0) means no time budget.
+    type: int
+    default: 1800
+  max_wal_bytes:
+    description:
+      - WAL the run may write (measured with C(pg_current_wal_lsn())), such as V(1GiB) or V(500MB); V(0) means no
+        budget. Checked between batches, so a run writes at most this plus one batch.
+    type: str
+    default: 1GiB
+  batch_pause:
+    description: Seconds to sleep between batches, to leave room for the application.
+    type: float
+    default: 0.0
+'''
+
+    REPORT = r'''
+options:
+  report_file:
+    description: Write the result as JSON to this path (atomically).
+    type: path
+  metrics_file:
+    description:
+      - Write Prometheus metrics in the node_exporter textfile collector format to this path (atomically).
+    type: path
+'''
+
+    ATTRIBUTES = r'''
+attributes:
+  check_mode:
+    support: full
+    description: Check mode counts candidates with reads only and predicts what a real run reports.
+  diff_mode:
+    support: full
+    description: The diff shows row counts per table before and after.
+  action_group:
+    support: full
+    membership: [ pgtidy.maintenance.all ]
+    description: Use C(group/pgtidy.maintenance.all) in C(module_defaults) to set connection options once.
+'''

@@ -1,0 +1,261 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, pgtidy contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Dagster rules: what may go from a Dagster metadata database, and what never may.
+
+Only an explicit allow-list is ever deleted. Everything else is kept, including event
+types a newer Dagster adds. Rows are only deleted for runs that are finished
+(SUCCESS, FAILURE, CANCELED): unfinished, suspended or unknown statuses keep all their rows.
+"""
+
+from __future__ import annotations
+
+from ._batches import Rule, utc_cutoff
+from ._errors import InvalidRequest, SchemaMismatch
+
+try:
+    from psycopg import sql
+except ImportError:  # pragma: no cover
+    sql = None
+
+FINISHED_RUN_STATUSES = ("SUCCESS", "FAILURE", "CANCELED")
+
+# Framework noise: not read by run stats, step stats, the asset catalog, partition status,
+# asset checks or re-execution. Each type is one handler walking the (type, id) index.
+NOISE_EVENT_TYPES = (
+    "HANDLED_OUTPUT",
+    "LOADED_INPUT",
+    "ENGINE_EVENT",
+    "STEP_INPUT",
+    "RESOURCE_INIT_STARTED",
+    "RESOURCE_INIT_SUCCESS",
+    "STEP_WORKER_STARTING",
+    "STEP_WORKER_STARTED",
+)
+
+# Deletable only where it provably cannot matter (see planned_rule).
+CONDITIONAL_EVENT_TYPES = ("ASSET_MATERIALIZATION_PLANNED",)
+
+# Never deleted. Asking for any of these is an error, not a silent skip.
+PROTECTED_EVENT_TYPES = (
+    "ASSET_MATERIALIZATION", "ASSET_OBSERVATION", "ASSET_CHECK_EVALUATION", "ASSET_CHECK_EVALUATION_PLANNED",
+    "ASSET_FAILED_TO_MATERIALIZE", "ASSET_HEALTH_CHANGED", "ASSET_WIPED",
+    "STEP_START", "STEP_SUCCESS", "STEP_FAILURE", "STEP_SKIPPED", "STEP_UP_FOR_RETRY", "STEP_RESTARTED",
+    "STEP_OUTPUT", "STEP_EXPECTATION_RESULT",
+    "PIPELINE_ENQUEUED", "PIPELINE_DEQUEUED", "PIPELINE_STARTING", "PIPELINE_START", "PIPELINE_SUCCESS",
+    "PIPELINE_FAILURE", "PIPELINE_CANCELING", "PIPELINE_CANCELED", "RUN_ENQUEUED", "RUN_DEQUEUED",
+    "RUN_STARTING", "RUN_START", "RUN_SUCCESS", "RUN_FAILURE", "RUN_CANCELING", "RUN_CANCELED",
+    "RESOURCE_INIT_FAILURE", "LOGS_CAPTURED", "HOOK_COMPLETED", "HOOK_ERRORED", "HOOK_SKIPPED",
+    "ALERT_START", "ALERT_SUCCESS", "ALERT_FAILURE", "OBJECT_STORE_OPERATION", "ASSET_STORE_OPERATION",
+    "RUN_WORKER_STARTED", "FRESHNESS_STATE_EVALUATION", "FRESHNESS_STATE_CHANGE",
+)
+
+LOG_LEVELS = {"debug": 10, "info": 20, "warning": 30}
+KEPT_LOG_LEVELS = ("error", "critical")
+DEFAULT_LOG_RETENTION = {"debug": 7, "info": 30, "warning": 90}
+DEFAULT_EVENT_RETENTION_DAYS = 30
+
+TICK_TYPES = ("schedule", "sensor", "auto_materialize")
+TICK_STATUSES = ("skipped", "success", "failure", "started")
+# Dagster's own defaults when dagster.yaml has no retention block.
+DEFAULT_TICK_RETENTION = {
+    "schedule": {"skipped": -1, "success": -1, "failure": -1, "started": -1},
+    "sensor": {"skipped": 7, "success": -1, "failure": -1, "started": -1},
+    "auto_materialize": {"skipped": 7, "success": -1, "failure": -1, "started": -1},
+}
+
+# The tables and columns we rely on; a database without them is not a Dagster database.
+REQUIRED_COLUMNS = {
+    "event_logs": ("id", "run_id", "event", "dagster_event_type", "timestamp", "asset_key", "partition"),
+    "runs": ("run_id", "status"),
+    "job_ticks": ("id", "status", "type", "timestamp"),
+    "asset_keys": ("asset_key",),
+    "instigators": ("selector_id",),
+}
+KNOWN_TABLES = ("event_logs", "runs", "run_tags", "job_ticks", "asset_keys", "instigators", "kvs",
+                "bulk_actions", "asset_check_executions", "asset_event_tags", "snapshots")
+
+MIN_RETENTION_DAYS = 1
+MAX_RETENTION_DAYS = 36500
+
+
+def _check_days(name, value, allow_keep=True):
+    if value is None or (allow_keep and value == -1):
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidRequest("%s must be a whole number of days, not %r" % (name, value))
+    if value < MIN_RETENTION_DAYS or value > MAX_RETENTION_DAYS:
+        raise InvalidRequest("%s=%r is out of range: use %d to %d days%s" % (
+            name, value, MIN_RETENTION_DAYS, MAX_RETENTION_DAYS, " or -1 to keep everything" if allow_keep else ""))
+    return value
+
+
+def validate_options(params):
+    """Turn module options into a checked plan; refuse protected or unknown requests before any delete."""
+    log_ret = dict(DEFAULT_LOG_RETENTION)
+    for key, value in (params.get("log_retention_days") or {}).items():
+        level = str(key).lower()
+        if level in KEPT_LOG_LEVELS:
+            raise InvalidRequest("log level %s is protected: ERROR and CRITICAL log lines are always kept" % key.upper())
+        if level not in LOG_LEVELS:
+            raise InvalidRequest("unknown log level %r in log_retention_days (use debug, info, warning)" % key)
+        log_ret[level] = value
+    log_ret = {lvl: _check_days("log_retention_days.%s" % lvl, v) for lvl, v in log_ret.items()}
+
+    event_days = _check_days("event_retention_days",
+                             params.get("event_retention_days", DEFAULT_EVENT_RETENTION_DAYS), allow_keep=True)
+    requested = params.get("event_types")
+    if requested is None:
+        requested = list(NOISE_EVENT_TYPES)
+    bad_protected = [t for t in requested if t in PROTECTED_EVENT_TYPES]
+    if bad_protected:
+        raise InvalidRequest("refusing to prune protected Dagster event type(s) %s: the UI, run history or"
+                             " re-execution depend on them" % ", ".join(bad_protected))
+    allowed = NOISE_EVENT_TYPES + CONDITIONAL_EVENT_TYPES
+    unknown = [t for t in requested if t not in allowed]
+    if unknown:
+        raise InvalidRequest("unknown Dagster event type(s) %s: only %s can be pruned"
+                             % (", ".join(unknown), ", ".join(allowed)))
+    planned = bool(params.get("prune_superseded_planned", True)) or "ASSET_MATERIALIZATION_PLANNED" in requested
+    noise = [t for t in requested if t in NOISE_EVENT_TYPES]
+
+    ticks = {kind: dict(v) for kind, v in DEFAULT_TICK_RETENTION.items()}
+    for kind, setting in (params.get("tick_retention_days") or {}).items():
+        if kind not in TICK_TYPES:
+            raise InvalidRequest("unknown instigator type %r in tick_retention_days (use %s)"
+                                 % (kind, ", ".join(TICK_TYPES)))
+        if isinstance(setting, dict):
+            for status, days in setting.items():
+                if str(status).lower() not in TICK_STATUSES:
+                    raise InvalidRequest("unknown tick status %r in tick_retention_days.%s (use %s)"
+                                         % (status, kind, ", ".join(TICK_STATUSES)))
+                ticks[kind][str(status).lower()] = days
+        else:  # one number for every status, as dagster.yaml's purge_after_days allows
+            ticks[kind] = {status: setting for status in TICK_STATUSES}
+    ticks = {kind: {st: _check_days("tick_retention_days.%s.%s" % (kind, st), d) for st, d in v.items()}
+             for kind, v in ticks.items()}
+    return {"log_retention_days": log_ret, "event_retention_days": event_days, "event_types": noise,
+            "prune_superseded_planned": planned, "tick_retention_days": ticks}
+
+
+def check_schema(conn, schema):
+    """Raise SchemaMismatch unless ``schema`` holds the Dagster tables and columns we rely on."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT table_name, column_name FROM information_schema.columns"
+                    " WHERE table_schema = %s AND table_name = ANY(%s)", (schema, list(REQUIRED_COLUMNS)))
+        present = {}
+        for table, column in cur.fetchall():
+            present.setdefault(table, set()).add(column)
+    missing_tables = [t for t in REQUIRED_COLUMNS if t not in present]
+    if len(missing_tables) == len(REQUIRED_COLUMNS):
+        raise SchemaMismatch("schema %r of this database is not a Dagster metadata schema (no %s tables);"
+                             " nothing was touched. Set login_db/schema to the Dagster storage."
+                             % (schema, ", ".join(REQUIRED_COLUMNS)))
+    if missing_tables:
+        raise SchemaMismatch("schema %r looks like a partial Dagster schema: missing table(s) %s;"
+                             " nothing was touched" % (schema, ", ".join(missing_tables)))
+    missing_cols = ["%s.%s" % (t, c) for t, cols in REQUIRED_COLUMNS.items() for c in cols if c not in present[t]]
+    if missing_cols:
+        raise SchemaMismatch("schema %r is not a Dagster schema this version understands: missing column(s) %s;"
+                             " nothing was touched" % (schema, ", ".join(missing_cols)))
+
+
+def _finished_run(schema):
+    return sql.SQL("EXISTS (SELECT 1 FROM {runs} AS r WHERE r.run_id = t.run_id"
+                   " AND r.status = ANY(%(finished)s))").format(runs=sql.Identifier(schema, "runs"))
+
+
+def build_rules(plan, schema, now=None):
+    rules = []
+    finished = _finished_run(schema)
+    common = {"finished": list(FINISHED_RUN_STATUSES)}
+    for level, days in plan["log_retention_days"].items():
+        if days is None:
+            continue
+        rules.append(Rule(
+            name="python_logs_%s" % level, table="event_logs", cutoff=utc_cutoff(days, now),
+            predicate=sql.SQL("t.dagster_event_type IS NULL AND (t.event::json ->> 'level') = %(level)s AND {}")
+            .format(finished),
+            params=dict(common, level=str(LOG_LEVELS[level])),
+            description="Python log lines at %s older than %d days" % (level.upper(), days)))
+    days = plan["event_retention_days"]
+    if days is not None:
+        for etype in plan["event_types"]:
+            rules.append(Rule(
+                name="events_%s" % etype.lower(), table="event_logs", cutoff=utc_cutoff(days, now),
+                predicate=sql.SQL("t.dagster_event_type = %(etype)s AND {}").format(finished),
+                params=dict(common, etype=etype),
+                description="%s events older than %d days" % (etype, days)))
+        if plan["prune_superseded_planned"]:
+            rules.append(planned_rule(schema, days, now))
+    for kind, statuses in plan["tick_retention_days"].items():
+        for status, tdays in statuses.items():
+            if tdays is None:
+                continue
+            rules.append(Rule(
+                name="ticks_%s_%s" % (kind, status), table="job_ticks", cutoff=utc_cutoff(tdays, now),
+                predicate=sql.SQL("t.type = %(tick_type)s AND t.status = %(tick_status)s"),
+                params={"tick_type": kind.upper(), "tick_status": status.upper()},
+                description="%s ticks with status %s older than %d days" % (kind, status.upper(), tdays)))
+    return rules
+
+
+def planned_rule(schema, days, now=None):
+    """ASSET_MATERIALIZATION_PLANNED rows that no Dagster view can read any more.
+
+    Dagster reads planned events for (a) the latest planned run of an asset / partition and
+    (b) failed or in-progress partitions: a partition whose latest planned event has no
+    materialization after it. A planned row of a finished run is therefore safe to delete
+    when the same asset and partition has BOTH a later planned event (so it is not the
+    latest) AND a later materialization (so it cannot be the one that marks a failure).
+    """
+    events = sql.Identifier(schema, "event_logs")
+    predicate = sql.SQL(
+        "t.dagster_event_type = 'ASSET_MATERIALIZATION_PLANNED' AND t.asset_key IS NOT NULL AND {finished}"
+        " AND EXISTS (SELECT 1 FROM {events} AS m WHERE m.asset_key = t.asset_key"
+        "   AND m.dagster_event_type = 'ASSET_MATERIALIZATION' AND m.partition IS NOT DISTINCT FROM t.partition"
+        "   AND m.id > t.id)"
+        " AND EXISTS (SELECT 1 FROM {events} AS p WHERE p.asset_key = t.asset_key"
+        "   AND p.dagster_event_type = 'ASSET_MATERIALIZATION_PLANNED'"
+        "   AND p.partition IS NOT DISTINCT FROM t.partition AND p.id > t.id)").format(
+        finished=_finished_run(schema), events=events)
+    return Rule(name="events_asset_materialization_planned_superseded", table="event_logs",
+                cutoff=utc_cutoff(days, now), predicate=predicate,
+                params={"finished": list(FINISHED_RUN_STATUSES)},
+                description="ASSET_MATERIALIZATION_PLANNED superseded by a later plan and materialization,"
+                            " older than %d days" % days)
+
+
+def table_row_estimates(conn, schema, tables=("event_logs", "job_ticks")):
+    """Row counts per table for the diff: exact below 1M rows, the planner's estimate above."""
+    out = {}
+    with conn.cursor() as cur:
+        for table in tables:
+            cur.execute("SELECT c.reltuples::bigint FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+                        " WHERE n.nspname = %s AND c.relname = %s", (schema, table))
+            row = cur.fetchone()
+            estimate = row[0] if row else 0
+            if estimate < 1_000_000:
+                cur.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(schema, table)))
+                estimate = cur.fetchone()[0]
+            out[table] = int(estimate)
+    return out
+
+
+class DagsterProfile:
+    name = "dagster"
+
+    def validate_options(self, params):
+        return validate_options(params)
+
+    def check_schema(self, conn, schema):
+        check_schema(conn, schema)
+
+    def build_rules(self, plan, schema, conn):
+        return build_rules(plan, schema)
+
+    def table_rows(self, conn, schema):
+        return table_row_estimates(conn, schema)
+
+    def extra_steps(self, conn, schema, plan, check_mode, result):
+        return None

@@ -1,0 +1,39 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, pgtidy contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Typed errors of the pgtidy core. Each carries a message a person can act on."""
+
+from __future__ import annotations
+
+
+class PgtidyError(Exception):
+    """Base class: the message is meant for the operator."""
+
+    kind = "error"
+
+    def __init__(self, message, **details):
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+class ConnectionFailed(PgtidyError):
+    kind = "connection_failed"
+
+
+class SchemaMismatch(PgtidyError):
+    """The database is not the orchestrator schema the module expects; nothing was touched."""
+
+    kind = "schema_mismatch"
+
+
+class InvalidRequest(PgtidyError):
+    """Options that would be unsafe or make no sense (protected types, absurd retention)."""
+
+    kind = "invalid_request"
+
+
+class LockBusy(PgtidyError):
+    """Another job holds the lockfile or the database advisory lock."""
+
+    kind = "busy"

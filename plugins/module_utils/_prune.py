@@ -1,0 +1,94 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, pgtidy contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""One prune run, whatever the orchestrator: lockfile, connection, schema check, advisory
+lock, the capped delete engine, and a result record. Profiles (Dagster, Prefect) supply
+option validation, the schema check and the rules."""
+
+from __future__ import annotations
+
+import time
+
+from ._batches import Budget, DeleteEngine
+from ._connection import connect, server_facts
+from ._errors import InvalidRequest, PgtidyError
+from ._lock import AdvisoryLock, LockFile
+
+PRUNE_ARGUMENT_SPEC = dict(
+    schema=dict(type="str", default="public"),
+)
+
+
+class PruneProfile:
+    """What a prune module plugs into ``run_prune``."""
+
+    name = "generic"
+    diff_tables = ()
+
+    def validate_options(self, params):
+        raise NotImplementedError
+
+    def check_schema(self, conn, schema):
+        raise NotImplementedError
+
+    def build_rules(self, plan, schema, conn):
+        raise NotImplementedError
+
+    def table_rows(self, conn, schema):
+        raise NotImplementedError
+
+    def extra_steps(self, conn, schema, plan, check_mode, result):
+        """Work that is not a capped DELETE (for example re-pointing Prefect artifact collections)."""
+
+
+def run_prune(params, profile, check_mode=False, log=None):
+    """Return the result dict; raise PgtidyError subclasses for anything that stops the run early.
+
+    Order matters: every option is validated before the lockfile is taken and before the
+    database is touched, so a bad request changes nothing.
+    """
+    started = time.monotonic()
+    schema = params.get("schema") or "public"
+    plan = profile.validate_options(params)
+    budget = Budget.from_params(params)
+    if params.get("lock_wait") is not None and params["lock_wait"] < 0:
+        raise InvalidRequest("lock_wait must be 0 or more seconds")
+    lockfile = LockFile(params.get("lock_file") or "/run/lock/pgtidy.lock", params.get("lock_wait", 300),
+                        job="%s_prune" % profile.name)
+    with lockfile:
+        conn = connect(params)
+        try:
+            facts = server_facts(conn)
+            profile.check_schema(conn, schema)
+            if facts["in_recovery"]:
+                raise PgtidyError("the server is a standby (in recovery): prune the primary instead")
+            with AdvisoryLock(conn):
+                before = profile.table_rows(conn, schema)
+                rules = profile.build_rules(plan, schema, conn)
+                engine = DeleteEngine(conn, schema, budget, check_mode=check_mode, log=log)
+                result = engine.run(rules)
+                profile.extra_steps(conn, schema, plan, check_mode, result)
+                if check_mode:
+                    after = dict(before)
+                    for handler in result["handlers"].values():
+                        after[handler["table"]] = after.get(handler["table"], 0) - handler["deleted"]
+                elif conn.closed or conn.broken:
+                    after = dict(before)
+                else:
+                    after = profile.table_rows(conn, schema)
+        finally:
+            conn.close()
+    result.update({
+        "changed": result["deleted_total"] > 0 or bool(result.get("extra_changed")),
+        "check_mode": check_mode,
+        "database": facts["database"],
+        "schema": schema,
+        "profile": profile.name,
+        "server_version_num": facts["server_version_num"],
+        "rows_before": before,
+        "rows_after": after,
+        "lock_waited_s": lockfile.waited_s,
+        "duration_s": round(time.monotonic() - started, 3),
+        "retention": plan,
+    })
+    return result

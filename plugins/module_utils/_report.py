@@ -1,0 +1,125 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, pgtidy contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Reports every module can leave behind: a JSON report and Prometheus textfile metrics.
+
+Both are written atomically (temporary file in the same directory, then rename) so that a
+reader such as node_exporter's textfile collector never sees half a file.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import tempfile
+import time
+
+REPORT_ARGUMENT_SPEC = dict(
+    report_file=dict(type="path"),
+    metrics_file=dict(type="path"),
+)
+
+_METRIC_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
+_LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+
+
+def write_atomic(path, text, mode=0o644):
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), dir=directory)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write_json_report(path, result):
+    write_atomic(path, json.dumps(result, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def _escape_label(value):
+    return str(value).replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _format_value(value):
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    value = float(value)
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    if value == int(value) and abs(value) < 1e15:
+        return str(int(value))
+    return repr(value)
+
+
+class Metrics:
+    """Collects gauges (name, help, labelled samples) and renders the text exposition format."""
+
+    def __init__(self, prefix="pgtidy"):
+        self.prefix = prefix
+        self._families = {}
+
+    def gauge(self, name, help_text, value, **labels):
+        if value is None:
+            return
+        full = "%s_%s" % (self.prefix, name)
+        if not _METRIC_NAME.match(full):
+            raise ValueError("bad metric name %r" % full)
+        for key in labels:
+            if not _LABEL_NAME.match(key):
+                raise ValueError("bad label name %r" % key)
+        family = self._families.setdefault(full, {"help": help_text, "samples": []})
+        family["samples"].append((tuple(sorted(labels.items())), value))
+
+    def render(self):
+        lines = []
+        for name in sorted(self._families):
+            family = self._families[name]
+            lines.append("# HELP %s %s" % (name, family["help"].replace("\\", "\\\\").replace("\n", " ")))
+            lines.append("# TYPE %s gauge" % name)
+            for labels, value in family["samples"]:
+                if labels:
+                    text = ",".join('%s="%s"' % (k, _escape_label(v)) for k, v in labels)
+                    lines.append("%s{%s} %s" % (name, text, _format_value(value)))
+                else:
+                    lines.append("%s %s" % (name, _format_value(value)))
+        return "\n".join(lines) + "\n"
+
+    def write(self, path):
+        write_atomic(path, self.render())
+
+
+def prune_metrics(result, job, database):
+    """Metrics for a prune result (dagster_prune / prefect_prune)."""
+    m = Metrics()
+    base = {"job": job, "database": database}
+    ok = not result.get("failed")
+    m.gauge("run_success", "1 if the last run succeeded, 0 if it failed.", ok, **base)
+    m.gauge("run_timestamp_seconds", "Unix time the last run finished.", time.time(), **base)
+    if ok and not result.get("check_mode"):
+        m.gauge("last_success_timestamp_seconds", "Unix time of the last successful run.", time.time(), **base)
+    m.gauge("run_duration_seconds", "Duration of the last run.", result.get("duration_s", 0), **base)
+    m.gauge("run_capped", "1 if a budget stopped the last run early.", bool(result.get("capped")), **base)
+    m.gauge("run_wal_bytes", "WAL written during the last run.", result.get("wal_bytes", 0), **base)
+    for name, handler in sorted((result.get("handlers") or {}).items()):
+        labels = dict(base, handler=name, table=handler.get("table", ""))
+        m.gauge("rows_pruned", "Rows deleted (or, in check mode, that would be) by handler in the last run.",
+                handler.get("deleted", 0), **labels)
+        m.gauge("rows_remaining", "Estimated rows still past retention after the last run.",
+                handler.get("remaining", 0), **labels)
+        m.gauge("handler_duration_seconds", "Time spent by handler in the last run.",
+                handler.get("duration_s", 0), **labels)
+        m.gauge("handler_failed", "1 if the handler failed in the last run.",
+                handler.get("status") == "failed", **labels)
+    return m

@@ -1,0 +1,215 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, pgtidy contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+module: dagster_prune
+short_description: Prune Dagster metadata the UI does not need, in capped short transactions
+version_added: 0.1.0
+description:
+  - Deletes, from a Dagster metadata database on PostgreSQL, only rows on an explicit allow-list past their
+    retention; runs, run tags, asset materializations and observations, asset checks, step and run events,
+    asset keys, instigators, cursors and backfills are never touched.
+  - Python log lines (C(dagster_event_type IS NULL)) by level, each with its own retention; ERROR and CRITICAL
+    lines are always kept.
+  - Framework noise event types (HANDLED_OUTPUT, LOADED_INPUT, ENGINE_EVENT, STEP_INPUT, RESOURCE_INIT_STARTED,
+    RESOURCE_INIT_SUCCESS, STEP_WORKER_STARTING, STEP_WORKER_STARTED) older than O(event_retention_days).
+  - ASSET_MATERIALIZATION_PLANNED rows only where the same asset partition has both a later planned event and a
+    later materialization, so failed / in-progress partition status and the latest planned run cannot change.
+    STEP_OUTPUT is always kept (re-execution from failure reads it).
+  - Schedule, sensor and auto-materialize ticks past a retention per tick status, with the semantics of the
+    C(retention:) block of C(dagster.yaml), without the daemon.
+  - Rows of runs that are not finished (anything but SUCCESS, FAILURE, CANCELED) are never deleted.
+  - Each DELETE removes at most O(batch_size) rows chosen along an index range; the run stops early at O(max_rows),
+    O(max_duration) or O(max_wal_bytes) and reports C(capped=true); the next run continues.
+author:
+  - pgtidy contributors
+options:
+  schema:
+    description: Schema holding the Dagster tables (for schema-qualified installs).
+    type: str
+    default: public
+  log_retention_days:
+    description:
+      - Days to keep Python log lines per level. Keys V(debug), V(info), V(warning); V(-1) keeps that level.
+      - ERROR and CRITICAL lines are always kept; naming them is an error.
+    type: dict
+    default: {debug: 7, info: 30, warning: 90}
+  event_retention_days:
+    description: Days to keep the framework noise event types; V(-1) keeps them all.
+    type: int
+    default: 30
+  event_types:
+    description:
+      - Noise event types to prune. Defaults to the whole allow-list. Naming a protected or unknown type fails before
+        anything is deleted.
+    type: list
+    elements: str
+  prune_superseded_planned:
+    description: Prune ASSET_MATERIALIZATION_PLANNED rows superseded by a later plan and a later materialization.
+    type: bool
+    default: true
+  tick_retention_days:
+    description:
+      - Days to keep ticks per instigator type (V(schedule), V(sensor), V(auto_materialize)) and status (V(skipped),
+        V(success), V(failure), V(started)), as in C(dagster.yaml)'s C(retention.<type>.purge_after_days); a number
+        applies to every status; V(-1) keeps. Unset entries use Dagster's defaults (sensor and auto-materialize
+        SKIPPED ticks 7 days, everything else kept).
+    type: dict
+    default: {}
+extends_documentation_fragment:
+  - pgtidy.maintenance._common
+  - pgtidy.maintenance._common.LOCK
+  - pgtidy.maintenance._common.BUDGET
+  - pgtidy.maintenance._common.REPORT
+  - pgtidy.maintenance._common.ATTRIBUTES
+'''
+
+EXAMPLES = r'''
+- name: Prune a Dagster database with the default retention
+  pgtidy.maintenance.dagster_prune:
+    login_host: db.internal
+    login_user: dagster
+    login_password: "{{ vault_dagster_db_password }}"
+    login_db: dagster
+
+- name: Aggressive retention, small transactions, a WAL budget for a busy primary
+  pgtidy.maintenance.dagster_prune:
+    login_db: dagster
+    schema: dagster
+    log_retention_days: {debug: 3, info: 14, warning: 60}
+    event_retention_days: 14
+    tick_retention_days:
+      schedule: {skipped: 30}
+      sensor: {skipped: 3, failure: 30}
+    batch_size: 2000
+    max_rows: 500000
+    max_wal_bytes: 512MiB
+    batch_pause: 0.05
+    metrics_file: /var/lib/node_exporter/textfile/pgtidy_dagster.prom
+
+- name: See what would go (nothing is deleted)
+  pgtidy.maintenance.dagster_prune:
+    login_db: dagster
+  check_mode: true
+  diff: true
+  register: plan
+'''
+
+RETURN = r'''
+changed:
+  description: Whether rows were deleted (in check mode, whether rows would be).
+  returned: always
+  type: bool
+  sample: true
+deleted_total:
+  description: Rows deleted by all handlers (in check mode, rows that would be deleted).
+  returned: success
+  type: int
+  sample: 120000
+remaining_total:
+  description: Rows still past retention when a budget stopped the run (sum of the handlers' estimates).
+  returned: success
+  type: int
+  sample: 0
+capped:
+  description: Whether a budget stopped the run before every handler finished; the next run continues.
+  returned: success
+  type: bool
+  sample: false
+capped_by:
+  description: The budget that stopped the run (V(max_rows), V(max_duration), V(max_wal_bytes)), or null.
+  returned: success
+  type: str
+  sample: max_rows
+handlers:
+  description:
+    - Per handler (one rule under the run's budgets) the rows deleted, the C(remaining) estimate, C(capped),
+      C(duration_s), C(wal_bytes), C(batches), C(longest_batch_s), C(status) (V(ok) or V(failed)) and C(error).
+  returned: success
+  type: dict
+  sample: {"python_logs_debug": {"table": "event_logs", "deleted": 5000, "remaining": 0, "capped": false,
+           "duration_s": 0.21, "wal_bytes": 812000, "batches": 2, "longest_batch_s": 0.15, "status": "ok", "error": ""}}
+failed_handlers:
+  description: Handlers that failed; the others still ran.
+  returned: success
+  type: list
+  elements: str
+  sample: []
+wal_bytes:
+  description: WAL written on the server during the run (includes other sessions' writes).
+  returned: success
+  type: int
+  sample: 5242880
+duration_s:
+  description: Seconds the run took, including waiting for the lockfile.
+  returned: success
+  type: float
+  sample: 3.2
+rows_before:
+  description: Rows per table before the run (exact below one million rows, else the planner's estimate).
+  returned: success
+  type: dict
+  sample: {"event_logs": 250000, "job_ticks": 4000}
+rows_after:
+  description: Rows per table after the run (in check mode, the prediction).
+  returned: success
+  type: dict
+  sample: {"event_logs": 130000, "job_ticks": 3100}
+retention:
+  description: The retention plan that was applied, after validation and defaults.
+  returned: success
+  type: dict
+  sample: {"event_retention_days": 30}
+budget:
+  description: The budgets in force.
+  returned: success
+  type: dict
+  sample: {"batch_size": 5000, "max_rows": 1000000}
+database:
+  description: The database that was pruned.
+  returned: success
+  type: str
+  sample: dagster
+error_kind:
+  description: On failure, what went wrong (V(connection_failed), V(schema_mismatch), V(invalid_request), V(busy)).
+  returned: failure
+  type: str
+  sample: busy
+'''
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._batches import BUDGET_ARGUMENT_SPEC
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._dagster import DagsterProfile
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._lock import LOCK_ARGUMENT_SPEC
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._module_support import (
+    argument_spec, require_psycopg, run_guarded)
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._prune import PRUNE_ARGUMENT_SPEC, run_prune
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._report import prune_metrics
+
+
+def main():
+    spec = argument_spec(
+        LOCK_ARGUMENT_SPEC, BUDGET_ARGUMENT_SPEC, PRUNE_ARGUMENT_SPEC,
+        log_retention_days=dict(type="dict", default={"debug": 7, "info": 30, "warning": 90}),
+        event_retention_days=dict(type="int", default=30),
+        event_types=dict(type="list", elements="str"),
+        prune_superseded_planned=dict(type="bool", default=True),
+        tick_retention_days=dict(type="dict", default={}),
+    )
+    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
+    require_psycopg(module, missing_required_lib)
+    result = run_guarded(
+        module, lambda: run_prune(module.params, DagsterProfile(), check_mode=module.check_mode, log=module.debug),
+        metrics_for=lambda r: prune_metrics(r, "dagster_prune", module.params.get("login_db") or "postgres"))
+    if module._diff:
+        result["diff"] = {"before": {"rows": result["rows_before"]}, "after": {"rows": result["rows_after"]}}
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

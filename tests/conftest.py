@@ -1,0 +1,139 @@
+"""Shared fixtures: a real PostgreSQL cluster, connection parameters, and real ansible-playbook runs."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import textwrap
+import uuid
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+
+from pgserver import PgServer  # noqa: E402
+
+
+def _collections_root():
+    """The collection must sit at ansible_collections/pgtidy/maintenance for imports and FQCNs."""
+    root = os.path.join(tempfile.gettempdir(), "pgtidy-collections-%d" % os.getpid())
+    target = os.path.join(root, "ansible_collections", "pgtidy")
+    os.makedirs(target, exist_ok=True)
+    link = os.path.join(target, "maintenance")
+    if not os.path.islink(link):
+        os.symlink(ROOT, link)
+    return root
+
+
+COLLECTIONS_ROOT = _collections_root()
+sys.path.insert(0, COLLECTIONS_ROOT)
+
+
+@pytest.fixture(scope="session")
+def pg():
+    """One cluster for the session; tests create their own databases in it."""
+    server = PgServer(settings={"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off",
+                                "max_connections": "200"}).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def fresh_db(pg):
+    """An empty database, dropped afterwards."""
+    name = "t_" + uuid.uuid4().hex[:10]
+    pg.create_db(name)
+    yield name
+    pg.psql('DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % name)
+
+
+@pytest.fixture
+def lock_file(tmp_path):
+    return str(tmp_path / "pgtidy.lock")
+
+
+def conn_params(pg, db, **extra):
+    """Module parameters (community.postgresql names) for the test cluster."""
+    params = {"login_host": "127.0.0.1", "login_port": pg.port, "login_user": "postgres",
+              "login_password": pg.password or "", "login_db": db, "ssl_mode": "disable",
+              "lock_wait": 5}
+    params.update(extra)
+    return params
+
+
+class PlaybookRunner:
+    """Runs real ansible-playbook against localhost with this collection on the collections path."""
+
+    def __init__(self, tmpdir):
+        self.tmpdir = tmpdir
+
+    def env(self):
+        env = dict(os.environ)
+        env.update({
+            "ANSIBLE_COLLECTIONS_PATH": COLLECTIONS_ROOT,
+            "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json",
+            "ANSIBLE_LOCALHOST_WARNING": "false",
+            "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false",
+            "ANSIBLE_PYTHON_INTERPRETER": sys.executable,
+            "ANSIBLE_NOCOLOR": "1",
+            "ANSIBLE_RETRY_FILES_ENABLED": "false",
+        })
+        return env
+
+    def run_playbook(self, playbook, extra_vars=None, check=False, diff=False, inventory="localhost,",
+                     extra_args=()):
+        cmd = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", inventory,
+               "-c", "local", playbook]
+        if extra_vars:
+            vars_file = os.path.join(self.tmpdir, "vars-%s.json" % uuid.uuid4().hex[:8])
+            with open(vars_file, "w") as fh:
+                json.dump(extra_vars, fh)
+            cmd += ["-e", "@" + vars_file]
+        if check:
+            cmd.append("--check")
+        if diff:
+            cmd.append("--diff")
+        cmd += list(extra_args)
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=self.env(), cwd=ROOT)
+        return proc
+
+    def run_task(self, module, args, check=False, diff=False, task_extra=None):
+        """Run one module as a task; return (rc, task_result dict, raw stdout)."""
+        task = {"name": "under test", module: args, "register": "out"}
+        task.update(task_extra or {})
+        play = [{"hosts": "localhost", "gather_facts": False, "tasks": [task]}]
+        path = os.path.join(self.tmpdir, "play-%s.json" % uuid.uuid4().hex[:8])
+        with open(path, "w") as fh:
+            json.dump(play, fh)
+        proc = self.run_playbook(path, check=check, diff=diff)
+        return proc.returncode, task_result(proc.stdout), proc.stdout + proc.stderr
+
+
+def task_result(stdout, task_name="under test"):
+    """The host result of the named task from the json callback's output."""
+    try:
+        data = json.loads(stdout[stdout.index("{"):])
+    except ValueError:
+        return {}
+    for play in data.get("plays", []):
+        for task in play.get("tasks", []):
+            if task["task"]["name"] == task_name:
+                return next(iter(task["hosts"].values()))
+    return {}
+
+
+@pytest.fixture
+def ansible(tmp_path):
+    return PlaybookRunner(str(tmp_path))
+
+
+def write(path, text):
+    with open(path, "w") as fh:
+        fh.write(textwrap.dedent(text))
+    return path

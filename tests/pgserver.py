@@ -1,0 +1,131 @@
+"""A throwaway PostgreSQL cluster for tests, benchmarks and the demo.
+
+initdb refuses to run as root, so when we are root the cluster is created and
+run as the ``postgres`` system user (Debian creates it with the server package).
+"""
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+
+
+def find_bindir(major: str | None = None) -> str:
+    env = os.environ.get("PGTIDY_PG_BINDIR")
+    if env:
+        return env
+    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(p.split("/")[-2]))
+    if major:
+        candidates = [c for c in candidates if c.split("/")[-2] == str(major)]
+    for cand in reversed(candidates):
+        if os.path.exists(os.path.join(cand, "initdb")):
+            return cand
+    found = shutil.which("initdb")
+    if found:
+        return os.path.dirname(found)
+    raise RuntimeError("PostgreSQL server binaries (initdb) not found; install postgresql-15")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class PgServer:
+    """Start with ``start()``, stop with ``stop()``; ``dsn(db)`` gives a conninfo string."""
+
+    def __init__(self, base_dir: str | None = None, port: int | None = None, settings: dict | None = None,
+                 superuser_password: str | None = None, keep: bool = False):
+        self.base = base_dir or tempfile.mkdtemp(prefix="pgtidy-pg-")
+        self.data = os.path.join(self.base, "data")
+        self.sock = os.path.join(self.base, "sock")
+        self.log = os.path.join(self.base, "server.log")
+        self.port = port or free_port()
+        self.bindir = find_bindir()
+        self.settings = settings or {}
+        self.password = superuser_password
+        self.keep = keep
+        self._run_as = None
+        if os.geteuid() == 0:
+            self._run_as = "postgres"
+
+    # -- helpers -------------------------------------------------------------
+    def _cmd(self, args: list[str], **kw) -> subprocess.CompletedProcess:
+        if self._run_as:
+            args = ["runuser", "-u", self._run_as, "--"] + args
+        return subprocess.run(args, check=True, capture_output=True, text=True, **kw)
+
+    def _chown(self, path: str) -> None:
+        if self._run_as:
+            pw = pwd.getpwnam(self._run_as)
+            for root, dirs, files in os.walk(path):
+                os.chown(root, pw.pw_uid, pw.pw_gid)
+                for f in files:
+                    os.chown(os.path.join(root, f), pw.pw_uid, pw.pw_gid)
+
+    # -- lifecycle -----------------------------------------------------------
+    def start(self) -> "PgServer":
+        os.makedirs(self.sock, exist_ok=True)
+        os.chmod(self.base, 0o755)
+        self._chown(self.base)
+        auth = ["--auth=trust"]
+        pwfile = None
+        if self.password:
+            pwfile = os.path.join(self.base, "pw")
+            with open(pwfile, "w") as fh:
+                fh.write(self.password)
+            self._chown(self.base)
+            auth = ["--auth-local=trust", "--auth-host=scram-sha-256", "--pwfile", pwfile]
+        self._cmd([os.path.join(self.bindir, "initdb"), "-D", self.data, "-U", "postgres", "-E", "UTF8",
+                   "--locale=C.UTF-8", "--no-sync"] + auth)
+        if pwfile:
+            os.unlink(pwfile)
+        opts = [f"-p {self.port}", f"-k {self.sock}", "-c listen_addresses=127.0.0.1"]
+        for key, value in self.settings.items():
+            opts.append(f"-c {key}={value}")
+        self._cmd([os.path.join(self.bindir, "pg_ctl"), "-D", self.data, "-l", self.log, "-w", "-t", "60",
+                   "-o", " ".join(opts), "start"])
+        return self
+
+    def stop(self) -> None:
+        with contextlib.suppress(subprocess.CalledProcessError, FileNotFoundError):
+            self._cmd([os.path.join(self.bindir, "pg_ctl"), "-D", self.data, "-m", "fast", "-w", "stop"])
+        if not self.keep:
+            shutil.rmtree(self.base, ignore_errors=True)
+
+    def psql(self, sql: str, db: str = "postgres") -> str:
+        out = subprocess.run([os.path.join(self.bindir, "psql"), "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1",
+                              "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-d", db, "-c", sql],
+                             check=True, capture_output=True, text=True,
+                             env=dict(os.environ, PGPASSWORD=self.password or ""))
+        return out.stdout.strip()
+
+    def create_db(self, name: str) -> None:
+        self.psql(f'CREATE DATABASE "{name}"')
+
+    def dsn(self, db: str = "postgres") -> str:
+        pw = f" password={self.password}" if self.password else ""
+        return f"host=127.0.0.1 port={self.port} user=postgres dbname={db}{pw}"
+
+    def url(self, db: str = "postgres", driver: str = "postgresql") -> str:
+        pw = f":{self.password}" if self.password else ""
+        return f"{driver}://postgres{pw}@127.0.0.1:{self.port}/{db}"
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+if __name__ == "__main__":
+    with PgServer() as pg:
+        print(pg.psql("select version()"))
+        time.sleep(0.1)
