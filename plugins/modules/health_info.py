@@ -1,0 +1,334 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, pgtidy contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+module: health_info
+short_description: Health facts and red flags of an orchestrator's PostgreSQL database, read-only
+version_added: 0.1.0
+description:
+  - Gathers, with reads only, what an operator needs to see growth and trouble before the disk fills, and never
+    changes the database. The result is always C(changed=false).
+  - Database size; per table the total, table, index and TOAST size, live and dead tuples, dead-tuple ratio, last
+    (auto)vacuum and (auto)analyze, HOT-update ratio and sequential versus index scans; indexes by size with their
+    scan counts.
+  - The orchestrator it recognises (Dagster by C(event_logs), C(runs), C(job_ticks); Prefect by C(flow_run), C(log),
+    C(events); otherwise C(unknown)) with row counts of its heavy tables by category and what the current retention
+    would prune. Dagster C(event_logs) is broken down by event type and Python log level with the oldest and newest
+    timestamps; below O(exact_count_limit) rows the counts are exact, above it they are the planner's estimates
+    (types found through the C((dagster_event_type, id)) index) and the result says so.
+  - Connections by state against C(max_connections), the oldest open transaction, sessions idle in transaction,
+    prepared transactions, transaction-ID age against the wraparound limit, replication slots and the WAL they
+    hold, and the size of C(pg_wal).
+  - Free and used space of the data directory when the server runs on this host (or of O(disk_path)), and with a
+    O(history_file) the growth per day and the days until the disk is full.
+  - C(findings), red flags with a severity and a one-line recommendation, and C(summary_lines), a fixed-width
+    table for people.
+  - An unreachable server is reported as data (C(available=false) and C(reason)), as
+    C(community.postgresql.postgresql_ping) does, unless O(fail_on_unavailable=true).
+author:
+  - pgtidy contributors
+options:
+  schema:
+    description: Schema holding the orchestrator's tables.
+    type: str
+    default: public
+  profile:
+    description: Orchestrator profile; V(auto) recognises it by its tables, V(none) skips the orchestrator facts.
+    type: str
+    default: auto
+    choices: [ auto, dagster, prefect, none ]
+  fail_on_unavailable:
+    description: Fail the task when the server cannot be reached, instead of returning C(available=false).
+    type: bool
+    default: false
+  disk_path:
+    description:
+      - Path on this host whose filesystem holds the database (for example a mount of the server's volume).
+      - Without it the data directory is measured when the server is local (Unix socket or a loopback address and the
+        directory exists here); otherwise disk facts are C(available=false) with the reason.
+    type: path
+  history_file:
+    description:
+      - JSON file on this host where each run appends a sample (time, database size, disk used and free). With two or
+        more samples over at least an hour the result has the growth per day and the days until the disk is full
+        (least squares over the last seven days).
+      - Written in check mode too; it is a local record of this check, not a change to the database.
+    type: path
+  history_days:
+    description: Days of samples kept in O(history_file).
+    type: int
+    default: 30
+  top_tables:
+    description: How many of the largest tables C(tables) lists (red flags consider every table).
+    type: int
+    default: 20
+  top_indexes:
+    description: How many of the largest indexes C(indexes) lists.
+    type: int
+    default: 20
+  exact_count_limit:
+    description:
+      - Tables with more rows than this (by the planner's estimate) are not counted row by row; their numbers are the
+        planner's estimates and are marked C(exact=false).
+    type: int
+    default: 1000000
+  thresholds:
+    description:
+      - Overrides of the red-flag thresholds, by name. Defaults follow the Prefect database maintenance guide
+        (disk > 80%, dead tuples > 50% / > 100% of live ones, autovacuum not run for 24 hours on an active table).
+      - Known names and defaults are returned as C(thresholds), for example V(disk_used_warning_percent=80),
+        V(disk_used_critical_percent=90), V(dead_ratio_warning_percent=50), V(dead_ratio_critical_percent=100),
+        V(min_dead_tuples=1000), V(autovacuum_stale_hours=24), V(connections_warning_percent=80),
+        V(connections_critical_percent=90), V(long_transaction_warning_seconds=300),
+        V(long_transaction_critical_seconds=3600), V(idle_in_transaction_warning_seconds=60),
+        V(xid_age_warning_percent=50), V(xid_age_critical_percent=75),
+        V(slot_retained_wal_critical_bytes=1073741824), V(hot_table_min_updates=10000),
+        V(hot_table_updates_per_row=10), V(unused_index_min_bytes=10485760), V(days_until_full_warning=30),
+        V(days_until_full_critical=7).
+    type: dict
+    default: {}
+  dagster_retention:
+    description:
+      - The retention the Dagster prune runs with, keyed as the options of M(pgtidy.maintenance.dagster_prune)
+        (C(log_retention_days), C(event_retention_days), C(event_types), C(prune_superseded_planned),
+        C(tick_retention_days), C(batch_size), C(max_rows)); defaults are that module's defaults.
+      - The prediction is that module's own check-mode prediction, so it matches what its next run deletes.
+    type: dict
+    default: {}
+  prefect_retention:
+    description:
+      - The Prefect retention to preview, in days; C(events_retention_days) (default 7, Prefect's
+        C(PREFECT_EVENTS_RETENTION_PERIOD)) and C(flow_run_retention_days) (terminal top-level flow runs; not
+        previewed unless set, as Prefect's flow-run vacuum is off by default).
+    type: dict
+    default: {}
+extends_documentation_fragment:
+  - pgtidy.maintenance._common
+  - pgtidy.maintenance._common.REPORT
+attributes:
+  check_mode:
+    support: full
+    description: The module only reads; check mode returns the same facts.
+  diff_mode:
+    support: none
+  action_group:
+    support: full
+    membership: [ pgtidy.maintenance.all ]
+    description: Use C(group/pgtidy.maintenance.all) in C(module_defaults) to set connection options once.
+notes:
+  - Takes no lockfile and no advisory lock, so a running backup or prune never delays it.
+  - Sessions of other roles show their state only to superusers and members of C(pg_read_all_stats);
+    C(pg_ls_waldir()) needs C(pg_monitor) and the data directory C(pg_read_all_settings). A section the role cannot
+    read is reported in C(notes) and left null; everything else is still gathered.
+  - Query texts of other sessions are not returned (they can hold secrets); C(pid), user, application and ages are.
+'''
+
+EXAMPLES = r'''
+- name: Health of the Dagster database, with metrics for node_exporter
+  pgtidy.maintenance.health_info:
+    login_host: db.internal
+    login_user: monitor
+    login_password: "{{ vault_monitor_password }}"
+    login_db: dagster
+    history_file: /var/lib/pgtidy/health-history.json
+    metrics_file: /var/lib/node_exporter/textfile/pgtidy_health.prom
+    report_file: /var/lib/pgtidy/health.json
+    disk_path: /mnt/pgdata
+  register: health
+
+- name: Print the summary
+  ansible.builtin.debug:
+    msg: "{{ health.summary_lines }}"
+
+- name: Fail when anything is critical
+  ansible.builtin.assert:
+    that: health.findings_by_severity.critical == 0
+    fail_msg: "{{ health.findings | selectattr('severity', 'equalto', 'critical') | map(attribute='message') }}"
+
+- name: Stricter thresholds and the retention the prune job uses
+  pgtidy.maintenance.health_info:
+    login_db: dagster
+    thresholds:
+      disk_used_warning_percent: 70
+      idle_in_transaction_warning_seconds: 30
+    dagster_retention:
+      log_retention_days: {debug: 3, info: 14, warning: 60}
+      event_retention_days: 14
+'''
+
+RETURN = r'''
+changed:
+  description: Always false; the module only reads.
+  returned: always
+  type: bool
+  sample: false
+available:
+  description: Whether the server answered. When false, C(reason) says why and only the findings are returned.
+  returned: always
+  type: bool
+  sample: true
+reason:
+  description: Why the server could not be reached (the password never appears).
+  returned: when available is false
+  type: str
+  sample: 'cannot connect to PostgreSQL as postgres@db.internal:5432/dagster: connection refused'
+check_mode:
+  description: Whether the module ran in check mode (the facts are the same).
+  returned: always
+  type: bool
+  sample: false
+database:
+  description: The database and server settings the checks use.
+  returned: when available
+  type: dict
+  sample: {"name": "dagster", "size_bytes": 5368709120, "server_version": "15.8", "max_connections": 100,
+           "autovacuum": true, "in_recovery": false, "stats_reset": null}
+tables:
+  description:
+    - The largest O(top_tables) tables with C(total_bytes), C(table_bytes), C(index_bytes), C(toast_bytes),
+      C(live_tuples), C(dead_tuples), C(dead_ratio_percent), C(hot_update_percent), C(seq_scan), C(idx_scan),
+      C(seq_scan_percent), C(last_vacuum), C(last_autovacuum), C(last_analyze), C(last_autoanalyze),
+      C(autovacuum_enabled), C(fillfactor), C(autovacuum_trigger_dead_tuples) and the table's storage C(options).
+  returned: when available
+  type: list
+  elements: dict
+  sample: [{"schema": "public", "name": "event_logs", "total_bytes": 4294967296, "dead_ratio_percent": 3.2,
+            "hot_update_percent": null, "seq_scan": 12, "idx_scan": 90210}]
+table_count:
+  description: Number of user tables in the database.
+  returned: when available
+  type: int
+  sample: 22
+indexes:
+  description: The largest O(top_indexes) indexes with C(size_bytes), C(scans), C(is_unique), C(is_primary), C(is_valid).
+  returned: when available
+  type: list
+  elements: dict
+  sample: [{"schema": "public", "table": "event_logs", "name": "idx_step_key", "size_bytes": 734003200, "scans": 0}]
+connections:
+  description:
+    - Client connections C(by_state), C(total), C(max_connections), C(used_percent), the C(oldest_transaction)
+      (pid, user, application, state, age) and the sessions C(idle_in_transaction), and C(prepared_transactions).
+  returned: when available
+  type: dict
+  sample: {"total": 12, "by_state": {"active": 2, "idle": 9, "idle in transaction": 1}, "max_connections": 100,
+           "used_percent": 12.0, "oldest_transaction": {"pid": 4242, "age_seconds": 612.5}, "idle_in_transaction": []}
+xid:
+  description: Transaction-ID age of the oldest database (C(max_age)) against the wraparound limit.
+  returned: when available
+  type: dict
+  sample: {"max_age": 201000000, "max_age_database": "dagster", "wraparound_percent": 9.36,
+           "autovacuum_freeze_max_age": 200000000}
+replication_slots:
+  description: Replication slots with C(active), C(wal_status) and the WAL each holds (C(retained_wal_bytes)).
+  returned: when available
+  type: list
+  elements: dict
+  sample: [{"name": "old_replica", "type": "physical", "active": false, "wal_status": "extended",
+            "retained_wal_bytes": 21474836480}]
+wal:
+  description: Size and number of files of C(pg_wal), C(wal_level), C(max_wal_size), C(max_slot_wal_keep_size).
+  returned: when available and readable
+  type: dict
+  sample: {"size_bytes": 1073741824, "files": 64, "wal_level": "replica"}
+disk:
+  description: Filesystem of the data directory or O(disk_path); C(available=false) with a C(reason) when not local.
+  returned: when available
+  type: dict
+  sample: {"available": true, "path": "/var/lib/postgresql/15/main", "total_bytes": 107374182400,
+           "used_bytes": 85899345920, "free_bytes": 21474836480, "used_percent": 80.0}
+growth:
+  description: From O(history_file), C(database_bytes_per_day), C(disk_bytes_per_day), C(days_until_full), C(samples).
+  returned: when history_file is set
+  type: dict
+  sample: {"samples": 14, "database_bytes_per_day": 52428800.0, "disk_bytes_per_day": 60000000.0,
+           "days_until_full": 357.9}
+profile:
+  description: The orchestrator recognised, V(dagster), V(prefect) or V(unknown).
+  returned: when available
+  type: str
+  sample: dagster
+orchestrator:
+  description:
+    - For Dagster C(event_logs) (C(rows), C(exact), C(method), C(by_event_type) with rows and oldest / newest,
+      C(log_lines_by_level)), C(runs) and C(job_ticks) by status, and C(retention) (what the next prune run deletes,
+      per handler, and what is left after it).
+    - For Prefect C(events) by event, C(log) by level, C(flow_run) by state type, and C(retention).
+  returned: when a profile is recognised
+  type: dict
+  sample: {"event_logs": {"rows": 250000, "exact": true, "by_event_type": {"LOG": {"rows": 120000,
+           "oldest": "2025-01-02T03:04:05", "newest": "2025-06-01T00:00:00"}}, "log_lines_by_level": {"DEBUG": 90000}},
+           "retention": {"next_run_rows": 80000, "rows_left_after_next_run": 0, "next_run_capped": false}}
+findings:
+  description: Red flags, most severe first, each with C(severity) (critical, warning, info), C(check), C(object),
+    C(message), C(recommendation), C(value) and C(threshold).
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"severity": "critical", "check": "dead_tuples", "object": "public.job_executions",
+            "message": "48211 dead tuples, 4821% of 1000 live", "recommendation": "VACUUM (ANALYZE) public.job_executions",
+            "value": 4821.1, "threshold": 50}]
+findings_by_severity:
+  description: Number of findings per severity.
+  returned: always
+  type: dict
+  sample: {"critical": 1, "warning": 2, "info": 0}
+summary_lines:
+  description: A readable fixed-width summary (sizes, top tables, orchestrator categories, findings), one string a line.
+  returned: always
+  type: list
+  elements: str
+  sample: ["pgtidy health: dagster (dagster profile), PostgreSQL 15.8", "  database 5.0 GB | disk 80% used, 20.0 GB free"]
+thresholds:
+  description: The thresholds in force after O(thresholds) overrides.
+  returned: when available
+  type: dict
+  sample: {"disk_used_warning_percent": 80, "dead_ratio_warning_percent": 50}
+notes:
+  description: Sections that could not be read (for example for lack of privileges) and why.
+  returned: when available
+  type: list
+  elements: str
+  sample: ["wal: permission denied for function pg_ls_waldir"]
+schema:
+  description: The schema the orchestrator tables were looked for in.
+  returned: when available
+  type: str
+  sample: public
+duration_s:
+  description: Seconds the checks took.
+  returned: always
+  type: float
+  sample: 0.42
+error_kind:
+  description: On failure, what went wrong (V(connection_failed) with O(fail_on_unavailable), V(invalid_request)).
+  returned: failure
+  type: str
+  sample: connection_failed
+'''
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._health import (
+    HEALTH_ARGUMENT_SPEC, health_metrics, run_health)
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._module_support import (
+    argument_spec, require_psycopg, run_guarded)
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(HEALTH_ARGUMENT_SPEC), supports_check_mode=True)
+    require_psycopg(module, missing_required_lib)
+    result = run_guarded(
+        module, lambda: run_health(module.params, check_mode=module.check_mode),
+        metrics_for=lambda r: health_metrics(r, "health_info", module.params.get("login_db") or "postgres"))
+    for note in result.get("notes") or []:
+        module.warn(note)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
