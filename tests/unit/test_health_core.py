@@ -1,0 +1,93 @@
+"""Pure parts of the health core: option checks, the disk history and its growth rate, metrics of a down server."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from ansible_collections.pgtidy.maintenance.plugins.module_utils import _health
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._errors import ConnectionFailed, InvalidRequest
+
+DAY = 86400.0
+
+
+@pytest.mark.parametrize("params,needle", [
+    ({"thresholds": {"disk_used_percent": 80}}, "unknown threshold"),
+    ({"thresholds": {"disk_used_warning_percent": -1}}, "must be a number"),
+    ({"thresholds": {"disk_used_warning_percent": True}}, "must be a number"),
+    ({"top_tables": 0}, "top_tables"),
+    ({"exact_count_limit": -5}, "exact_count_limit"),
+    ({"dagster_retention": {"retention": 3}}, "unknown key"),
+    ({"dagster_retention": {"event_types": ["STEP_OUTPUT"]}}, "protected"),
+    ({"dagster_retention": {"max_rows": -1}}, "max_rows"),
+    ({"prefect_retention": {"events_retention_days": 0}}, "events_retention_days"),
+])
+def test_bad_options_are_refused_before_connecting(params, needle):
+    with pytest.raises(InvalidRequest) as err:
+        _health.validate_options(params)
+    assert needle in err.value.message
+
+
+def test_threshold_overrides_and_defaults():
+    thresholds, (plan, budget) = _health.validate_options(
+        {"thresholds": {"disk_used_warning_percent": 70}, "dagster_retention": {"event_retention_days": 14,
+                                                                                 "max_rows": 1000}})
+    assert thresholds["disk_used_warning_percent"] == 70
+    assert thresholds["dead_ratio_critical_percent"] == 100
+    assert plan["event_retention_days"] == 14
+    assert budget.max_rows == 1000
+
+
+def test_growth_is_the_least_squares_slope_per_day():
+    samples = [{"ts": 1000 + i * DAY / 4, "disk_used_bytes": 5000 + i * 250} for i in range(9)]
+    assert _health.growth_per_day(samples, "disk_used_bytes") == pytest.approx(1000.0)
+
+
+def test_growth_needs_two_samples_an_hour_apart_within_the_window():
+    assert _health.growth_per_day([{"ts": 0, "x": 1}], "x") is None
+    assert _health.growth_per_day([{"ts": 0, "x": 1}, {"ts": 600, "x": 5}], "x") is None
+    old_and_new = [{"ts": 0, "x": 1}, {"ts": 30 * DAY, "x": 5}]
+    assert _health.growth_per_day(old_and_new, "x") is None
+
+
+def test_days_until_full_from_history():
+    samples = [{"ts": 0, "disk_used_bytes": 0}, {"ts": DAY, "disk_used_bytes": 10 * 2 ** 30}]
+    growth = _health.growth_facts(samples, {"available": True, "free_bytes": 50 * 2 ** 30})
+    assert growth["days_until_full"] == 5.0
+    shrinking = [{"ts": 0, "disk_used_bytes": 100}, {"ts": DAY, "disk_used_bytes": 50}]
+    growth = _health.growth_facts(shrinking, {"available": True, "free_bytes": 1})
+    assert growth["days_until_full"] is None and growth["reason"] == "disk usage is not growing"
+
+
+def test_history_file_keeps_recent_samples_and_survives_garbage(tmp_path):
+    path = tmp_path / "h.json"
+    path.write_text("not json")
+    assert _health.load_history(str(path)) == []
+    now = 100 * DAY
+    _health.update_history(str(path), {"ts": now - 40 * DAY, "disk_used_bytes": 1}, keep_days=30, now=now - 40 * DAY)
+    samples = _health.update_history(str(path), {"ts": now, "disk_used_bytes": 2}, keep_days=30, now=now)
+    assert samples == [{"ts": now, "disk_used_bytes": 2}]
+    assert json.loads(path.read_text())["samples"] == samples
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
+
+
+def test_unavailable_result_has_metrics_and_summary():
+    params = {"login_db": "dagster", "login_password": "hunter2-secret"}
+    result = _health.unavailable_result(ConnectionFailed("cannot connect: bad password hunter2-secret"), params)
+    assert result["available"] is False and result["changed"] is False
+    assert "hunter2-secret" not in json.dumps(result)
+    families = {f.name: f for f in text_string_to_metric_families(
+        _health.health_metrics(result, database="dagster").render())}
+    up = families["pgtidy_health_up"].samples[0]
+    assert up.value == 0 and up.labels == {"job": "health_info", "database": "dagster"}
+    critical = [s for s in families["pgtidy_health_findings"].samples if s.labels["severity"] == "critical"]
+    assert critical[0].value == 1
+    assert "pgtidy_last_success_timestamp_seconds" not in families
+    assert "UNAVAILABLE" in result["summary_lines"][0]
+
+
+@pytest.mark.parametrize("value,text", [(0, "0 B"), (1023, "1023 B"), (1536, "1.5 kB"), (5 * 2 ** 30, "5.0 GB"),
+                                        (None, "-")])
+def test_human_bytes(value, text):
+    assert _health.human_bytes(value) == text
