@@ -137,3 +137,34 @@ def write(path, text):
     with open(path, "w") as fh:
         fh.write(textwrap.dedent(text))
     return path
+
+
+@pytest.fixture(scope="session")
+def dagster_template(pg, tmp_path_factory):
+    """A real Dagster metadata database with months of history, built once; tests clone it."""
+    import psycopg
+
+    import dagster_fixture
+    home = str(tmp_path_factory.mktemp("dagster-home"))
+    name = "dagster_template"
+    pg.create_db(name)
+    dagster_fixture.write_instance_yaml(home, pg.port, name)
+    dagster_fixture.migrate(home)
+    manifest = dagster_fixture.build_history(home, rounds=int(os.environ.get("PGTIDY_TEST_DAGSTER_ROUNDS", "4")))
+    with psycopg.connect(pg.dsn(name), autocommit=True) as conn:
+        dagster_fixture.backdate(conn, days=180)
+        conn.execute("VACUUM ANALYZE")
+    return {"home": home, "db": name, "manifest": manifest}
+
+
+@pytest.fixture
+def dagster_db(pg, dagster_template, tmp_path):
+    """A private copy of the Dagster database, with its own DAGSTER_HOME sharing the run storage."""
+    import dagster_fixture
+    name = "dg_" + uuid.uuid4().hex[:10]
+    pg.psql('CREATE DATABASE "%s" TEMPLATE "%s"' % (name, dagster_template["db"]))
+    home = str(tmp_path / "dagster-home")
+    dagster_fixture.write_instance_yaml(home, pg.port, name)
+    os.symlink(os.path.join(dagster_template["home"], "storage"), os.path.join(home, "storage"))
+    yield {"db": name, "home": home, "manifest": dagster_template["manifest"]}
+    pg.psql('DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % name)

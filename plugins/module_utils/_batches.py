@@ -13,6 +13,14 @@ The id where the cutoff falls is found with a binary search of primary-key probe
 each batch then walks an index range ``id > cursor AND id <= boundary``; the time column
 is still re-checked on every row, so jitter can only make us keep a row, never delete a
 newer one.
+
+Tables without an increasing key (UUID primary keys, as in Prefect) are walked instead by
+an indexed time column with the primary key as tie-breaker (``walk="time"``): each batch
+reads ``(time, id) > cursor AND time < cutoff`` in index order, so no boundary search is
+needed. Such a rule may also delete dependent rows in the same transaction (``cascade``:
+tables pointing at the deleted keys through an indexed column), cap its own batches
+(``batch_limit``), and, where no index can find its candidates, examine at most
+``scan_limit`` rows per statement (a sweep in bounded windows).
 """
 
 from __future__ import annotations
@@ -108,6 +116,25 @@ class Rule:
     time_column: str = "timestamp"
     id_column: str = "id"
     description: str = ""
+    # Additions for tables without an increasing integer key; the defaults keep the id walk.
+    walk: str = "id"                    # "id": integer key ranges; "time": (time_column, id_column) keyset
+    cascade: tuple = ()                 # ((table, column), ...) deleted with each batch, column = deleted id
+    batch_limit: int = 0                # rows per batch for this rule (0: the budget's batch_size)
+    scan_limit: int = 0                 # "time" walk: rows examined per statement (0: no window)
+    note: str = ""                      # shown in the result, e.g. why a rule sweeps
+
+
+def _epoch_like(cutoff):
+    """The time cursor before any row: the earliest datetime, naive or aware like the cutoff."""
+    if cutoff.tzinfo is None:
+        return datetime.datetime(1, 1, 1)
+    return datetime.datetime(1, 1, 1, tzinfo=datetime.timezone.utc)
+
+
+def _format_cutoff(cutoff):
+    if cutoff.tzinfo is not None:
+        cutoff = cutoff.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+    return cutoff.isoformat(sep=" ", timespec="seconds") + " UTC"
 
 
 @dataclass
@@ -125,14 +152,24 @@ class HandlerState:
     error: str = ""
     remaining: int = 0
     remaining_exact: bool = True
+    cursor_time: object = None          # "time" walk: the (time, id) keyset cursor
+    cursor_key: object = None
+    cascaded: dict = field(default_factory=dict)
+    scanned: int = 0
+
+    def __post_init__(self):
+        if self.rule.walk == "time":
+            self.cursor_time = _epoch_like(self.rule.cutoff)
+        for table, _column in self.rule.cascade:
+            self.cascaded.setdefault(table, 0)
 
     def result(self):
         status = "failed" if self.failed else "ok"
         capped = (not self.failed) and (not self.done) and self.remaining > 0
-        return {
+        out = {
             "table": self.rule.table,
             "description": self.rule.description,
-            "cutoff": self.rule.cutoff.isoformat(sep=" ", timespec="seconds") + " UTC",
+            "cutoff": _format_cutoff(self.rule.cutoff),
             "deleted": self.deleted,
             "remaining": self.remaining,
             "remaining_exact": self.remaining_exact,
@@ -144,6 +181,13 @@ class HandlerState:
             "status": status,
             "error": self.error,
         }
+        if self.rule.cascade:
+            out["cascaded"] = dict(self.cascaded)
+        if self.rule.scan_limit:
+            out["scanned"] = self.scanned
+        if self.rule.note:
+            out["note"] = self.rule.note
+        return out
 
 
 class DeleteEngine:
@@ -159,12 +203,118 @@ class DeleteEngine:
         return sql.Identifier(self.schema, rule.table)
 
     def _candidates_sql(self, rule, lower_param="cursor"):
+        if rule.walk == "time":
+            return self._time_candidates_sql(rule, lower_param)
         cond = sql.SQL("t.{id} > %({lo})s AND t.{id} <= %(boundary)s AND t.{ts} < %(cutoff)s").format(
             id=sql.Identifier(rule.id_column), ts=sql.Identifier(rule.time_column), lo=sql.SQL(lower_param))
         if rule.predicate is not None:
             cond = sql.SQL("{} AND ({})").format(cond, rule.predicate)
         return sql.SQL("SELECT t.{id} FROM {tbl} AS t WHERE {cond}").format(
             id=sql.Identifier(rule.id_column), tbl=self._table(rule), cond=cond)
+
+    def _time_range(self, rule, lower_param="cursor"):
+        """``(time, id) > cursor AND time < cutoff``, written so an index on the time column serves it."""
+        if lower_param == "zero":
+            return sql.SQL("t.{ts} < %(cutoff)s").format(ts=sql.Identifier(rule.time_column))
+        return sql.SQL(
+            "t.{ts} >= %(cursor_time)s AND (t.{ts} > %(cursor_time)s OR t.{id} > %(cursor_key)s)"
+            " AND t.{ts} < %(cutoff)s").format(ts=sql.Identifier(rule.time_column), id=sql.Identifier(rule.id_column))
+
+    def _time_candidates_sql(self, rule, lower_param="cursor"):
+        cond = self._time_range(rule, lower_param)
+        if rule.predicate is not None:
+            cond = sql.SQL("{} AND ({})").format(cond, rule.predicate)
+        return sql.SQL("SELECT t.{id}, t.{ts} FROM {tbl} AS t WHERE {cond}").format(
+            id=sql.Identifier(rule.id_column), ts=sql.Identifier(rule.time_column), tbl=self._table(rule), cond=cond)
+
+    def _time_order(self, rule, alias="t", descending=False):
+        direction = sql.SQL(" DESC" if descending else "")
+        return sql.SQL("{a}.{ts}{d}, {a}.{id}{d}").format(
+            a=sql.Identifier(alias), ts=sql.Identifier(rule.time_column), id=sql.Identifier(rule.id_column),
+            d=direction)
+
+    def time_batch_statement(self, rule):
+        """One capped DELETE along the (time, id) keyset, with the rule's dependents.
+
+        Returns: deleted count, last deleted (time, id), rows examined, last examined (time, id),
+        then one count per cascade table.
+        """
+        idc, tsc, tbl = sql.Identifier(rule.id_column), sql.Identifier(rule.time_column), self._table(rule)
+        parts = []
+        if rule.scan_limit:
+            pred = rule.predicate if rule.predicate is not None else sql.SQL("true")
+            parts.append(sql.SQL(
+                "win AS (SELECT t.{id}, t.{ts} FROM {tbl} AS t WHERE {rng} ORDER BY {order} LIMIT %(scan_limit)s)").format(
+                id=idc, ts=tsc, tbl=tbl, rng=self._time_range(rule), order=self._time_order(rule)))
+            parts.append(sql.SQL(
+                "batch AS (SELECT t.{id}, t.{ts} FROM {tbl} AS t JOIN win ON win.{id} = t.{id}"
+                " WHERE t.{ts} < %(cutoff)s AND ({pred}) ORDER BY {order} LIMIT %(limit)s FOR UPDATE OF t SKIP LOCKED)"
+            ).format(id=idc, ts=tsc, tbl=tbl, pred=pred, order=self._time_order(rule)))
+            scanned = sql.SQL("(SELECT count(*) FROM win), (SELECT {ts} FROM win ORDER BY {o} LIMIT 1),"
+                              " (SELECT {id} FROM win ORDER BY {o} LIMIT 1)").format(
+                ts=tsc, id=idc, o=self._time_order(rule, "win", descending=True))
+        else:
+            parts.append(sql.SQL("batch AS ({cands} ORDER BY {order} LIMIT %(limit)s FOR UPDATE OF t SKIP LOCKED)").format(
+                cands=self._time_candidates_sql(rule), order=self._time_order(rule)))
+            scanned = sql.SQL("NULL::bigint, NULL, NULL")
+        parts.append(sql.SQL(
+            "gone AS (DELETE FROM {tbl} AS d USING batch WHERE d.{id} = batch.{id} RETURNING d.{id}, d.{ts})").format(
+            tbl=tbl, id=idc, ts=tsc))
+        counts = []
+        for n, (dep_table, dep_column) in enumerate(rule.cascade):
+            name = sql.Identifier("dep%d" % n)
+            parts.append(sql.SQL("{name} AS (DELETE FROM {dep} AS c USING gone WHERE c.{col} = gone.{id} RETURNING 1)")
+                         .format(name=name, dep=sql.Identifier(self.schema, dep_table),
+                                 col=sql.Identifier(dep_column), id=idc))
+            counts.append(sql.SQL("(SELECT count(*) FROM {})").format(name))
+        last = self._time_order(rule, "gone", descending=True)
+        select = sql.SQL("SELECT (SELECT count(*) FROM gone), (SELECT {ts} FROM gone ORDER BY {o} LIMIT 1),"
+                         " (SELECT {id} FROM gone ORDER BY {o} LIMIT 1), {scanned}").format(
+            ts=tsc, id=idc, o=last, scanned=scanned)
+        if counts:
+            select = sql.SQL("{}, {}").format(select, sql.SQL(", ").join(counts))
+        return sql.SQL("WITH {} {}").format(sql.SQL(", ").join(parts), select)
+
+    def _count_windowed(self, state, limit):
+        """Candidates of a sweeping rule, counted window by window from the cursor (reads only)."""
+        rule = state.rule
+        pred = rule.predicate if rule.predicate is not None else sql.SQL("true")
+        query = sql.SQL(
+            "SELECT count(*) FILTER (WHERE {pred}), count(*), (array_agg(t.{ts} ORDER BY {o}))[1],"
+            " (array_agg(t.{id} ORDER BY {o}))[1]"
+            " FROM (SELECT t.* FROM {tbl} AS t WHERE {rng} ORDER BY {order} LIMIT %(scan_limit)s) AS t").format(
+            pred=pred, ts=sql.Identifier(rule.time_column), id=sql.Identifier(rule.id_column),
+            o=self._time_order(rule, descending=True), tbl=self._table(rule), rng=self._time_range(rule),
+            order=self._time_order(rule))
+        total = 0
+        cursor_time, cursor_key = state.cursor_time, state.cursor_key
+        with self.conn.cursor() as cur:
+            while True:
+                cur.execute(query, self._params(state, cursor_time=cursor_time, cursor_key=cursor_key))
+                found, seen, last_time, last_key = cur.fetchone()
+                total += found
+                if seen < rule.scan_limit or (limit is not None and total >= limit):
+                    return total if limit is None else min(total, limit)
+                cursor_time, cursor_key = last_time, last_key
+
+    def count_cascaded(self, state, rows):
+        """Check mode: dependents of the first ``rows`` candidates, per cascade table."""
+        rule = state.rule
+        out = {}
+        with self.conn.cursor() as cur:
+            for dep_table, dep_column in rule.cascade:
+                if rows <= 0:
+                    out[dep_table] = 0
+                    continue
+                query = sql.SQL(
+                    "SELECT count(*) FROM {dep} AS c WHERE c.{col} IN"
+                    " (SELECT k.{id} FROM ({cands} ORDER BY {order} LIMIT %(rows)s) AS k)").format(
+                    dep=sql.Identifier(self.schema, dep_table), col=sql.Identifier(dep_column),
+                    id=sql.Identifier(rule.id_column), cands=self._time_candidates_sql(rule),
+                    order=self._time_order(rule))
+                cur.execute(query, self._params(state, rows=rows))
+                out[dep_table] = cur.fetchone()[0]
+        return out
 
     def batch_statement(self, rule):
         """One capped DELETE: the next ``limit`` candidates above the cursor, locked rows skipped."""
@@ -177,6 +327,8 @@ class DeleteEngine:
     def _params(self, state, **extra):
         p = dict(state.rule.params)
         p.update(cursor=state.cursor, boundary=state.boundary, cutoff=state.rule.cutoff)
+        if state.rule.walk == "time":
+            p.update(cursor_time=state.cursor_time, cursor_key=state.cursor_key, scan_limit=state.rule.scan_limit)
         p.update(extra)
         return p
 
@@ -219,6 +371,8 @@ class DeleteEngine:
             return lo
 
     def count_candidates(self, state, limit, lower_from_cursor=True):
+        if state.rule.walk == "time" and state.rule.scan_limit and lower_from_cursor:
+            return self._count_windowed(state, limit)
         query = sql.SQL("SELECT count(*) FROM ({cands} LIMIT %(count_limit)s) AS c").format(
             cands=self._candidates_sql(state.rule, "cursor" if lower_from_cursor else "zero"))
         with self.conn.cursor() as cur:
@@ -253,6 +407,11 @@ class DeleteEngine:
         states = []
         for rule in rules:
             state = HandlerState(rule)
+            if rule.walk not in ("id", "time"):
+                raise InvalidRequest("rule %s: unknown walk %r" % (rule.name, rule.walk))
+            if rule.walk == "time":
+                states.append(state)
+                continue
             try:
                 state.boundary = self.find_boundary(rule)
             except psycopg.Error as exc:
@@ -274,7 +433,7 @@ class DeleteEngine:
         handlers = {s.rule.name: s.result() for s in states}
         return {
             "handlers": handlers,
-            "deleted_total": sum(s.deleted for s in states),
+            "deleted_total": sum(s.deleted + sum(s.cascaded.values()) for s in states),
             "remaining_total": sum(s.remaining for s in states),
             "capped": any(h["capped"] for h in handlers.values()),
             "capped_by": capped_by if any(h["capped"] for h in handlers.values()) else None,
@@ -321,14 +480,23 @@ class DeleteEngine:
                 if self.budget.max_wal_bytes and wal_start is not None \
                         and wal_now - wal_start >= self.budget.max_wal_bytes:
                     return "max_wal_bytes"
-                limit = self.budget.batch_size if left is None else min(self.budget.batch_size, left)
-                stmt = statements.setdefault(state.rule.name, self.batch_statement(state.rule))
+                limit = self._batch_limit(state.rule, left)
+                timed = state.rule.walk == "time"
+                if state.rule.name not in statements:
+                    statements[state.rule.name] = (self.time_batch_statement(state.rule) if timed
+                                                   else self.batch_statement(state.rule))
+                stmt = statements[state.rule.name]
                 t0 = time.monotonic()
                 try:
                     with self.conn.transaction():
                         with self.conn.cursor() as cur:
                             cur.execute(stmt, self._params(state, limit=limit))
-                            count, max_id = cur.fetchone()
+                            row = cur.fetchone()
+                    if timed:
+                        count, max_id = row[0], None
+                        self._advance_time_cursor(state, row, limit)
+                    else:
+                        count, max_id = row
                     lsn = self._wal_lsn()
                 except psycopg.Error as exc:
                     self._fail(state, exc)
@@ -349,10 +517,34 @@ class DeleteEngine:
                 total += count
                 if max_id is not None:
                     state.cursor = max_id
-                if count < limit:
+                if count < limit and not (timed and state.rule.scan_limit):
                     state.done = True
                 if self.budget.batch_pause:
                     time.sleep(self.budget.batch_pause)
+
+    def _batch_limit(self, rule, rows_left):
+        limit = self.budget.batch_size
+        if rule.batch_limit:
+            limit = min(limit, rule.batch_limit)
+        if rows_left is not None:
+            limit = min(limit, rows_left)
+        return limit
+
+    def _advance_time_cursor(self, state, row, limit):
+        """After a committed "time" batch: move the keyset cursor and count dependents and examined rows."""
+        count, last_time, last_key, seen, win_time, win_key = row[:6]
+        for (dep_table, _col), n in zip(state.rule.cascade, row[6:]):
+            state.cascaded[dep_table] += n
+        if state.rule.scan_limit:
+            state.scanned += seen or 0
+            if count >= limit and last_time is not None:
+                state.cursor_time, state.cursor_key = last_time, last_key
+            elif seen:
+                state.cursor_time, state.cursor_key = win_time, win_key
+            if count < limit and (seen or 0) < state.rule.scan_limit:
+                state.done = True
+        elif last_time is not None:
+            state.cursor_time, state.cursor_key = last_time, last_key
 
     def _predict(self, states):
         """Check mode: count candidates (index-driven, bounded) and replay the round robin on counts."""
@@ -382,7 +574,7 @@ class DeleteEngine:
                 if rows_left is not None and rows_left <= 0:
                     budget_hit = True
                     break
-                limit = self.budget.batch_size if rows_left is None else min(self.budget.batch_size, rows_left)
+                limit = self._batch_limit(state.rule, rows_left)
                 take = min(limit, left[state.rule.name])
                 left[state.rule.name] -= take
                 state.deleted += take
@@ -390,6 +582,13 @@ class DeleteEngine:
                 total += take
                 if take < limit:
                     state.done = True
+        for state in states:
+            if state.rule.cascade and not state.failed:
+                try:
+                    state.cascaded = self.count_cascaded(state, state.deleted)
+                except psycopg.Error as exc:
+                    self._fail(state, exc)
+                    continue
         for state in states:
             if state.failed or state.done:
                 continue
