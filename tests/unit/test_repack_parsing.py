@@ -1,0 +1,112 @@
+"""The pure parts of the pg_repack driver: reading its output, options, estimates, the command line."""
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.pgtidy.maintenance.plugins.module_utils import _repack
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._errors import InvalidRequest
+
+# Lines as pg_repack 1.4.8 prints them on stderr.
+NO_KEY = 'INFO: repacking table "public.a"\nWARNING: relation "public.a" must have a primary key or not-null unique' \
+         ' keys\n'
+TIMEOUT = 'INFO: repacking table "public.a"\nWARNING: timed out, do not cancel conflicting backends\n' \
+          'INFO: Skipping repack public.a due to timeout\n'
+TRIGGER = 'INFO: repacking table "public.a"\nWARNING: the table "public.a" already has a trigger called' \
+          ' "repack_trigger"\nDETAIL: The trigger was probably installed during a previous attempt\n'
+OK = 'INFO: repacking table "public.a"\n'
+DRY = 'INFO: Dry run enabled, not executing repack\nINFO: repacking table "public.a"\n'
+MISSING = 'ERROR: pg_repack failed with error: pg_repack 1.4.8 is not installed in the database\n'
+
+
+@pytest.mark.parametrize("rc,output,rewritten,dry,expected", [
+    (0, OK, True, False, ("repacked", "")),
+    (0, NO_KEY, False, False, ("skipped", "no_key")),
+    (0, TIMEOUT, False, False, ("skipped", "lock_timeout")),
+    (0, TRIGGER, False, False, ("skipped", "leftovers")),
+    (0, OK, False, False, ("failed", "not_rewritten")),
+    (21, MISSING, False, False, ("failed", "error")),
+    (0, DRY, False, True, ("repacked", "")),
+    (0, "INFO: Dry run enabled, not executing repack\n" + NO_KEY, False, True, ("skipped", "no_key")),
+    (0, 'INFO: repacking table "public.a"\nWARNING: something new\n', False, False, ("skipped", "warning")),
+])
+def test_classify_output(rc, output, rewritten, dry, expected):
+    assert _repack.classify_output(rc, output, rewritten, dry_run=dry)[:2] == expected
+
+
+def test_failed_output_keeps_the_error_lines():
+    status, reason, error = _repack.classify_output(21, MISSING, False)
+    assert error == MISSING.strip()
+
+
+@pytest.mark.parametrize("params,fragment", [
+    ({}, "nothing to repack"),
+    ({"tables": ["a"], "auto": True}, "not both"),
+    ({"auto": True, "min_reclaimable_fraction": 1.5}, "between 0 and 1"),
+    ({"auto": True, "wait_timeout": 0}, "wait_timeout"),
+    ({"auto": True, "max_tables": -1}, "max_tables"),
+    ({"auto": True, "repack_command": "pg_repack 'unclosed"}, "cannot be parsed"),
+    ({"auto": True, "free_space_check": "lots"}, "free_space_check"),
+])
+def test_bad_options_are_refused(params, fragment):
+    with pytest.raises(InvalidRequest) as err:
+        _repack.validate_options(params)
+    assert fragment in err.value.message
+
+
+def test_free_space_check_forms():
+    assert _repack.validate_options({"auto": True, "free_space_check": "2GiB"})["free_space"] == \
+        {"mode": "figure", "bytes": 2 * 1024 ** 3}
+    assert _repack.validate_options({"auto": True, "free_space_check": "/srv/pg"})["free_space"] == \
+        {"mode": "path", "path": "/srv/pg"}
+    assert _repack.validate_options({"auto": True})["free_space"] == {"mode": "auto"}
+
+
+def test_command_prefix_is_split_like_a_shell():
+    plan = _repack.validate_options({"auto": True, "repack_command": "podman exec -e PGPASSWORD 'my pg' pg_repack"})
+    assert plan["command"] == ["podman", "exec", "-e", "PGPASSWORD", "my pg", "pg_repack"]
+
+
+def test_password_only_in_the_environment():
+    params = {"login_host": "db.example", "login_port": 6432, "login_user": "admin", "login_password": "hunter2",
+              "login_db": "dagster", "ssl_mode": "require", "connect_params": {"target_session_attrs": "read-write"},
+              "auto": True, "repack_command": "podman exec -e PGPASSWORD pg pg_repack", "repack_host": "/run/pg"}
+    argv, env = _repack.repack_invocation(params, _repack.validate_options(params), "dagster")
+    assert "hunter2" not in " ".join(argv)
+    assert env["PGPASSWORD"] == "hunter2" and env["PGSSLMODE"] == "require"
+    assert env["PGTARGETSESSIONATTRS"] == "read-write"
+    assert argv[:6] == ["podman", "exec", "-e", "PGPASSWORD", "pg", "pg_repack"]
+    assert argv[argv.index("--host") + 1] == "/run/pg" and argv[argv.index("--port") + 1] == "6432"
+    assert argv[argv.index("--dbname") + 1] == "dagster" and "--no-password" in argv
+
+
+def _facts(**kw):
+    facts = {"reltuples": 10000.0, "nstats": 3, "ncols": 3, "has_nulls": False, "data_width": 100,
+             "fillfactor": 100, "heap_bytes": 1000 * 8192}
+    facts.update(kw)
+    return facts
+
+
+def test_statistics_estimate():
+    # 23-byte header -> 24, + 100 bytes of data -> 128 aligned, + 4 line pointer = 132 bytes a row:
+    # 61 rows a page, 164 pages for 10000 rows, so 836 of 1000 pages are reclaimable.
+    assert _repack.estimate_from_statistics(_facts()) == (1000 - 164) * 8192
+    # A fillfactor of 50 halves the rows a page holds: 30 a page, 334 pages.
+    assert _repack.estimate_from_statistics(_facts(fillfactor=50)) == (1000 - 334) * 8192
+    assert _repack.estimate_from_statistics(_facts(reltuples=1e6)) == 0
+    assert _repack.estimate_from_statistics(_facts(reltuples=-1)) is None
+    assert _repack.estimate_from_statistics(_facts(nstats=0)) is None
+
+
+def test_leftover_fixes():
+    assert _repack.leftover_fix({"kind": "trigger", "target_exists": True, "target_oid": 16421}) == \
+        "SELECT repack.repack_drop(16421, 4)"
+    assert _repack.leftover_fix({"kind": "work_table", "target_exists": False, "target_oid": 1,
+                                 "object": "repack.log_1"}) == "DROP TABLE IF EXISTS repack.log_1 CASCADE"
+    assert _repack.leftover_fix({"kind": "invalid_index", "schema": "public", "index": "index_9",
+                                 "target_exists": True}) == 'DROP INDEX CONCURRENTLY IF EXISTS "public"."index_9"'
+
+
+def test_metrics_of_a_skipped_run():
+    text = _repack.repack_metrics({"skipped": True, "skip_reason": "no extension", "tables": {}}, "dagster").render()
+    assert 'pgtidy_repack_skipped{database="dagster",job="repack"} 1' in text
+    assert 'pgtidy_repack_tables{database="dagster",job="repack",status="repacked"} 0' in text
