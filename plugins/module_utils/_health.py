@@ -304,7 +304,7 @@ def xid_facts(cur, db):
         "max_age": worst[1], "max_age_database": worst[0],
         "database_age": current[1], "multixact_age": max(r[2] for r in rows),
         "wraparound_limit": XID_WRAPAROUND_LIMIT,
-        "wraparound_percent": round(100.0 * worst[1] / XID_WRAPAROUND_LIMIT, 3),
+        "wraparound_percent": round(100.0 * worst[1] / XID_WRAPAROUND_LIMIT, 6),
         "autovacuum_freeze_max_age": db["autovacuum_freeze_max_age"],
     }
 
