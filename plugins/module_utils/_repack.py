@@ -581,7 +581,9 @@ def _select(conn, plan, params, result, left_on):
     runnable = []
     for facts in resolve_tables(conn, plan):
         name = _qualified(facts)
-        if pgstattuple_schema:
+        if facts["total_bytes"] < plan["min_table_size"]:
+            estimate = None  # too small to matter: do not spend a pgstattuple scan on it
+        elif pgstattuple_schema:
             estimate = estimate_with_pgstattuple(conn, facts, pgstattuple_schema)
         else:
             estimate = estimate_from_statistics(facts)
@@ -600,8 +602,12 @@ def _select(conn, plan, params, result, left_on):
             if plan["auto"]:
                 result["candidates_below_threshold"] += 1
                 continue
-            why = "not analyzed, no estimate" if estimate is None else (
-                "%d bytes, %.0f%% estimated reclaimable" % (facts["total_bytes"], fraction * 100))
+            if facts["total_bytes"] < plan["min_table_size"]:
+                why = "%d bytes, below min_table_size" % facts["total_bytes"]
+            elif estimate is None:
+                why = "no estimate: the table was never analyzed"
+            else:
+                why = "%.0f%% of the heap estimated reclaimable, below min_reclaimable_fraction" % (fraction * 100)
             _skip(result, name, entry, "below_threshold", detail=why)
             continue
         result["tables"][name] = entry

@@ -406,3 +406,18 @@ def test_lockfile_held_by_a_backup_stops_before_touching_anything(pg, repack_db,
 def test_unknown_table_is_refused(pg, repack_db, lock_file):
     with pytest.raises(InvalidRequest):
         _repack.run_repack(repack_params(pg, repack_db, lock_file, tables=["nope"]))
+
+
+def test_compact_listed_table_is_below_threshold_unless_forced(pg, repack_db, lock_file):
+    sql(pg, repack_db, "CREATE TABLE compact (id bigserial PRIMARY KEY, payload text)")
+    sql(pg, repack_db, "INSERT INTO compact (payload) SELECT md5(g::text) FROM generate_series(1, 5000) g")
+    sql(pg, repack_db, "VACUUM ANALYZE compact")
+    node = relfilenode(pg, repack_db, "compact")
+    result = _repack.run_repack(repack_params(pg, repack_db, lock_file, tables=["compact"]))
+    entry = result["tables"]["public.compact"]
+    assert (entry["status"], entry["reason"]) == ("skipped", "below_threshold") and not result["changed"]
+    assert "below min_reclaimable_fraction" in entry["error"]
+    assert relfilenode(pg, repack_db, "compact") == node
+    forced = _repack.run_repack(repack_params(pg, repack_db, lock_file, tables=["compact"],
+                                              min_reclaimable_fraction=0))
+    assert forced["repacked"] == ["public.compact"] and relfilenode(pg, repack_db, "compact") != node
