@@ -309,6 +309,12 @@ leftovers_cleaned:
   type: list
   elements: str
   sample: [repack.log_16421]
+leftover_cleanup_errors:
+  description: Leftover objects O(cleanup_leftovers) could not remove (for example on a lock timeout), with the error.
+  returned: when cleanup_leftovers removed leftovers in a real run
+  type: list
+  elements: dict
+  sample: []
 repack_version:
   description: The pg_repack client and extension versions found.
   returned: success
