@@ -72,6 +72,8 @@ def run_prune(params, profile, check_mode=False, log=None):
                     after = dict(before)
                     for handler in result["handlers"].values():
                         after[handler["table"]] = after.get(handler["table"], 0) - handler["deleted"]
+                        for table, rows in (handler.get("cascaded") or {}).items():
+                            after[table] = after.get(table, 0) - rows
                 elif conn.closed or conn.broken:
                     after = dict(before)
                 else:

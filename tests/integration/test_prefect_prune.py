@@ -1,0 +1,204 @@
+"""prefect_prune against a real Prefect history: core runs, real ansible-playbook runs, and read-back
+through Prefect's own client."""
+from __future__ import annotations
+
+import pytest
+
+from conftest import conn_params
+from prefect_fixture import OLD_LABELS, prefect_db, prefect_history, read_back  # noqa: F401  (fixtures)
+
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._errors import InvalidRequest, SchemaMismatch
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._prefect import PrefectProfile, validate_options
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._prune import run_prune
+
+MODULE = "pgtidy.maintenance.prefect_prune"
+RETENTION = {"flow_run_retention_days": 30, "event_retention_days": 14,
+             "event_retention_overrides": {"prefect.flow-run.heartbeat": 7}}
+TABLES = ("flow_run", "task_run", "log", "artifact", "artifact_collection", "events", "event_resources")
+
+
+def counts(pg, db):
+    return {t: int(pg.psql("SELECT count(*) FROM %s" % t, db)) for t in TABLES}
+
+
+def prune(pg, db, lock_file, check=False, **options):
+    params = conn_params(pg, db, lock_file=lock_file, **dict(RETENTION, **options))
+    return run_prune(params, PrefectProfile(), check_mode=check)
+
+
+def handler_view(result):
+    return {name: (h["deleted"], h.get("cascaded"), h.get("repointed"), h["status"])
+            for name, h in result["handlers"].items()}
+
+
+def old_run_ids(history):
+    return {i for label in OLD_LABELS for i in history["made"][label]}
+
+
+def test_check_mode_predicts_the_run_and_a_rerun_changes_nothing(pg, prefect_db, prefect_history, lock_file):
+    before = counts(pg, prefect_db)
+    plan = prune(pg, prefect_db, lock_file, check=True)
+    assert counts(pg, prefect_db) == before, "check mode must not change anything"
+    done = prune(pg, prefect_db, lock_file)
+    again = prune(pg, prefect_db, lock_file)
+
+    assert plan["changed"] is True and done["changed"] is True
+    assert handler_view(plan) == handler_view(done)
+    assert plan["deleted_total"] == done["deleted_total"] > 0
+    assert plan["rows_after"] == done["rows_after"]
+    assert not done["failed_handlers"] and not done["capped"]
+
+    handlers = done["handlers"]
+    assert handlers["old_flow_runs"]["deleted"] == len(old_run_ids(prefect_history)) == 8
+    assert handlers["old_flow_runs"]["cascaded"]["log"] > 0
+    assert handlers["old_flow_runs"]["cascaded"]["artifact"] > 0
+    assert handlers["orphaned_artifacts"]["deleted"] == 2          # the run deleted through the API
+    assert handlers["events_override_1"]["deleted"] == 2           # heartbeats 10 days old, override 7
+    assert handlers["old_events"]["deleted"] == 1                  # the 20-day-old custom event still stored
+    assert handlers["orphaned_event_resources"]["deleted"] >= 1    # resources of the event deleted by SQL
+    assert handlers["artifact_collections"]["repointed"] == 1      # "report": latest version came from an old run
+    assert handlers["artifact_collections"]["deleted"] == 3        # only-old, failing-report, orphan-key
+    assert "no index finds rows without a flow run" in handlers["orphaned_logs"]["note"]
+
+    assert again["changed"] is False and again["deleted_total"] == 0
+    assert all(h["deleted"] == 0 and not h.get("repointed") for h in again["handlers"].values())
+    assert counts(pg, prefect_db) == {t: done["rows_after"].get(t, counts(pg, prefect_db)[t]) for t in TABLES}
+
+
+def test_prefect_reads_back_what_was_kept(pg, prefect_db, prefect_history, lock_file):
+    made = prefect_history["made"]
+    result = prune(pg, prefect_db, lock_file)
+    assert result["changed"] and not result["failed_handlers"]
+
+    after = read_back(pg, prefect_db, prefect_history["python"], prefect_history["home"])
+    before = prefect_history["before"]
+    gone = old_run_ids(prefect_history)
+    assert set(after["flow_runs"]) == set(before["flow_runs"]) - gone
+    for run_id, record in after["flow_runs"].items():
+        assert record == before["flow_runs"][run_id], "kept flow run %s changed" % run_id
+    # Kept on purpose: a subflow of a recent parent, a RUNNING run, a run inside the retention.
+    for label in ("kept_child", "running", "kept_etl", "kept_parent"):
+        assert all(i in after["flow_runs"] for i in made[label]), label
+
+    latest = after["latest_artifacts"]
+    assert latest and all(v["latest_exists"] for v in latest.values())
+    assert set(latest) == {"report", "child-report"}
+    assert latest["report"]["flow_run_id"] == made["kept_etl"][0]
+    assert latest["child-report"] == before["latest_artifacts"]["child-report"]
+
+    orphans = pg.psql(
+        "SELECT (SELECT count(*) FROM log l WHERE l.flow_run_id IS NOT NULL AND NOT EXISTS"
+        "        (SELECT 1 FROM flow_run f WHERE f.id = l.flow_run_id))"
+        "     + (SELECT count(*) FROM artifact a WHERE a.flow_run_id IS NOT NULL AND NOT EXISTS"
+        "        (SELECT 1 FROM flow_run f WHERE f.id = a.flow_run_id))"
+        "     + (SELECT count(*) FROM task_run t WHERE NOT EXISTS (SELECT 1 FROM flow_run f WHERE f.id = t.flow_run_id))"
+        "     + (SELECT count(*) FROM event_resources r WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.id = r.event_id)"
+        "        AND r.occurred < now() - interval '14 days')", prefect_db)
+    assert orphans == "0"
+
+
+def test_nothing_newer_than_the_retention_goes(pg, prefect_db, prefect_history, lock_file):
+    newer = ("SELECT (SELECT count(*) FROM events WHERE occurred >= now() - interval '14 days' AND"
+             "        (event <> 'prefect.flow-run.heartbeat' OR occurred >= now() - interval '7 days')),"
+             " (SELECT count(*) FROM event_resources WHERE occurred >= now() - interval '7 days'),"
+             " (SELECT count(*) FROM flow_run WHERE end_time IS NULL OR end_time >= now() - interval '30 days'),"
+             " (SELECT count(*) FROM log WHERE timestamp >= now() - interval '1 hour'),"
+             " (SELECT count(*) FROM log WHERE level >= 40)")
+    kept_before = pg.psql(newer, prefect_db)
+    errors_of_kept_runs = pg.psql("SELECT count(*) FROM log WHERE level >= 40 AND flow_run_id = ANY(ARRAY[%s]::uuid[])"
+                                  % ",".join("'%s'" % i for i in prefect_history["made"]["kept_etl"]), prefect_db)
+    result = prune(pg, prefect_db, lock_file, log_retention_days={"debug": 1, "info": -1})
+    assert result["handlers"]["logs_debug"]["deleted"] > 0
+    assert "logs_info" not in result["handlers"]
+    after = pg.psql(newer, prefect_db).split("|")
+    # Events, resources, runs and fresh logs inside their retention are untouched.
+    assert after[:4] == kept_before.split("|")[:4]
+    assert pg.psql("SELECT count(*) FROM log WHERE level = 10 AND timestamp < now() - interval '1 day'",
+                   prefect_db) == "0"
+    assert int(pg.psql("SELECT count(*) FROM log WHERE level = 20", prefect_db)) > 0
+    assert pg.psql("SELECT count(*) FROM log WHERE level >= 40 AND flow_run_id = ANY(ARRAY[%s]::uuid[])"
+                   % ",".join("'%s'" % i for i in prefect_history["made"]["kept_etl"]), prefect_db) \
+        == errors_of_kept_runs
+
+
+def test_budgets_cap_the_run_and_the_next_runs_finish(pg, prefect_db, prefect_history, lock_file):
+    plan = prune(pg, prefect_db, lock_file, check=True, max_rows=3, batch_size=2, prune_artifact_collections=False)
+    first = prune(pg, prefect_db, lock_file, max_rows=3, batch_size=2, prune_artifact_collections=False)
+    assert first["capped"] is True and first["capped_by"] == "max_rows"
+    assert first["remaining_total"] > 0
+    assert plan["capped"] is True
+    assert sum(h["deleted"] for h in plan["handlers"].values()) == \
+        sum(h["deleted"] for h in first["handlers"].values()) == 3
+    for _ in range(20):
+        run = prune(pg, prefect_db, lock_file, max_rows=3, batch_size=2)
+        if not run["changed"]:
+            break
+    else:
+        pytest.fail("capped runs never finished")
+    assert int(pg.psql("SELECT count(*) FROM flow_run WHERE id = ANY(ARRAY[%s]::uuid[])"
+                       % ",".join("'%s'" % i for i in old_run_ids(prefect_history)), prefect_db)) == 0
+    assert pg.psql("SELECT count(*) FROM artifact_collection c WHERE NOT EXISTS"
+                   " (SELECT 1 FROM artifact a WHERE a.id = c.latest_id)", prefect_db) == "0"
+
+
+def test_wrong_schema_is_refused(pg, fresh_db, lock_file):
+    pg.psql("CREATE TABLE flow_run (id uuid PRIMARY KEY); CREATE TABLE events (id uuid PRIMARY KEY)", fresh_db)
+    with pytest.raises(SchemaMismatch, match="partial Prefect schema"):
+        prune(pg, fresh_db, lock_file)
+    with pytest.raises(SchemaMismatch, match="not a Prefect server schema"):
+        prune(pg, "postgres", lock_file)
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"log_retention_days": {"error": 5}}, "protected"),
+    ({"log_retention_days": {"verbose": 5}}, "unknown log level"),
+    ({"flow_run_retention_days": 0}, "out of range"),
+    ({"event_retention_days": 0}, "out of range"),
+    ({"event_retention_overrides": {"prefect.flow-run.heartbeat": 0.01}}, "out of range"),
+    ({"event_retention_overrides": {"": 3}}, "not an event type"),
+    ({"flow_run_batch_size": 0}, "flow_run_batch_size"),
+    ({"orphan_scan_window": 5}, "orphan_scan_window"),
+])
+def test_unsafe_options_are_refused(options, message):
+    with pytest.raises(InvalidRequest, match=message):
+        validate_options(dict(RETENTION, **options))
+
+
+def test_overrides_are_capped_by_the_global_retention():
+    plan = validate_options({"event_retention_days": 3, "event_retention_overrides": {"a.b": 10, "c.d": 0.5}})
+    assert plan["event_retention_overrides"] == {"a.b": 3, "c.d": 0.5}
+    assert plan["flow_run_retention_days"] is None
+    assert validate_options({"event_retention_days": -1})["event_retention_overrides"] == {}
+
+
+def test_module_check_diff_run_and_rerun(pg, prefect_db, ansible, lock_file):
+    args = conn_params(pg, prefect_db, lock_file=lock_file, **RETENTION)
+    before = counts(pg, prefect_db)
+    rc, planned, out = ansible.run_task(MODULE, args, check=True, diff=True)
+    assert rc == 0, out
+    assert planned["changed"] is True and planned["check_mode"] is True
+    assert planned["diff"]["before"]["rows"]["flow_run"] == before["flow_run"]
+    assert counts(pg, prefect_db) == before
+
+    rc, done, out = ansible.run_task(MODULE, args)
+    assert rc == 0, out
+    assert done["changed"] is True
+    assert done["deleted_total"] == planned["deleted_total"]
+    assert done["rows_after"] == planned["rows_after"]
+    assert args["login_password"] not in out or not args["login_password"]
+
+    rc, again, out = ansible.run_task(MODULE, args)
+    assert rc == 0, out
+    assert again["changed"] is False and again["deleted_total"] == 0
+
+
+def test_module_refuses_before_touching_anything(pg, prefect_db, ansible, lock_file):
+    before = counts(pg, prefect_db)
+    args = conn_params(pg, prefect_db, lock_file=lock_file, **dict(RETENTION, log_retention_days={"critical": 30}))
+    rc, result, out = ansible.run_task(MODULE, args)
+    assert rc != 0
+    assert result["failed"] is True and result["error_kind"] == "invalid_request"
+    assert "CRITICAL" in result["msg"]
+    rc, result, out = ansible.run_task(MODULE, conn_params(pg, "postgres", lock_file=lock_file))
+    assert rc != 0 and result["error_kind"] == "schema_mismatch"
+    assert counts(pg, prefect_db) == before

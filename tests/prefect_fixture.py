@@ -1,0 +1,206 @@
+"""A real Prefect history on the test cluster, made once per session and cloned per test.
+
+Prefect needs a newer SQLAlchemy than dagster-postgres allows, so it lives in its own
+environment: PGTIDY_PREFECT_PYTHON names that interpreter (the test run fails when it is set
+but broken, and skips the Prefect tests when it is unset and ``prefect`` is not importable
+here). The module under test needs only psycopg; Prefect is used to make and to read back.
+
+One Prefect server runs real flows (tasks, logs at every level, several versions of one
+artifact key, a subflow, a failure, a run deleted through the API, API-made runs that were
+cancelled before starting or are still running, custom and heartbeat events); the server is
+stopped, rows are backdated with SQL, and the database becomes the template every test
+clones with CREATE DATABASE ... TEMPLATE.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+
+import pytest
+
+from pgserver import free_port
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SCRIPTS = os.path.join(HERE, "prefect")
+
+# Runs whose rows are moved 60 days into the past (terminal: they go at a 30-day retention).
+OLD_LABELS = ("old_etl", "old_only_key", "old_latest", "old_parent", "old_child", "old_failed", "never_started")
+# Moved 60 days back too, but must be kept: a subflow whose parent is recent, and a run still RUNNING.
+OLD_BUT_KEPT_LABELS = ("kept_child", "running")
+
+
+def prefect_python():
+    configured = os.environ.get("PGTIDY_PREFECT_PYTHON")
+    if configured:
+        return configured
+    probe = subprocess.run([sys.executable, "-c", "import prefect"], capture_output=True)
+    if probe.returncode == 0:
+        return sys.executable
+    pytest.skip("Prefect is not installed: set PGTIDY_PREFECT_PYTHON to a Python with"
+                " tests/requirements-prefect.txt installed")
+
+
+def prefect_env(pg, db, home, **extra):
+    env = dict(os.environ)
+    for key in list(env):
+        if key.startswith("PREFECT_"):
+            del env[key]
+    env.update({
+        "PREFECT_HOME": home,
+        "PREFECT_API_DATABASE_CONNECTION_URL": pg.url(db, "postgresql+asyncpg"),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_UI_ENABLED": "false",
+        # Prefect's own vacuum must not race the module under test.
+        "PREFECT_SERVER_SERVICES_DB_VACUUM_ENABLED": "orphans",
+        "PREFECT_SERVER_SERVICES_DB_VACUUM_ORPHAN_CLEANUP_LOOP_SECONDS": "86400",
+        "PREFECT_LOGGING_LEVEL": "DEBUG",
+    })
+    env.update(extra)
+    return env
+
+
+class PrefectServer:
+    """``prefect server start`` on a free port; stopped by its process id."""
+
+    def __init__(self, python, env, services=True):
+        self.port = free_port()
+        self.url = "http://127.0.0.1:%d/api" % self.port
+        args = [python, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(self.port)]
+        if not services:
+            args.append("--no-services")
+        self.log = tempfile.NamedTemporaryFile(prefix="prefect-server-", suffix=".log", delete=False)
+        self.proc = subprocess.Popen(args, env=env, stdout=self.log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+
+    def wait_healthy(self, timeout=90):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                break
+            try:
+                with urllib.request.urlopen(self.url + "/health", timeout=2) as resp:
+                    if resp.status == 200:
+                        return self
+            except OSError:
+                time.sleep(0.25)
+        self.stop()
+        with open(self.log.name) as fh:
+            raise RuntimeError("Prefect server did not become healthy:\n" + fh.read()[-3000:])
+
+    def stop(self):
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+
+
+def run_script(python, script, env):
+    proc = subprocess.run([python, os.path.join(SCRIPTS, script)], env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError("%s failed:\n%s" % (script, proc.stderr[-4000:]))
+    return json.loads(proc.stdout)
+
+
+def read_back(pg, db, python, home):
+    """Everything Prefect's client shows for ``db`` (a server without services is started for it)."""
+    env = prefect_env(pg, db, home, PREFECT_API_DATABASE_MIGRATE_ON_START="false")
+    server = PrefectServer(python, env, services=False).wait_healthy()
+    try:
+        return run_script(python, "read_back.py", dict(env, PREFECT_API_URL=server.url))
+    finally:
+        server.stop()
+
+
+def backdate(pg, db, made):
+    """Move chosen runs (with their task runs, logs, artifacts) and events into the past."""
+    old = [i for label in OLD_LABELS + OLD_BUT_KEPT_LABELS for i in made.get(label, [])]
+    ids = "ARRAY[%s]::uuid[]" % ",".join("'%s'" % i for i in old)
+    shift = "interval '60 days'"
+    statements = [
+        "UPDATE flow_run SET created = created - {s}, start_time = start_time - {s}, end_time = end_time - {s},"
+        " expected_start_time = expected_start_time - {s} WHERE id = ANY({ids})",
+        "UPDATE task_run SET created = created - {s}, start_time = start_time - {s}, end_time = end_time - {s}"
+        " WHERE flow_run_id = ANY({ids})",
+        "UPDATE log SET timestamp = timestamp - {s}, created = created - {s} WHERE flow_run_id = ANY({ids})",
+        "UPDATE artifact SET created = created - {s}, updated = updated - {s} WHERE flow_run_id = ANY({ids})",
+        # The cancelled run never started; Prefect still gave it an end time.
+        "UPDATE flow_run SET start_time = NULL WHERE id = '%s'" % made["never_started"][0],
+        # A kept top-level run that ended 20 days ago: inside a 30-day retention.
+        "UPDATE flow_run SET end_time = end_time - interval '20 days' WHERE id = '%s'" % made["kept_etl"][1],
+        # Rows of the run deleted through the API are orphans, past the one-hour grace.
+        "UPDATE log SET timestamp = timestamp - interval '2 hours' WHERE flow_run_id = '%s'"
+        % made["deleted_by_api"][0],
+        "UPDATE artifact SET updated = updated - interval '2 hours' WHERE flow_run_id = '%s'"
+        % made["deleted_by_api"][0],
+        # DEBUG chatter of a kept run, two days old: for log retention by level.
+        "UPDATE log SET timestamp = timestamp - interval '2 days' WHERE level = 10 AND flow_run_id = '%s'"
+        % made["kept_etl"][0],
+    ]
+    # Events: two heartbeats 10 days old (past a 7-day override), two 3 days old; two custom events
+    # 10 days old (inside a 14-day retention) and two 20 days old; one of those loses its event row.
+    ages = {"pgtidy.test.hb.0": 10, "pgtidy.test.hb.1": 10, "pgtidy.test.hb.2": 3, "pgtidy.test.hb.3": 3,
+            "pgtidy.test.custom.0": 10, "pgtidy.test.custom.1": 10, "pgtidy.test.custom.2": 20,
+            "pgtidy.test.custom.3": 20}
+    for resource, days in ages.items():
+        statements.append(
+            "UPDATE events SET occurred = occurred - interval '%d days' WHERE resource_id = '%s'" % (days, resource))
+        statements.append(
+            "UPDATE event_resources SET occurred = occurred - interval '%d days' WHERE event_id IN"
+            " (SELECT id FROM events WHERE resource_id = '%s')" % (days, resource))
+    statements.append("DELETE FROM events WHERE resource_id = 'pgtidy.test.custom.3'")
+    pg.psql(";\n".join(s.format(s=shift, ids=ids) for s in statements), db)
+
+
+@pytest.fixture(scope="session")
+def prefect_history(pg):
+    """The template database, the ids of what was made, and Prefect's read-back before any prune."""
+    python = prefect_python()
+    home = tempfile.mkdtemp(prefix="pgtidy-prefect-home-")
+    template = "prefect_tpl_" + uuid.uuid4().hex[:6]
+    pg.create_db(template)
+    env = prefect_env(pg, template, home)
+    subprocess.run([python, "-m", "prefect", "server", "database", "upgrade", "-y"], env=env, check=True,
+                   capture_output=True)
+    server = PrefectServer(python, env).wait_healthy()
+    try:
+        made = run_script(python, "make_history.py", dict(env, PREFECT_API_URL=server.url))
+        wait_for_events(pg, template)
+    finally:
+        server.stop()
+    backdate(pg, template, made)
+    before = read_back(pg, template, python, home)
+    try:
+        yield {"template": template, "made": made, "before": before, "python": python, "home": home}
+    finally:
+        pg.psql('DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % template)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def wait_for_events(pg, db, timeout=30):
+    """The event persister writes in the background: wait until our custom events are stored."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pg.psql("SELECT count(*) FROM events WHERE resource_id LIKE 'pgtidy.test.%'", db) == "8":
+            return
+        time.sleep(0.5)
+    raise RuntimeError("the Prefect server did not persist the test events")
+
+
+@pytest.fixture
+def prefect_db(pg, prefect_history):
+    """A fresh copy of the Prefect history for one test."""
+    name = "pf_" + uuid.uuid4().hex[:10]
+    pg.psql('CREATE DATABASE "%s" TEMPLATE "%s"' % (name, prefect_history["template"]))
+    yield name
+    pg.psql('DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % name)
