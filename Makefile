@@ -1,0 +1,39 @@
+# pgtidy.maintenance — everyday commands.
+#   make demo   prune a throwaway, realistic Dagster database with playbooks/prune.yml
+#   make test   the whole test suite against real PostgreSQL, pg_repack, Dagster and ansible-playbook
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: setup demo test unit lint sanity build doc bench clean
+
+setup:
+	bash scripts/bootstrap.sh
+
+demo: setup
+	$(PY) demo/run_demo.py
+
+test: setup
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+unit: setup
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+build: setup
+	$(VENV)/bin/ansible-galaxy collection build --force --output-path build .
+
+doc: setup
+	bash scripts/with-collection.sh $(VENV)/bin/ansible-doc pgtidy.maintenance.dagster_prune
+
+lint: setup
+	bash scripts/with-collection.sh $(VENV)/bin/ansible-lint --offline --profile production playbooks roles
+
+sanity: setup
+	bash scripts/sanity.sh
+
+bench: setup
+	$(PY) bench/prune_bench.py
+	$(PY) bench/repack_vs_vacuum_full.py
+
+clean:
+	rm -rf build .pytest_cache

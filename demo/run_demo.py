@@ -1,0 +1,121 @@
+"""The embedded default: prune a throwaway, realistic Dagster database with playbooks/prune.yml.
+
+1. starts a private PostgreSQL cluster on 127.0.0.1 (deleted at the end),
+2. creates a real Dagster metadata database with ``dagster instance migrate`` and real in-process
+   runs (partitioned assets, asset checks, a failed run re-executed from failure, a sensor and a
+   schedule with ticks, Python logs at every level, a run still in progress),
+3. spreads that history over six months,
+4. runs ``ansible-playbook playbooks/prune.yml`` against it (check mode first, then for real),
+5. prints sizes and rows per category before and after.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tests"))
+
+from pgserver import PgServer  # noqa: E402
+
+import dagster_fixture  # noqa: E402
+
+CATEGORY_SQL = """
+SELECT CASE WHEN dagster_event_type IS NULL THEN 'log line: ' ||
+              CASE (event::json->>'level')::int WHEN 10 THEN 'DEBUG' WHEN 20 THEN 'INFO' WHEN 30 THEN 'WARNING'
+                   WHEN 40 THEN 'ERROR' ELSE 'CRITICAL' END
+            ELSE dagster_event_type END AS category, count(*)
+FROM event_logs GROUP BY 1 ORDER BY 2 DESC, 1
+"""
+
+
+def sizes(conn):
+    rows = dict(conn.execute(CATEGORY_SQL).fetchall())
+    size = conn.execute("SELECT pg_total_relation_size('event_logs'), pg_database_size(current_database()),"
+                        " (SELECT count(*) FROM job_ticks)").fetchone()
+    return rows, size
+
+
+def pretty(n):
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(n) < 1024:
+            return "%.0f %s" % (n, unit) if unit == "B" else "%.1f %s" % (n, unit)
+        n /= 1024.0
+    return "%.1f TiB" % n
+
+
+def playbook(pg, db, lock_file, check):
+    collections = tempfile.mkdtemp(prefix="pgtidy-demo-collections-")
+    os.makedirs(os.path.join(collections, "ansible_collections", "pgtidy"))
+    os.symlink(ROOT, os.path.join(collections, "ansible_collections", "pgtidy", "maintenance"))
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collections, ANSIBLE_PYTHON_INTERPRETER=sys.executable,
+               ANSIBLE_LOCALHOST_WARNING="false", ANSIBLE_INVENTORY_UNPARSED_WARNING="false")
+    cmd = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", "localhost,", "-c", "local",
+           os.path.join(ROOT, "playbooks", "prune.yml"),
+           "-e", "pgtidy_target=localhost", "-e", "pgtidy_login_host=127.0.0.1",
+           "-e", "pgtidy_login_port=%d" % pg.port, "-e", "pgtidy_login_db=%s" % db,
+           "-e", "pgtidy_ssl_mode=disable", "-e", "pgtidy_lock_file=%s" % lock_file]
+    if check:
+        cmd += ["--check"]
+    print("\n$ ansible-playbook -i localhost, -c local playbooks/prune.yml%s -e pgtidy_login_db=%s ..."
+          % (" --check" if check else "", db), flush=True)
+    subprocess.run(cmd, check=True, env=env, cwd=ROOT)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=6, help="rounds of real Dagster runs to record (default 6)")
+    parser.add_argument("--keep", action="store_true", help="leave the cluster's directory behind")
+    args = parser.parse_args()
+
+    import psycopg
+    work = tempfile.mkdtemp(prefix="pgtidy-demo-")
+    pg = PgServer(base_dir=os.path.join(work, "pg"), keep=args.keep)
+    os.makedirs(pg.base, exist_ok=True)
+    print("starting a throwaway PostgreSQL on 127.0.0.1:%d ..." % pg.port, flush=True)
+    pg.start()
+    try:
+        pg.create_db("dagster")
+        home = dagster_fixture.write_instance_yaml(os.path.join(work, "dagster_home"), pg.port, "dagster")
+        print("creating the Dagster schema with `dagster instance migrate` ...", flush=True)
+        dagster_fixture.migrate(home)
+        print("recording real Dagster runs (%d rounds, about a minute) ..." % args.rounds, flush=True)
+        import logging
+        logging.disable(logging.CRITICAL)
+        devnull = open(os.devnull, "w")
+        saved = os.dup(2)
+        os.dup2(devnull.fileno(), 2)  # Dagster's console logger is loud; the database keeps every line
+        try:
+            dagster_fixture.build_history(home, rounds=args.rounds, ticks_per_instigator=60)
+        finally:
+            os.dup2(saved, 2)
+        with psycopg.connect(pg.dsn("dagster"), autocommit=True) as conn:
+            dagster_fixture.backdate(conn, days=180)
+            conn.execute("VACUUM ANALYZE")
+            before_rows, before_size = sizes(conn)
+
+        lock_file = os.path.join(work, "pgtidy.lock")
+        playbook(pg, "dagster", lock_file, check=True)
+        playbook(pg, "dagster", lock_file, check=False)
+
+        with psycopg.connect(pg.dsn("dagster"), autocommit=True) as conn:
+            conn.execute("VACUUM ANALYZE event_logs")
+            after_rows, after_size = sizes(conn)
+        print("\nevent_logs by category (rows)           before      after")
+        for cat in sorted(set(before_rows) | set(after_rows), key=lambda c: -before_rows.get(c, 0)):
+            print("  %-34s %10d %10d" % (cat, before_rows.get(cat, 0), after_rows.get(cat, 0)))
+        print("  %-34s %10d %10d" % ("total", sum(before_rows.values()), sum(after_rows.values())))
+        print("job_ticks rows                         %10d %10d" % (before_size[2], after_size[2]))
+        print("event_logs size on disk                %10s %10s" % (pretty(before_size[0]), pretty(after_size[0])))
+        print("database size on disk                  %10s %10s" % (pretty(before_size[1]), pretty(after_size[1])))
+        print("\nDELETE frees space inside the table for reuse; playbooks/repack.yml (pg_repack) gives it back"
+              " to the operating system.")
+    finally:
+        pg.stop()
+
+
+if __name__ == "__main__":
+    main()
