@@ -73,6 +73,7 @@ def main():
 
     import psycopg
     work = tempfile.mkdtemp(prefix="pgtidy-demo-")
+    os.chmod(work, 0o755)  # the server runs as the postgres user when we are root
     pg = PgServer(base_dir=os.path.join(work, "pg"), keep=args.keep)
     os.makedirs(pg.base, exist_ok=True)
     print("starting a throwaway PostgreSQL on 127.0.0.1:%d ..." % pg.port, flush=True)
@@ -83,8 +84,6 @@ def main():
         print("creating the Dagster schema with `dagster instance migrate` ...", flush=True)
         dagster_fixture.migrate(home)
         print("recording real Dagster runs (%d rounds, about a minute) ..." % args.rounds, flush=True)
-        import logging
-        logging.disable(logging.CRITICAL)
         devnull = open(os.devnull, "w")
         saved = os.dup(2)
         os.dup2(devnull.fileno(), 2)  # Dagster's console logger is loud; the database keeps every line
@@ -115,6 +114,9 @@ def main():
               " to the operating system.")
     finally:
         pg.stop()
+        if not args.keep:
+            import shutil
+            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -60,7 +60,12 @@ class PgServer:
     def _cmd(self, args: list[str], **kw) -> subprocess.CompletedProcess:
         if self._run_as:
             args = ["runuser", "-u", self._run_as, "--"] + args
-        return subprocess.run(args, check=True, capture_output=True, text=True, **kw)
+        proc = subprocess.run(args, capture_output=True, text=True, **kw)
+        if proc.returncode != 0:
+            raise RuntimeError("%s failed (%d): %s" % (os.path.basename(args[-1] if self._run_as is None
+                                                                        else args[4]), proc.returncode,
+                                                       (proc.stderr or proc.stdout).strip()))
+        return proc
 
     def _chown(self, path: str) -> None:
         if self._run_as:
