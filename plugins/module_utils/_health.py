@@ -77,11 +77,12 @@ PROFILE_TABLES = {
     "dagster": ("event_logs", "runs", "job_ticks"),
     "prefect": ("flow_run", "log", "events"),
 }
+BUDGET_KEYS = ("batch_size", "max_rows")
 DAGSTER_RETENTION_KEYS = ("log_retention_days", "event_retention_days", "event_types", "prune_superseded_planned",
-                          "tick_retention_days", "batch_size", "max_rows")
-PREFECT_RETENTION_KEYS = ("events_retention_days", "flow_run_retention_days")
-PREFECT_DEFAULT_EVENTS_RETENTION_DAYS = 7  # PREFECT_EVENTS_RETENTION_PERIOD's default
-PREFECT_TERMINAL_STATES = ("COMPLETED", "FAILED", "CANCELLED", "CRASHED")
+                          "tick_retention_days") + BUDGET_KEYS
+PREFECT_RETENTION_KEYS = ("flow_run_retention_days", "flow_run_batch_size", "event_retention_days",
+                          "event_retention_overrides", "log_retention_days", "prune_orphans", "orphan_scan_window",
+                          "prune_artifact_collections") + BUDGET_KEYS
 LOG_SAMPLE_ROWS = 50_000
 
 
@@ -108,19 +109,23 @@ def validate_options(params):
         if unknown:
             raise InvalidRequest("unknown key(s) %s in %s (known: %s)"
                                  % (", ".join(map(str, unknown)), option, ", ".join(known)))
-    dagster_plan = _dagster_plan(params.get("dagster_retention") or {})
-    prefect = params.get("prefect_retention") or {}
-    for key in PREFECT_RETENTION_KEYS:
-        value = prefect.get(key)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-            raise InvalidRequest("prefect_retention.%s must be a whole number of days >= 1" % key)
-    return thresholds, dagster_plan
+    plans = {name: _retention_plan(_profile(name), params.get("%s_retention" % name) or {})
+             for name in ("dagster", "prefect")}
+    return thresholds, plans
 
 
-def _dagster_plan(retention):
-    from . import _dagster
-    plan = _dagster.validate_options(retention)
-    budget = Budget.from_params({k: v for k, v in retention.items() if k in ("batch_size", "max_rows")})
+def _profile(name):
+    """The prune profile of an orchestrator: the same option checks and rules its prune module uses."""
+    if name == "dagster":
+        from ._dagster import DagsterProfile
+        return DagsterProfile()
+    from ._prefect import PrefectProfile
+    return PrefectProfile()
+
+
+def _retention_plan(profile, retention):
+    plan = profile.validate_options(retention)
+    budget = Budget.from_params({k: v for k, v in retention.items() if k in BUDGET_KEYS})
     return plan, budget
 
 
@@ -476,27 +481,35 @@ def _grouped(cur, schema, table, column, exact_limit):
     return out
 
 
-def dagster_facts(cur, conn, schema, exact_limit, plan, budget):
-    from . import _dagster
-    facts = {"event_logs": dagster_event_categories(cur, schema, exact_limit),
-             "runs": _grouped(cur, schema, "runs", "status", exact_limit),
-             "job_ticks": _grouped(cur, schema, "job_ticks", "status", exact_limit)}
-    _dagster.check_schema(conn, schema)
-    rules = _dagster.build_rules(plan, schema)
+def dagster_facts(cur, schema, exact_limit):
+    return {"event_logs": dagster_event_categories(cur, schema, exact_limit),
+            "runs": _grouped(cur, schema, "runs", "status", exact_limit),
+            "job_ticks": _grouped(cur, schema, "job_ticks", "status", exact_limit)}
+
+
+def predict_retention(conn, schema, profile, plan, budget):
+    """What the profile's prune module would delete next: its own check-mode path, without its lock.
+
+    The engine in check mode only counts (index-driven, bounded by ``max_rows``); ``extra_steps`` in
+    check mode only predicts (Prefect's artifact collections).
+    """
+    profile.check_schema(conn, schema)
+    rules = profile.build_rules(plan, schema, conn)
     predicted = DeleteEngine(conn, schema, budget, check_mode=True).run(rules)
-    facts["retention"] = {
+    profile.extra_steps(conn, schema, plan, True, predicted)
+    return {
         "settings": plan,
         "next_run_rows": predicted["deleted_total"],
         "rows_left_after_next_run": predicted["remaining_total"],
         "next_run_capped": predicted["capped"],
         "max_rows_per_run": budget.max_rows,
         "handlers": {name: {"table": h["table"], "description": h["description"], "cutoff": h["cutoff"],
-                            "rows": h["deleted"], "remaining": h["remaining"], "remaining_exact": h["remaining_exact"],
-                            "status": h["status"], "error": h["error"]}
+                            "rows": h["deleted"], "remaining": h["remaining"],
+                            "remaining_exact": h.get("remaining_exact", True), "status": h["status"],
+                            "error": h["error"]}
                      for name, h in predicted["handlers"].items()},
-        "method": "dagster_prune's own check-mode prediction (index-driven counts, capped at max_rows)",
+        "method": "%s_prune's own check-mode prediction (bounded counts, capped at max_rows)" % profile.name,
     }
-    return facts
 
 
 def _columns(cur, schema, table):
@@ -505,13 +518,7 @@ def _columns(cur, schema, table):
     return {r[0] for r in cur.fetchall()}
 
 
-def _capped_count(cur, query, params, limit):
-    cur.execute(sql.SQL("SELECT count(*) FROM ({} LIMIT %(cap)s) AS c").format(query), dict(params, cap=limit + 1))
-    n = cur.fetchone()[0]
-    return min(n, limit), n <= limit
-
-
-def prefect_facts(cur, schema, exact_limit, retention):
+def prefect_facts(cur, schema, exact_limit):
     facts = {}
     for table, column, time_column in (("events", "event", "occurred"), ("log", "level", "timestamp"),
                                        ("flow_run", "state_type", "end_time")):
@@ -527,23 +534,6 @@ def prefect_facts(cur, schema, exact_limit, retention):
         if "by_level" in entry:
             entry["by_level"] = {LOG_LEVEL_NAMES.get(k, k): v for k, v in entry["by_level"].items()}
         facts[table] = entry
-    now = datetime.datetime.now(datetime.timezone.utc)
-    events_days = retention.get("events_retention_days") or PREFECT_DEFAULT_EVENTS_RETENTION_DAYS
-    preview = {"events_retention_days": events_days, "flow_run_retention_days": retention.get("flow_run_retention_days")}
-    n, exact = _capped_count(cur, sql.SQL("SELECT 1 FROM {} WHERE occurred < %(cutoff)s").format(
-        sql.Identifier(schema, "events")), {"cutoff": now - datetime.timedelta(days=events_days)}, exact_limit)
-    preview["events"] = {"rows": n, "exact": exact}
-    if retention.get("flow_run_retention_days"):
-        cutoff = now - datetime.timedelta(days=retention["flow_run_retention_days"])
-        n, exact = _capped_count(cur, sql.SQL(
-            "SELECT 1 FROM {} WHERE parent_task_run_id IS NULL AND state_type::text = ANY(%(terminal)s)"
-            " AND end_time < %(cutoff)s").format(sql.Identifier(schema, "flow_run")),
-            {"cutoff": cutoff, "terminal": list(PREFECT_TERMINAL_STATES)}, exact_limit)
-        preview["flow_runs"] = {"rows": n, "exact": exact}
-    preview["method"] = ("events older than the events retention (Prefect's default 7 days) and, when"
-                         " flow_run_retention_days is set, terminal top-level flow runs ended before it;"
-                         " counts stop at exact_count_limit")
-    facts["retention"] = preview
     return facts
 
 
@@ -785,7 +775,7 @@ def unavailable_result(exc, params):
 def run_health(params, check_mode=False):
     """Return the health result; never writes to the database."""
     started = time.monotonic()
-    thresholds, (dagster_plan, dagster_budget) = validate_options(params)
+    thresholds, plans = validate_options(params)
     try:
         conn = connect(params)
     except ConnectionFailed as exc:
@@ -818,12 +808,13 @@ def run_health(params, check_mode=False):
             profile = detect_profile(cur, schema, params.get("profile") or "auto")
             result["profile"] = profile
             result["orchestrator"] = None
-            if profile == "dagster":
-                result["orchestrator"] = _section(result, "dagster", dagster_facts, cur, conn, schema, exact_limit,
-                                                  dagster_plan, dagster_budget)
-            elif profile == "prefect":
-                result["orchestrator"] = _section(result, "prefect", prefect_facts, cur, schema, exact_limit,
-                                                  params.get("prefect_retention") or {})
+            if profile in plans:
+                facts_of = dagster_facts if profile == "dagster" else prefect_facts
+                orchestrator = _section(result, profile, facts_of, cur, schema, exact_limit) or {}
+                plan, budget = plans[profile]
+                orchestrator["retention"] = _section(result, "%s retention" % profile, predict_retention,
+                                                     conn, schema, _profile(profile), plan, budget)
+                result["orchestrator"] = orchestrator
     finally:
         conn.close()
     disk = result["disk"]
@@ -909,15 +900,10 @@ def summary_lines(result, top=10):
             lines.append("  log lines by level: " + ", ".join(
                 "%s %d" % kv for kv in sorted(ev["log_lines_by_level"].items())))
     ret = orch.get("retention")
-    if ret and "next_run_rows" in ret:
-        lines.append("retention: the next dagster_prune run would delete %d rows%s" % (
-            ret["next_run_rows"], " (capped; %d more after it)" % ret["rows_left_after_next_run"]
+    if ret:
+        lines.append("retention: the next %s_prune run would delete %d rows%s" % (
+            result["profile"], ret["next_run_rows"], " (capped; %d more after it)" % ret["rows_left_after_next_run"]
             if ret["next_run_capped"] else ""))
-    elif ret and "events" in ret:
-        lines.append("retention: %d events are past %d days%s" % (
-            ret["events"]["rows"], ret["events_retention_days"],
-            "" if "flow_runs" not in ret else ", %d flow runs past %d days" % (
-                ret["flow_runs"]["rows"], ret["flow_run_retention_days"])))
     lines.append("")
     counts = result["findings_by_severity"]
     lines.append("FINDINGS: %d critical, %d warning, %d info" % (counts["critical"], counts["warning"], counts["info"]))
@@ -1003,10 +989,6 @@ def health_metrics(result, job="health_info", database=None):
     for name, handler in (ret.get("handlers") or {}).items():
         m.gauge("retention_backlog_rows", "Rows the current retention would prune, by handler.",
                 handler["rows"] + handler["remaining"], profile=result["profile"], handler=name, **base)
-    for name in ("events", "flow_runs"):
-        if name in ret:
-            m.gauge("retention_backlog_rows", "Rows the current retention would prune, by handler.",
-                    ret[name]["rows"], profile=result["profile"], handler=name, **base)
     return m
 
 

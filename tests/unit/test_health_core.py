@@ -21,7 +21,9 @@ DAY = 86400.0
     ({"dagster_retention": {"retention": 3}}, "unknown key"),
     ({"dagster_retention": {"event_types": ["STEP_OUTPUT"]}}, "protected"),
     ({"dagster_retention": {"max_rows": -1}}, "max_rows"),
-    ({"prefect_retention": {"events_retention_days": 0}}, "events_retention_days"),
+    ({"prefect_retention": {"event_retention_days": 0}}, "event_retention_days"),
+    ({"prefect_retention": {"events_retention_days": 7}}, "unknown key"),
+    ({"prefect_retention": {"log_retention_days": {"error": 3}}}, "protected"),
 ])
 def test_bad_options_are_refused_before_connecting(params, needle):
     with pytest.raises(InvalidRequest) as err:
@@ -30,11 +32,12 @@ def test_bad_options_are_refused_before_connecting(params, needle):
 
 
 def test_threshold_overrides_and_defaults():
-    thresholds, (plan, budget) = _health.validate_options(
+    thresholds, plans = _health.validate_options(
         {"thresholds": {"disk_used_warning_percent": 70}, "dagster_retention": {"event_retention_days": 14,
                                                                                  "max_rows": 1000}})
     assert thresholds["disk_used_warning_percent"] == 70
     assert thresholds["dead_ratio_critical_percent"] == 100
+    plan, budget = plans["dagster"]
     assert plan["event_retention_days"] == 14
     assert budget.max_rows == 1000
 
