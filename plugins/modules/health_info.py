@@ -101,9 +101,11 @@ options:
     default: {}
   prefect_retention:
     description:
-      - The Prefect retention to preview, in days; C(events_retention_days) (default 7, Prefect's
-        C(PREFECT_EVENTS_RETENTION_PERIOD)) and C(flow_run_retention_days) (terminal top-level flow runs; not
-        previewed unless set, as Prefect's flow-run vacuum is off by default).
+      - The retention the Prefect prune runs with, keyed as the options of M(pgtidy.maintenance.prefect_prune)
+        (C(flow_run_retention_days), C(flow_run_batch_size), C(event_retention_days), C(event_retention_overrides),
+        C(log_retention_days), C(prune_orphans), C(orphan_scan_window), C(prune_artifact_collections),
+        C(batch_size), C(max_rows)); defaults are that module's defaults.
+      - The prediction is that module's own check-mode prediction.
     type: dict
     default: {}
 extends_documentation_fragment:
@@ -257,7 +259,8 @@ orchestrator:
     - For Dagster C(event_logs) (C(rows), C(exact), C(method), C(by_event_type) with rows and oldest / newest,
       C(log_lines_by_level)), C(runs) and C(job_ticks) by status, and C(retention) (what the next prune run deletes,
       per handler, and what is left after it).
-    - For Prefect C(events) by event, C(log) by level, C(flow_run) by state type, and C(retention).
+    - For Prefect C(events) by event, C(log) by level, C(flow_run) by state type, and C(retention) (the same shape).
+    - C(retention) is null, with the reason in C(notes), when the schema lacks tables or columns the prune rules use.
   returned: when a profile is recognised
   type: dict
   sample: {"event_logs": {"rows": 250000, "exact": true, "by_event_type": {"LOG": {"rows": 120000,
