@@ -6,12 +6,14 @@
    schedule with ticks, Python logs at every level, a run still in progress),
 3. spreads that history over six months,
 4. runs ``ansible-playbook playbooks/prune.yml`` against it (check mode first, then for real),
-5. prints sizes and rows per category before and after.
+5. runs ``playbooks/repack.yml`` on ``event_logs`` to give the freed pages back to the OS,
+6. prints sizes and rows per category before and after.
 """
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -47,21 +49,23 @@ def pretty(n):
     return "%.1f TiB" % n
 
 
-def playbook(pg, db, lock_file, check):
+def playbook(pg, db, lock_file, check, name="prune.yml", extra=()):
     collections = tempfile.mkdtemp(prefix="pgtidy-demo-collections-")
     os.makedirs(os.path.join(collections, "ansible_collections", "pgtidy"))
     os.symlink(ROOT, os.path.join(collections, "ansible_collections", "pgtidy", "maintenance"))
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collections, ANSIBLE_PYTHON_INTERPRETER=sys.executable,
                ANSIBLE_LOCALHOST_WARNING="false", ANSIBLE_INVENTORY_UNPARSED_WARNING="false")
     cmd = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", "localhost,", "-c", "local",
-           os.path.join(ROOT, "playbooks", "prune.yml"),
-           "-e", "pgtidy_target=localhost", "-e", "pgtidy_login_host=127.0.0.1",
+           os.path.join(ROOT, "playbooks", name),
+           "-e", "pgtidy_login_host=127.0.0.1",
            "-e", "pgtidy_login_port=%d" % pg.port, "-e", "pgtidy_login_db=%s" % db,
            "-e", "pgtidy_ssl_mode=disable", "-e", "pgtidy_lock_file=%s" % lock_file]
+    for item in extra:
+        cmd += ["-e", item]
     if check:
         cmd += ["--check"]
-    print("\n$ ansible-playbook -i localhost, -c local playbooks/prune.yml%s -e pgtidy_login_db=%s ..."
-          % (" --check" if check else "", db), flush=True)
+    print("\n$ ansible-playbook -i localhost, -c local playbooks/%s%s -e pgtidy_login_db=%s ..."
+          % (name, " --check" if check else "", db), flush=True)
     subprocess.run(cmd, check=True, env=env, cwd=ROOT)
 
 
@@ -103,6 +107,15 @@ def main():
         with psycopg.connect(pg.dsn("dagster"), autocommit=True) as conn:
             conn.execute("VACUUM ANALYZE event_logs")
             after_rows, after_size = sizes(conn)
+            # What the repack_image role's init script does in a real deployment.
+            conn.execute("CREATE EXTENSION IF NOT EXISTS pg_repack")
+        repacked = None
+        if shutil.which("pg_repack") or os.path.exists("/usr/lib/postgresql/15/bin/pg_repack"):
+            playbook(pg, "dagster", lock_file, check=False, name="repack.yml",
+                     extra=['{"pgtidy_repack_tables": ["event_logs"]}', "pgtidy_repack_min_table_size=0",
+                            "pgtidy_repack_min_reclaimable_fraction=0", "pgtidy_repack_free_space_check=off"])
+            with psycopg.connect(pg.dsn("dagster"), autocommit=True) as conn:
+                repacked = sizes(conn)[1]
         print("\nevent_logs by category (rows)           before      after")
         for cat in sorted(set(before_rows) | set(after_rows), key=lambda c: -before_rows.get(c, 0)):
             print("  %-34s %10d %10d" % (cat, before_rows.get(cat, 0), after_rows.get(cat, 0)))
@@ -110,12 +123,13 @@ def main():
         print("job_ticks rows                         %10d %10d" % (before_size[2], after_size[2]))
         print("event_logs size on disk                %10s %10s" % (pretty(before_size[0]), pretty(after_size[0])))
         print("database size on disk                  %10s %10s" % (pretty(before_size[1]), pretty(after_size[1])))
-        print("\nDELETE frees space inside the table for reuse; playbooks/repack.yml (pg_repack) gives it back"
-              " to the operating system.")
+        print("(DELETE frees space inside the table for reuse; pg_repack gives it back to the operating system.)")
+        if repacked:
+            print("event_logs size after pg_repack        %10s" % pretty(repacked[0]))
+            print("database size after pg_repack          %10s" % pretty(repacked[1]))
     finally:
         pg.stop()
         if not args.keep:
-            import shutil
             shutil.rmtree(work, ignore_errors=True)
 
 

@@ -101,7 +101,7 @@ def test_wrong_password_is_a_clear_error_without_the_secret(tmp_path, ansible, l
 def test_prune_playbook_against_an_inventory_host(pg, dagster_db, ansible, lock_file, tmp_path):
     inventory = tmp_path / "hosts.ini"
     inventory.write_text("[pgtidy]\ndbhost ansible_connection=local\n")
-    extra = {"pgtidy_login_host": "127.0.0.1", "pgtidy_login_port": pg.port, "pgtidy_login_db": dagster_db["db"],
+    extra = {"pgtidy_hosts": "pgtidy", "pgtidy_login_host": "127.0.0.1", "pgtidy_login_port": pg.port, "pgtidy_login_db": dagster_db["db"],
              "pgtidy_login_user": "postgres", "pgtidy_ssl_mode": "disable", "pgtidy_lock_file": lock_file,
              "pgtidy_dagster_log_retention_days": AGGRESSIVE["log_retention_days"],
              "pgtidy_dagster_event_retention_days": 1, "pgtidy_batch_size": 100}
