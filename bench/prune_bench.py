@@ -1,0 +1,370 @@
+#!/usr/bin/env python3
+"""pgtidy dagster_prune against the usual recipes, on copies of the same Dagster database.
+
+A private PostgreSQL (default durability: fsync and synchronous_commit on) gets a Dagster schema
+from the real ``dagster instance migrate``; event_logs is filled by SQL to --rows rows with the
+event mix, JSON sizes and 180-day time spread of real runs (bench/_prune_data.py). Each method then
+prunes its own copy (CREATE DATABASE ... TEMPLATE) of the same data, in the same run:
+
+  pgtidy         dagster_prune core with default settings (run_prune, in a child process)
+  recipe         one unbounded DELETE per category (Dagster's database-tuning clean-up)
+  recipe+idx     the same after the two partial indexes that page recommends
+  batch200       SELECT id ... LIMIT 200 + DELETE ... WHERE id IN (...) per category (Prefect's vacuum loop)
+  pgtidy-walcap  pgtidy with a small max_wal_bytes, to check the WAL budget holds
+
+Every method deletes the same rows (the categories and cutoffs of pgtidy's defaults, finished runs
+only); the row counts left behind are compared. Measured for each: rows deleted per second, the
+longest single transaction, WAL bytes (pg_current_wal_lsn() difference, the writer's own share
+subtracted), peak RSS of the pruning process, and p50/p99 latency of a writer inserting events at a
+steady rate during the prune against the same writer idle just before.
+
+Usage: python bench/prune_bench.py [--rows N] [--json out.json] [--scaling]
+The default (300,000 rows) takes about four minutes on two cores. --scaling adds pgtidy on a
+1M and a 5M row table pruning the same 200,000 rows (about 12 more minutes: most of it is loading).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(ROOT, "tests"))
+
+import psycopg  # noqa: E402
+
+import _prune_data  # noqa: E402
+from pgserver import PgServer  # noqa: E402
+
+WORKER = os.path.join(HERE, "_prune_workers.py")
+WRITER_RUN = "bench-writer-run"
+FINISHED = ("EXISTS (SELECT 1 FROM runs AS r WHERE r.run_id = t.run_id"
+            " AND r.status IN ('SUCCESS', 'FAILURE', 'CANCELED'))")
+NOISE = ("HANDLED_OUTPUT", "LOADED_INPUT", "ENGINE_EVENT", "STEP_INPUT", "RESOURCE_INIT_STARTED",
+         "RESOURCE_INIT_SUCCESS", "STEP_WORKER_STARTING", "STEP_WORKER_STARTED")
+# Dagster's database-tuning page (docs.dagster.io/deployment/troubleshooting/database-tuning).
+TUNING_INDEXES = (
+    "CREATE INDEX idx_clear_event_logs_user_logs ON event_logs ((event::jsonb ->> 'level'), timestamp)"
+    " WHERE dagster_event_type IS NULL",
+    "CREATE INDEX idx_clear_event_logs_system_events ON event_logs (dagster_event_type, timestamp)"
+    " WHERE dagster_event_type IS NOT NULL",
+)
+TARGETS = {"vs_recipe": 0.8, "vs_batch200": 3.0, "longest_txn_s": 1.0, "writer_p99_ratio": 2.0,
+           "peak_rss_mb": 150.0, "scaling_ratio": 1.3}
+
+
+def categories(now):
+    """The recipes' categories: pgtidy's default retention, written as a person would write them."""
+    def cut(days):
+        return (now - datetime.timedelta(days=days)).isoformat()
+    logs = "t.dagster_event_type IS NULL AND (t.event::jsonb ->> 'level') = '%s' AND t.timestamp < %%(cutoff)s AND "
+    noise = ", ".join("'%s'" % t for t in NOISE)
+    planned = (
+        "t.dagster_event_type = 'ASSET_MATERIALIZATION_PLANNED' AND t.asset_key IS NOT NULL"
+        " AND t.timestamp < %(cutoff)s AND " + FINISHED +
+        " AND EXISTS (SELECT 1 FROM event_logs AS m WHERE m.asset_key = t.asset_key"
+        " AND m.dagster_event_type = 'ASSET_MATERIALIZATION' AND m.partition IS NOT DISTINCT FROM t.partition"
+        " AND m.id > t.id)"
+        " AND EXISTS (SELECT 1 FROM event_logs AS p WHERE p.asset_key = t.asset_key"
+        " AND p.dagster_event_type = 'ASSET_MATERIALIZATION_PLANNED'"
+        " AND p.partition IS NOT DISTINCT FROM t.partition AND p.id > t.id)")
+    return [
+        ("logs_debug", logs % 10 + FINISHED, cut(7)),
+        ("logs_info", logs % 20 + FINISHED, cut(30)),
+        ("logs_warning", logs % 30 + FINISHED, cut(90)),
+        ("noise_events", "t.dagster_event_type IN (%s) AND t.timestamp < %%(cutoff)s AND %s" % (noise, FINISHED),
+         cut(30)),
+        ("planned_superseded", planned, cut(30)),
+    ]
+
+
+def utc_now():
+    return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+
+
+def percentile(values, q):
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q / 100.0 * (len(ordered) - 1))))]
+
+
+def lsn(conn):
+    return int(conn.execute("SELECT pg_current_wal_lsn() - '0/0'::pg_lsn").fetchone()[0])
+
+
+def spawn(mode, args):
+    return subprocess.Popen([sys.executable, WORKER, mode, json.dumps(args)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def finish(proc):
+    out, err = proc.communicate()
+    if proc.returncode != 0:
+        raise RuntimeError("worker failed (%s): %s" % (proc.returncode, err.strip()[-2000:]))
+    return json.loads(out.strip().splitlines()[-1])
+
+
+class Bench:
+    def __init__(self, opts):
+        self.opts = opts
+        self.pg = PgServer(settings={"max_connections": "40"})
+        self.lock_dir = tempfile.mkdtemp(prefix="pgtidy-bench-lock-")
+        self.admin = None
+
+    def log(self, msg):
+        print(msg, file=sys.stderr, flush=True)
+
+    def params(self, db, **extra):
+        p = {"login_host": "127.0.0.1", "login_port": self.pg.port, "login_user": "postgres",
+             "login_password": "", "login_db": db, "ssl_mode": "disable",
+             "lock_file": os.path.join(self.lock_dir, "pgtidy.lock"), "lock_wait": 5}
+        p.update(extra)
+        return p
+
+    def build(self, db, rows):
+        _prune_data.migrate(self.pg, db)
+        with psycopg.connect(self.pg.dsn(db), autocommit=True) as conn:
+            took = _prune_data.fill(conn, rows, log=self.log)
+            conn.execute("INSERT INTO runs (run_id, pipeline_name, status, create_timestamp)"
+                         " VALUES (%s, 'writer_job', 'STARTED', now() AT TIME ZONE 'utc')", (WRITER_RUN,))
+            size = conn.execute("SELECT pg_total_relation_size('event_logs')").fetchone()[0]
+        return took, size
+
+    def rows_left(self, db):
+        with psycopg.connect(self.pg.dsn(db)) as conn:
+            return conn.execute("SELECT count(*) FROM event_logs WHERE run_id IS DISTINCT FROM %s",
+                                (WRITER_RUN,)).fetchone()[0]
+
+    def measure(self, method, template):
+        db = "m_" + method.replace("+", "_").replace("-", "_")
+        self.admin.execute('DROP DATABASE IF EXISTS "%s"' % db)
+        self.admin.execute('CREATE DATABASE "%s" TEMPLATE "%s" STRATEGY FILE_COPY' % (db, template))
+        extra = {}
+        with psycopg.connect(self.pg.dsn(db), autocommit=True) as conn:
+            if method == "recipe+idx":
+                t0 = time.monotonic()
+                for statement in TUNING_INDEXES:
+                    conn.execute(statement)
+                conn.execute("ANALYZE event_logs")
+                extra["index_build_s"] = round(time.monotonic() - t0, 2)
+        self.admin.execute("CHECKPOINT")
+        writer = spawn("writer", {"conninfo": self.pg.dsn(db), "rate": self.opts.writer_rate, "run_id": WRITER_RUN})
+        writer.stdout.readline()
+        idle_start, idle_lsn = time.monotonic(), lsn(self.admin)
+        time.sleep(self.opts.idle_seconds)
+        idle_end, start_lsn = time.monotonic(), lsn(self.admin)
+        writer_wal_rate = (start_lsn - idle_lsn) / (idle_end - idle_start)
+        if method.startswith("pgtidy"):
+            params = self.params(db)
+            if method == "pgtidy-walcap":
+                params["max_wal_bytes"] = self.opts.wal_cap
+            worker = spawn("pgtidy", {"params": params})
+        else:
+            args = {"conninfo": self.pg.dsn(db), "categories": categories(utc_now())}
+            worker = spawn("recipe" if method.startswith("recipe") else "batch", args)
+        t0 = time.monotonic()
+        result = finish(worker)
+        t1 = time.monotonic()
+        end_lsn = lsn(self.admin)
+        writer.terminate()
+        samples = finish(writer)["latencies"]
+        idle = [lat for at, lat in samples if idle_start <= at < idle_end]
+        busy = [lat for at, lat in samples if t0 <= at < t1]
+        wal = end_lsn - start_lsn
+        row = {
+            "method": method,
+            "deleted": result["deleted"],
+            "seconds": round(result["elapsed_s"], 3),
+            "rows_per_s": round(result["deleted"] / result["elapsed_s"], 1) if result["elapsed_s"] else None,
+            "longest_txn_s": round(result["longest_txn_s"], 3),
+            "wal_bytes": int(max(0, wal - writer_wal_rate * (t1 - t0))),
+            "wal_bytes_raw": int(wal),
+            "peak_rss_mb": round(result["peak_rss_mb"], 1),
+            "writer_idle_p50_ms": round(1000 * percentile(idle, 50), 2) if idle else None,
+            "writer_idle_p99_ms": round(1000 * percentile(idle, 99), 2) if idle else None,
+            "writer_p50_ms": round(1000 * percentile(busy, 50), 2) if busy else None,
+            "writer_p99_ms": round(1000 * percentile(busy, 99), 2) if busy else None,
+            "writer_inserts": len(busy),
+            "rows_left": self.rows_left(db),
+        }
+        row.update(extra)
+        for key in ("batches", "capped", "capped_by", "failed_handlers", "handlers", "engine_wal_bytes",
+                    "statements", "categories"):
+            if key in result:
+                row[key] = result[key]
+        self.admin.execute('DROP DATABASE "%s" WITH (FORCE)' % db)
+        return row
+
+    def scaling(self):
+        out = []
+        for rows in self.opts.scaling_rows:
+            db = "scale_%d" % rows
+            self.log("building %s (%d rows)" % (db, rows))
+            self.build(db, rows)
+            self.admin.execute("CHECKPOINT")
+            result = finish(spawn("pgtidy", {"params": self.params(db, max_rows=self.opts.scaling_delete)}))
+            out.append({"rows": rows, "deleted": result["deleted"], "seconds": round(result["elapsed_s"], 3),
+                        "longest_txn_s": result["longest_txn_s"], "peak_rss_mb": round(result["peak_rss_mb"], 1)})
+            self.log("  pruned %d rows in %.1f s" % (result["deleted"], result["elapsed_s"]))
+            self.admin.execute('DROP DATABASE "%s" WITH (FORCE)' % db)
+        return out
+
+    def run(self):
+        self.pg.start()
+        try:
+            self.admin = psycopg.connect(self.pg.dsn("postgres"), autocommit=True)
+            report = {"machine": machine(self.admin), "rows": self.opts.rows, "writer_rate": self.opts.writer_rate,
+                      "load_before": os.getloadavg()}
+            self.log("building the template (%d rows)" % self.opts.rows)
+            took, size = self.build("bench_template", self.opts.rows)
+            report["template"] = {"fill_s": round(took, 1), "event_logs_bytes": size}
+            results = []
+            for method in self.opts.methods:
+                self.log("measuring %s" % method)
+                results.append(self.measure(method, "bench_template"))
+                self.log("  %s: %d rows in %.1f s" % (method, results[-1]["deleted"], results[-1]["seconds"]))
+            report["results"] = results
+            if self.opts.scaling:
+                report["scaling"] = self.scaling()
+            report["load_after"] = os.getloadavg()
+            self.admin.close()
+            return report
+        finally:
+            self.pg.stop()
+
+
+def machine(conn):
+    mem = 0
+    with open("/proc/meminfo") as fh:
+        for line in fh:
+            if line.startswith("MemTotal:"):
+                mem = int(line.split()[1]) * 1024
+    return {"nproc": os.cpu_count(), "ram_gib": round(mem / 2 ** 30, 1), "platform": platform.platform(),
+            "python": platform.python_version(),
+            "postgres": conn.execute("SHOW server_version").fetchone()[0],
+            "settings": dict(conn.execute(
+                "SELECT name, setting FROM pg_settings WHERE name IN ('fsync', 'synchronous_commit',"
+                " 'full_page_writes', 'shared_buffers', 'max_wal_size', 'checkpoint_timeout')").fetchall())}
+
+
+def analyse(report):
+    """Ratios pgtidy / recipe and the targets, as a list of (name, value, target, met)."""
+    by = {r["method"]: r for r in report["results"]}
+    checks = []
+    pg = by.get("pgtidy")
+    if pg:
+        for other, target in (("recipe", TARGETS["vs_recipe"]), ("batch200", TARGETS["vs_batch200"]),
+                              ("recipe+idx", None)):
+            if other in by and by[other]["rows_per_s"]:
+                ratio = pg["rows_per_s"] / by[other]["rows_per_s"]
+                checks.append(("throughput pgtidy/%s" % other, round(ratio, 2),
+                               ">= %s" % target if target else "-", ratio >= target if target else None))
+        checks.append(("longest transaction pgtidy (s)", pg["longest_txn_s"], "<= 1.0",
+                       pg["longest_txn_s"] <= TARGETS["longest_txn_s"]))
+        if pg["writer_p99_ms"] and pg["writer_idle_p99_ms"]:
+            ratio = pg["writer_p99_ms"] / pg["writer_idle_p99_ms"]
+            checks.append(("writer p99 pruning/idle (pgtidy)", round(ratio, 2), "<= 2.0",
+                           ratio <= TARGETS["writer_p99_ratio"]))
+        checks.append(("peak RSS pgtidy (MB)", pg["peak_rss_mb"], "<= 150", pg["peak_rss_mb"] <= TARGETS["peak_rss_mb"]))
+        left = {r["method"]: r["rows_left"] for r in report["results"] if r["method"] != "pgtidy-walcap"}
+        checks.append(("same rows left by every method", len(set(left.values())) == 1, "True",
+                       len(set(left.values())) == 1))
+    cap = by.get("pgtidy-walcap")
+    if cap:
+        per_batch = max([h["wal_bytes"] / h["batches"] for h in cap["handlers"].values() if h["batches"]] or [0])
+        limit = report["wal_cap_bytes"] + per_batch
+        checks.append(("WAL with max_wal_bytes=%s (engine, bytes)" % report["wal_cap"], cap["engine_wal_bytes"],
+                       "<= %d" % limit, cap["engine_wal_bytes"] <= limit))
+    if report.get("scaling") and len(report["scaling"]) >= 2:
+        small, big = report["scaling"][0], report["scaling"][-1]
+        ratio = big["seconds"] / small["seconds"]
+        checks.append(("scaling %dM/%dM same rows deleted (time)" % (big["rows"] // 10 ** 6, small["rows"] // 10 ** 6),
+                       round(ratio, 2), "<= 1.3", ratio <= TARGETS["scaling_ratio"]))
+    return checks
+
+
+COLUMNS = (("method", "method", "%s"), ("deleted", "rows", "%d"), ("seconds", "s", "%.1f"),
+           ("rows_per_s", "rows/s", "%.0f"), ("longest_txn_s", "longest txn s", "%.3f"),
+           ("wal_bytes", "WAL MB", None), ("peak_rss_mb", "peak RSS MB", "%.1f"),
+           ("writer_idle_p50_ms", "idle p50 ms", "%.2f"), ("writer_idle_p99_ms", "idle p99 ms", "%.2f"),
+           ("writer_p50_ms", "p50 ms", "%.2f"), ("writer_p99_ms", "p99 ms", "%.2f"))
+
+
+def table(report):
+    lines = ["| " + " | ".join(c[1] for c in COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    for r in report["results"]:
+        cells = []
+        for key, _title, fmt in COLUMNS:
+            value = r.get(key)
+            if value is None:
+                cells.append("-")
+            elif key == "wal_bytes":
+                cells.append("%.1f" % (value / 1e6))
+            else:
+                cells.append(fmt % value)
+        lines.append("| " + " | ".join(cells) + " |")
+    lines.append("")
+    lines.append("| check | measured | target | met |")
+    lines.append("|---|---|---|---|")
+    for name, value, target, met in report["checks"]:
+        lines.append("| %s | %s | %s | %s |" % (name, value, target, "-" if met is None else ("yes" if met else "NO")))
+    if report.get("scaling"):
+        lines.append("")
+        lines.append("| table rows | deleted | s | longest txn s | peak RSS MB |")
+        lines.append("|---|---|---|---|---|")
+        for s in report["scaling"]:
+            lines.append("| %d | %d | %.1f | %.3f | %.1f |" % (s["rows"], s["deleted"], s["seconds"],
+                                                               s["longest_txn_s"], s["peak_rss_mb"]))
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rows", type=int, default=300_000, help="event_logs rows in the copies (default 300000)")
+    parser.add_argument("--json", help="write the full report to this file")
+    parser.add_argument("--writer-rate", type=float, default=50.0, help="writer inserts per second (default 50)")
+    parser.add_argument("--idle-seconds", type=float, default=8.0, help="writer-only time before each prune")
+    parser.add_argument("--wal-cap", default="16MiB", help="max_wal_bytes of the pgtidy-walcap run")
+    parser.add_argument("--methods", default="pgtidy,recipe,recipe+idx,batch200,pgtidy-walcap")
+    parser.add_argument("--scaling", action="store_true", help="also prune the same rows from a 1M and a 5M table")
+    parser.add_argument("--scaling-rows", default="1000000,5000000")
+    parser.add_argument("--scaling-delete", type=int, default=200_000)
+    opts = parser.parse_args(argv)
+    opts.methods = [m.strip() for m in opts.methods.split(",") if m.strip()]
+    opts.scaling_rows = [int(x) for x in opts.scaling_rows.split(",")]
+    report = Bench(opts).run()
+    report["wal_cap"] = opts.wal_cap
+    report["wal_cap_bytes"] = _wal_cap_bytes(opts.wal_cap)
+    report["checks"] = analyse(report)
+    text = table(report)
+    print("event_logs rows: %d (%.0f MB), writer %.0f inserts/s; %s cores, %s GiB RAM, PostgreSQL %s; load %s -> %s"
+          % (report["rows"], report["template"]["event_logs_bytes"] / 1e6, report["writer_rate"],
+             report["machine"]["nproc"], report["machine"]["ram_gib"], report["machine"]["postgres"],
+             "/".join("%.2f" % x for x in report["load_before"]), "/".join("%.2f" % x for x in report["load_after"])))
+    print(text)
+    if opts.json:
+        with open(opts.json, "w") as fh:
+            json.dump(report, fh, indent=2, default=str)
+    return 0
+
+
+def _wal_cap_bytes(text):
+    units = {"kib": 1024, "mib": 1024 ** 2, "gib": 1024 ** 3, "kb": 1000, "mb": 1000 ** 2, "gb": 1000 ** 3, "b": 1}
+    lowered = text.strip().lower()
+    for unit in sorted(units, key=len, reverse=True):
+        if lowered.endswith(unit):
+            return int(float(lowered[:-len(unit)]) * units[unit])
+    return int(lowered)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
