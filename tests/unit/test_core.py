@@ -1,0 +1,118 @@
+"""The pure core without a database: options, sizes, durations, secrets, the lockfile against flock(1)."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+import conftest  # noqa: F401 - puts the collection on sys.path
+from ansible_collections.pgtidy.maintenance.plugins.module_utils import _dagster
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._batches import Budget, lsn_to_int, parse_bytes
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._connection import (
+    conninfo_from_params, duration_setting, redact)
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._errors import InvalidRequest, LockBusy
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._lock import LockFile, describe_holder
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("1GiB", 1 << 30), ("500MB", 500_000_000), ("1048576", 1 << 20), (0, 0), ("2 kib", 2048), ("1.5G", 3 << 29)])
+def test_parse_bytes(text, expected):
+    assert parse_bytes(text) == expected
+
+
+@pytest.mark.parametrize("text", ["lots", "12XB", "-5MB"])
+def test_parse_bytes_rejects_nonsense(text):
+    with pytest.raises(InvalidRequest):
+        parse_bytes(text, "max_wal_bytes")
+
+
+def test_duration_setting():
+    assert duration_setting("lock_timeout", "5s") == "5s"
+    assert duration_setting("lock_timeout", 250) == "250ms"
+    with pytest.raises(InvalidRequest) as err:
+        duration_setting("statement_timeout", "forever")
+    assert "statement_timeout" in err.value.message
+
+
+def test_lsn_to_int():
+    assert lsn_to_int("0/10") == 16
+    assert lsn_to_int("1/0") == 1 << 32
+    assert lsn_to_int(None) is None
+
+
+def test_password_goes_to_libpq_but_never_into_messages():
+    params = {"login_user": "dagster", "login_password": "pa55-word", "login_host": "db", "login_port": 5433,
+              "login_db": "dagster", "connect_params": {"sslpassword": "key-secret", "target_session_attrs": "rw"}}
+    kw = conninfo_from_params(params)
+    assert kw["password"] == "pa55-word" and kw["port"] == "5433" and kw["application_name"] == "pgtidy"
+    assert kw["target_session_attrs"] == "rw"
+    text = redact('password "pa55-word" rejected; sslpassword=key-secret', params)
+    assert "pa55-word" not in text and "key-secret" not in text and text.count("********") == 2
+
+
+def test_unix_socket_wins_over_host():
+    kw = conninfo_from_params({"login_host": "db", "login_unix_socket": "/var/run/postgresql"})
+    assert kw["host"] == "/var/run/postgresql"
+
+
+def test_budget_validation():
+    assert Budget.from_params({}).batch_size == 5000
+    for bad in ({"batch_size": 0}, {"batch_size": 10**6}, {"max_rows": -1}, {"batch_pause": 100}):
+        with pytest.raises(InvalidRequest):
+            Budget.from_params(bad)
+
+
+def test_dagster_defaults_follow_the_issue_and_dagster():
+    plan = _dagster.validate_options({})
+    assert plan["log_retention_days"] == {"debug": 7, "info": 30, "warning": 90}
+    assert plan["event_retention_days"] == 30
+    assert set(plan["event_types"]) == set(_dagster.NOISE_EVENT_TYPES)
+    assert plan["tick_retention_days"]["sensor"]["skipped"] == 7
+    assert plan["tick_retention_days"]["schedule"] == {"skipped": None, "success": None, "failure": None,
+                                                       "started": None}
+
+
+def test_dagster_tick_retention_accepts_one_number_per_type():
+    plan = _dagster.validate_options({"tick_retention_days": {"schedule": 14}})
+    assert plan["tick_retention_days"]["schedule"] == {"skipped": 14, "success": 14, "failure": 14, "started": 14}
+
+
+def test_allow_list_and_protected_list_do_not_overlap():
+    assert not set(_dagster.NOISE_EVENT_TYPES) & set(_dagster.PROTECTED_EVENT_TYPES)
+    assert "STEP_OUTPUT" in _dagster.PROTECTED_EVENT_TYPES
+    assert "ASSET_MATERIALIZATION" in _dagster.PROTECTED_EVENT_TYPES
+
+
+def test_keep_everything_with_minus_one():
+    plan = _dagster.validate_options({"log_retention_days": {"debug": -1}, "event_retention_days": -1})
+    assert plan["log_retention_days"]["debug"] is None and plan["event_retention_days"] is None
+
+
+def test_lockfile_excludes_flock_and_names_the_holder(tmp_path):
+    path = str(tmp_path / "pgtidy.lock")
+    holder = subprocess.Popen(["flock", path, "sleep", "20"], start_new_session=True)
+    try:
+        time.sleep(0.3)
+        with pytest.raises(LockBusy) as err:
+            LockFile(path, wait=1).acquire()
+        assert err.value.details["holder"]["pid"] == holder.pid
+        assert "flock %s sleep 20" % path in err.value.message
+    finally:
+        os.killpg(holder.pid, signal.SIGKILL)
+        holder.wait()
+
+
+def test_lockfile_records_the_holder_and_clears_on_release(tmp_path):
+    path = str(tmp_path / "sub" / "pgtidy.lock")
+    with LockFile(path, wait=0, job="dagster_prune"):
+        record = json.loads(open(path).read())
+        assert record["pid"] == os.getpid() and record["job"] == "dagster_prune" and record["started"]
+        assert describe_holder(path)["pid"] == os.getpid()
+        # flock(1) must not get in while we hold it.
+        assert subprocess.run(["flock", "-n", path, "true"]).returncode != 0
+    assert open(path).read() == ""
+    assert subprocess.run(["flock", "-n", path, "true"]).returncode == 0
