@@ -14,7 +14,7 @@ demo: setup
 	$(PY) demo/run_demo.py
 
 test: setup
-	$(PY) -m pytest $(PYTEST_ARGS)
+	PGTIDY_PREFECT_PYTHON=$(CURDIR)/.venv-prefect/bin/python $(PY) -m pytest $(PYTEST_ARGS)
 
 unit: setup
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)

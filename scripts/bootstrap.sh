@@ -30,16 +30,26 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 PYTHON="${PYTHON:-python3}"
-if [ ! -x .venv/bin/python ]; then
-  "$PYTHON" -m venv .venv
-fi
-stamp=.venv/.requirements.sha
-want=$(cat requirements.txt requirements-test.txt tests/requirements-*.txt 2>/dev/null | sha256sum | cut -d' ' -f1)
-if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  .venv/bin/pip install -q --upgrade pip
-  reqs=(-r requirements-test.txt)
-  for r in tests/requirements-*.txt; do [ -f "$r" ] && reqs+=(-r "$r"); done
-  .venv/bin/pip install -q "${reqs[@]}"
-  echo "$want" > "$stamp"
+# tests/requirements-prefect.txt goes into a venv of its own: Prefect needs a newer SQLAlchemy than
+# dagster-postgres supports. The modules themselves need neither.
+install_venv() {  # install_venv DIR REQUIREMENT-FILES...
+  local dir="$1"; shift
+  [ -x "$dir/bin/python" ] || "$PYTHON" -m venv "$dir"
+  local stamp="$dir/.requirements.sha" want reqs=()
+  want=$(cat "$@" | sha256sum | cut -d' ' -f1)
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    "$dir/bin/pip" install -q --upgrade pip
+    for r in "$@"; do reqs+=(-r "$r"); done
+    "$dir/bin/pip" install -q "${reqs[@]}"
+    echo "$want" > "$stamp"
+  fi
+}
+main_reqs=(requirements.txt requirements-test.txt)
+for r in tests/requirements-*.txt; do
+  [ -f "$r" ] && [ "$r" != tests/requirements-prefect.txt ] && main_reqs+=("$r")
+done
+install_venv .venv "${main_reqs[@]}"
+if [ -f tests/requirements-prefect.txt ]; then
+  install_venv .venv-prefect tests/requirements-prefect.txt
 fi
 echo "environment ready: .venv ($(.venv/bin/python --version)), PostgreSQL $(ls /usr/lib/postgresql | sort -n | tail -1)"
