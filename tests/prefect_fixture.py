@@ -1,9 +1,9 @@
 """A real Prefect history on the test cluster, made once per session and cloned per test.
 
 Prefect needs a newer SQLAlchemy than dagster-postgres allows, so it lives in its own
-environment: PGTIDY_PREFECT_PYTHON names that interpreter (the test run fails when it is set
-but broken, and skips the Prefect tests when it is unset and ``prefect`` is not importable
-here). The module under test needs only psycopg; Prefect is used to make and to read back.
+environment: PGTIDY_PREFECT_PYTHON names that interpreter. When it is unset and ``prefect``
+is not importable here, the Prefect tests are skipped, or fail if PGTIDY_REQUIRE_PREFECT is
+set (for CI). The module under test needs only psycopg; Prefect is used to make and to read back.
 
 One Prefect server runs real flows (tasks, logs at every level, several versions of one
 artifact key, a subflow, a failure, a run deleted through the API, API-made runs that were
@@ -44,6 +44,8 @@ def prefect_python():
     probe = subprocess.run([sys.executable, "-c", "import prefect"], capture_output=True)
     if probe.returncode == 0:
         return sys.executable
+    if os.environ.get("PGTIDY_REQUIRE_PREFECT"):
+        pytest.fail("PGTIDY_REQUIRE_PREFECT is set but Prefect is not installed: set PGTIDY_PREFECT_PYTHON")
     pytest.skip("Prefect is not installed: set PGTIDY_PREFECT_PYTHON to a Python with"
                 " tests/requirements-prefect.txt installed")
 

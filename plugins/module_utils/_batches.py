@@ -156,6 +156,7 @@ class HandlerState:
     cursor_key: object = None
     cascaded: dict = field(default_factory=dict)
     scanned: int = 0
+    span: int = 0                       # "id" walk: width of the id window the next statement reads
 
     def __post_init__(self):
         if self.rule.walk == "time":
@@ -244,7 +245,8 @@ class DeleteEngine:
         if rule.scan_limit:
             pred = rule.predicate if rule.predicate is not None else sql.SQL("true")
             parts.append(sql.SQL(
-                "win AS (SELECT t.{id}, t.{ts} FROM {tbl} AS t WHERE {rng} ORDER BY {order} LIMIT %(scan_limit)s)").format(
+                "win AS (SELECT t.{id}, t.{ts} FROM {tbl} AS t WHERE {rng}"
+                " ORDER BY {order} LIMIT %(scan_limit)s)").format(
                 id=idc, ts=tsc, tbl=tbl, rng=self._time_range(rule), order=self._time_order(rule)))
             parts.append(sql.SQL(
                 "batch AS (SELECT t.{id}, t.{ts} FROM {tbl} AS t JOIN win ON win.{id} = t.{id}"
@@ -254,7 +256,8 @@ class DeleteEngine:
                               " (SELECT {id} FROM win ORDER BY {o} LIMIT 1)").format(
                 ts=tsc, id=idc, o=self._time_order(rule, "win", descending=True))
         else:
-            parts.append(sql.SQL("batch AS ({cands} ORDER BY {order} LIMIT %(limit)s FOR UPDATE OF t SKIP LOCKED)").format(
+            parts.append(sql.SQL(
+                "batch AS ({cands} ORDER BY {order} LIMIT %(limit)s FOR UPDATE OF t SKIP LOCKED)").format(
                 cands=self._time_candidates_sql(rule), order=self._time_order(rule)))
             scanned = sql.SQL("NULL::bigint, NULL, NULL")
         parts.append(sql.SQL(
@@ -489,9 +492,12 @@ class DeleteEngine:
                 t0 = time.monotonic()
                 try:
                     with self.conn.transaction():
-                        with self.conn.cursor() as cur:
-                            cur.execute(stmt, self._params(state, limit=limit))
-                            row = cur.fetchone()
+                        if timed:
+                            with self.conn.cursor() as cur:
+                                cur.execute(stmt, self._params(state, limit=limit))
+                                row = cur.fetchone()
+                        else:
+                            row = self._id_batch(state, stmt, limit)
                     if timed:
                         count, max_id = row[0], None
                         self._advance_time_cursor(state, row, limit)
@@ -521,6 +527,37 @@ class DeleteEngine:
                     state.done = True
                 if self.budget.batch_pause:
                     time.sleep(self.budget.batch_pause)
+
+    def _id_batch(self, state, stmt, limit):
+        """Up to ``limit`` rows in one transaction, read through id windows of adaptive width.
+
+        Over the whole ``cursor..boundary`` range the planner reads every candidate of the
+        range (bitmap scan, then sort) or walks the primary key past other types' rows, so a
+        batch would cost as much as the backlog. A window a few batches wide keeps each
+        statement's reads near the rows it deletes; windows follow each other inside the
+        transaction until the batch is full or the boundary is reached, so a batch deletes
+        exactly what one statement over the whole range would.
+        """
+        count, max_id, low = 0, None, state.cursor
+        if state.span <= 0:
+            state.span = 4 * limit
+        with self.conn.cursor() as cur:
+            while True:
+                need = limit - count
+                high = min(state.boundary, low + max(1, state.span * need // limit + state.span // 4))
+                cur.execute(stmt, self._params(state, cursor=low, boundary=high, limit=limit - count))
+                found, last = cur.fetchone()
+                count += found
+                if last is not None:
+                    max_id = last
+                if count >= limit or high >= state.boundary:
+                    return count, max_id
+                # Width for a full batch at the density just seen; the next window takes its share.
+                if found:
+                    state.span = max(limit, (high - low) * limit // found + 1)
+                else:
+                    state.span *= 4
+                low = high
 
     def _batch_limit(self, rule, rows_left):
         limit = self.budget.batch_size

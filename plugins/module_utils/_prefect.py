@@ -177,7 +177,8 @@ def flow_run_candidate(schema, alias):
         "   UNION ALL"
         "   SELECT p.state_type IN ('COMPLETED', 'FAILED', 'CANCELLED', 'CRASHED') AND p.end_time < %(flow_cutoff)s,"
         "          p.parent_task_run_id, up.depth + 1"
-        "   FROM up JOIN {task_run} AS tr ON tr.id = up.parent_task_run_id JOIN {flow_run} AS p ON p.id = tr.flow_run_id"
+        "   FROM up JOIN {task_run} AS tr ON tr.id = up.parent_task_run_id"
+        "   JOIN {flow_run} AS p ON p.id = tr.flow_run_id"
         "   WHERE up.ok AND up.depth < {depth})"
         " SELECT 1 FROM up WHERE NOT coalesce(up.ok, false))").format(
         a=a, task_run=sql.Identifier(schema, "task_run"), flow_run=sql.Identifier(schema, "flow_run"),

@@ -91,8 +91,10 @@ def test_prefect_reads_back_what_was_kept(pg, prefect_db, prefect_history, lock_
         "        (SELECT 1 FROM flow_run f WHERE f.id = l.flow_run_id))"
         "     + (SELECT count(*) FROM artifact a WHERE a.flow_run_id IS NOT NULL AND NOT EXISTS"
         "        (SELECT 1 FROM flow_run f WHERE f.id = a.flow_run_id))"
-        "     + (SELECT count(*) FROM task_run t WHERE NOT EXISTS (SELECT 1 FROM flow_run f WHERE f.id = t.flow_run_id))"
-        "     + (SELECT count(*) FROM event_resources r WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.id = r.event_id)"
+        "     + (SELECT count(*) FROM task_run t WHERE NOT EXISTS"
+        "        (SELECT 1 FROM flow_run f WHERE f.id = t.flow_run_id))"
+        "     + (SELECT count(*) FROM event_resources r WHERE NOT EXISTS"
+        "        (SELECT 1 FROM events e WHERE e.id = r.event_id)"
         "        AND r.occurred < now() - interval '14 days')", prefect_db)
     assert orphans == "0"
 
