@@ -31,7 +31,9 @@ def _collection_on_path():
     """The collection must be importable as ansible_collections.pgtidy.maintenance."""
     root = tempfile.mkdtemp(prefix="pgtidy-bench-coll-")
     os.makedirs(os.path.join(root, "ansible_collections", "pgtidy"))
-    os.symlink(ROOT, os.path.join(root, "ansible_collections", "pgtidy", "maintenance"))
+    # PGTIDY_BENCH_COLLECTION: another checkout of the collection, to compare engine versions.
+    source = os.environ.get("PGTIDY_BENCH_COLLECTION") or ROOT
+    os.symlink(os.path.abspath(source), os.path.join(root, "ansible_collections", "pgtidy", "maintenance"))
     sys.path.insert(0, root)
 
 
