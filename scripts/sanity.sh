@@ -11,11 +11,17 @@ mkdir -p "$cache"
 for name in get_pip_24_2.py get_pip_23_3_2.py get_pip_25_0_1.py; do
   cat > "$cache/$name" <<'PY'
 import ensurepip
+import os
 import subprocess
 import sys
 
 ensurepip.bootstrap(upgrade=True)
-args = [a for a in sys.argv[1:] if not a.startswith("--disable-pip-version-check")]
+# ansible-test runs pip without any pip configuration; behind a TLS-intercepting proxy the system CA
+# bundle is needed for this first install. The pip it installs (24.2+) then trusts the system store.
+args = [a for a in sys.argv[1:] if a not in ("--disable-pip-version-check", "--no-setuptools", "--no-wheel")]
+bundle = "/etc/ssl/certs/ca-certificates.crt"
+if os.path.exists(bundle):
+    args = ["--cert", bundle] + args
 if args:
     subprocess.check_call([sys.executable, "-m", "pip", "install"] + args)
 PY
