@@ -210,15 +210,22 @@ def planned_rule(schema, days, now=None):
     latest) AND a later materialization (so it cannot be the one that marks a failure).
     """
     events = sql.Identifier(schema, "event_logs")
+    # "partition IS NOT DISTINCT FROM" is no index condition: each probe would walk every later
+    # event of the asset. Split on NULL so (asset_key, type, partition, id) or (asset_key, type, id)
+    # finds the first later row directly.
+    later = sql.SQL(
+        "CASE WHEN t.partition IS NULL"
+        " THEN EXISTS (SELECT 1 FROM {events} AS {a} WHERE {a}.asset_key = t.asset_key"
+        "   AND {a}.dagster_event_type = {etype} AND {a}.partition IS NULL AND {a}.id > t.id)"
+        " ELSE EXISTS (SELECT 1 FROM {events} AS {a} WHERE {a}.asset_key = t.asset_key"
+        "   AND {a}.dagster_event_type = {etype} AND {a}.partition = t.partition AND {a}.id > t.id) END")
     predicate = sql.SQL(
         "t.dagster_event_type = 'ASSET_MATERIALIZATION_PLANNED' AND t.asset_key IS NOT NULL AND {finished}"
-        " AND EXISTS (SELECT 1 FROM {events} AS m WHERE m.asset_key = t.asset_key"
-        "   AND m.dagster_event_type = 'ASSET_MATERIALIZATION' AND m.partition IS NOT DISTINCT FROM t.partition"
-        "   AND m.id > t.id)"
-        " AND EXISTS (SELECT 1 FROM {events} AS p WHERE p.asset_key = t.asset_key"
-        "   AND p.dagster_event_type = 'ASSET_MATERIALIZATION_PLANNED'"
-        "   AND p.partition IS NOT DISTINCT FROM t.partition AND p.id > t.id)").format(
-        finished=_finished_run(schema), events=events)
+        " AND {materialized} AND {planned}").format(
+        finished=_finished_run(schema),
+        materialized=later.format(events=events, a=sql.Identifier("m"), etype=sql.Literal("ASSET_MATERIALIZATION")),
+        planned=later.format(events=events, a=sql.Identifier("p"),
+                             etype=sql.Literal("ASSET_MATERIALIZATION_PLANNED")))
     return Rule(name="events_asset_materialization_planned_superseded", table="event_logs",
                 cutoff=utc_cutoff(days, now), predicate=predicate,
                 params={"finished": list(FINISHED_RUN_STATUSES)},
