@@ -204,3 +204,18 @@ def test_module_refuses_before_touching_anything(pg, prefect_db, ansible, lock_f
     rc, result, out = ansible.run_task(MODULE, conn_params(pg, "postgres", lock_file=lock_file))
     assert rc != 0 and result["error_kind"] == "schema_mismatch"
     assert counts(pg, prefect_db) == before
+
+
+def test_prune_playbook_dispatches_to_prefect(pg, prefect_db, ansible, lock_file):
+    import os
+    from conftest import ROOT
+    before = counts(pg, prefect_db)
+    extra = {"pgtidy_orchestrator": "prefect", "pgtidy_login_host": "127.0.0.1", "pgtidy_login_port": pg.port,
+             "pgtidy_login_db": prefect_db, "pgtidy_ssl_mode": "disable", "pgtidy_lock_file": lock_file,
+             "pgtidy_prefect_flow_run_retention_days": 30}
+    proc = ansible.run_playbook(os.path.join(ROOT, "playbooks", "prune.yml"), extra_vars=extra)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
+    assert "old_flow_runs" in proc.stdout and "Prune Dagster metadata" in proc.stdout
+    after = counts(pg, prefect_db)
+    assert after["flow_run"] < before["flow_run"]
+    assert after["events"] < before["events"]
