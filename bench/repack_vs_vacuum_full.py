@@ -161,8 +161,8 @@ def main():
 
     ratio = rp["reclaimed_bytes"] / vf["reclaimed_bytes"] if vf["reclaimed_bytes"] else 0.0
     report = {
-        "rows": args.rows, "keep_every": args.keep_every, "machine": {"cpus": os.cpu_count(),
-                                                                     "python": platform.python_version()},
+        "rows": args.rows, "keep_every": args.keep_every,
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "repack": rp, "vacuum_full": vf,
         "reclaimed_ratio": round(ratio, 4), "reclaimed_ratio_target": TARGET_RATIO,
         "repack_longest_stall_s": rp["writer_longest_stall_s"], "stall_target_s": TARGET_STALL_S,

@@ -82,10 +82,11 @@ def _write_ticks(instance, ticks_per_instigator):
     statuses = [TickStatus.SKIPPED, TickStatus.SKIPPED, TickStatus.SKIPPED, TickStatus.SUCCESS, TickStatus.FAILURE]
     for name, kind in kinds:
         origin = _instigator_origin(name)
-        data = (SensorInstigatorData(last_tick_timestamp=now, min_interval=30, cursor="file-0042",
-                                     sensor_type=None)
-                if kind == InstigatorType.SENSOR else ScheduleInstigatorData(cron_schedule="0 * * * *",
-                                                                            start_timestamp=now))
+        if kind == InstigatorType.SENSOR:
+            data = SensorInstigatorData(last_tick_timestamp=now, min_interval=30, cursor="file-0042",
+                                        sensor_type=None)
+        else:
+            data = ScheduleInstigatorData(cron_schedule="0 * * * *", start_timestamp=now)
         instance.add_instigator_state(InstigatorState(origin, kind, InstigatorStatus.RUNNING, data))
         for i in range(ticks_per_instigator):
             status = statuses[i % len(statuses)]

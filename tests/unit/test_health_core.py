@@ -33,8 +33,8 @@ def test_bad_options_are_refused_before_connecting(params, needle):
 
 def test_threshold_overrides_and_defaults():
     thresholds, plans = _health.validate_options(
-        {"thresholds": {"disk_used_warning_percent": 70}, "dagster_retention": {"event_retention_days": 14,
-                                                                                 "max_rows": 1000}})
+        {"thresholds": {"disk_used_warning_percent": 70},
+         "dagster_retention": {"event_retention_days": 14, "max_rows": 1000}})
     assert thresholds["disk_used_warning_percent"] == 70
     assert thresholds["dead_ratio_critical_percent"] == 100
     plan, budget = plans["dagster"]
