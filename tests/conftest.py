@@ -17,6 +17,9 @@ sys.path.insert(0, HERE)
 
 from pgserver import PgServer  # noqa: E402
 
+# Fixtures of the Prefect history (a real Prefect server's database), shared by several test modules.
+pytest_plugins = ["prefect_fixture"]
+
 
 def _collections_root():
     """The collection must sit at ansible_collections/pgtidy/maintenance for imports and FQCNs."""
@@ -100,7 +103,7 @@ class PlaybookRunner:
         if diff:
             cmd.append("--diff")
         cmd += list(extra_args)
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=self.env(), cwd=ROOT)
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=self.env(), cwd=ROOT, check=False)
         return proc
 
     def run_task(self, module, args, check=False, diff=False, task_extra=None):

@@ -60,7 +60,7 @@ class PgServer:
     def _cmd(self, args: list[str], **kw) -> subprocess.CompletedProcess:
         if self._run_as:
             args = ["runuser", "-u", self._run_as, "--"] + args
-        proc = subprocess.run(args, capture_output=True, text=True, **kw)
+        proc = subprocess.run(args, capture_output=True, text=True, check=False, **kw)
         if proc.returncode != 0:
             raise RuntimeError("%s failed (%d): %s" % (os.path.basename(args[-1] if self._run_as is None
                                                                         else args[4]), proc.returncode,

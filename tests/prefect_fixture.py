@@ -41,7 +41,7 @@ def prefect_python():
     configured = os.environ.get("PGTIDY_PREFECT_PYTHON")
     if configured:
         return configured
-    probe = subprocess.run([sys.executable, "-c", "import prefect"], capture_output=True)
+    probe = subprocess.run([sys.executable, "-c", "import prefect"], capture_output=True, check=False)
     if probe.returncode == 0:
         return sys.executable
     if os.environ.get("PGTIDY_REQUIRE_PREFECT"):
@@ -108,7 +108,8 @@ class PrefectServer:
 
 
 def run_script(python, script, env):
-    proc = subprocess.run([python, os.path.join(SCRIPTS, script)], env=env, capture_output=True, text=True)
+    proc = subprocess.run([python, os.path.join(SCRIPTS, script)], env=env, capture_output=True, text=True,
+                          check=False)
     if proc.returncode != 0:
         raise RuntimeError("%s failed:\n%s" % (script, proc.stderr[-4000:]))
     return json.loads(proc.stdout)

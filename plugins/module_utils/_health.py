@@ -178,7 +178,7 @@ def _fetchall_dicts(cur, query, params=None):
 def _reloptions(options):
     out = {}
     for item in options or ():
-        key, _, value = str(item).partition("=")
+        key, dummy, value = str(item).partition("=")
         out[key] = value
     return out
 
@@ -263,7 +263,7 @@ def index_facts(cur):
 def connection_facts(cur, db):
     cur.execute("SELECT COALESCE(state, 'unknown'), count(*) FROM pg_stat_activity"
                 " WHERE backend_type = 'client backend' GROUP BY 1 ORDER BY 1")
-    by_state = {state: n for state, n in cur.fetchall()}
+    by_state = dict(cur.fetchall())
     total = sum(by_state.values())
     facts = {"total": total, "by_state": by_state, "max_connections": db["max_connections"],
              "superuser_reserved": db["superuser_reserved_connections"],
@@ -465,7 +465,7 @@ def _sampled_log_levels(cur, events, total, log_rows):
     cur.execute(sql.SQL("SELECT event::json ->> 'level', count(*) FROM {} TABLESAMPLE SYSTEM (%s)"
                         " WHERE dagster_event_type IS NULL GROUP BY 1").format(events), (percent,))
     sample = cur.fetchall()
-    seen = sum(n for _, n in sample)
+    seen = sum(n for dummy, n in sample)
     if not seen:
         return {}
     return {LOG_LEVEL_NAMES.get(str(level), str(level)): int(round(log_rows * n / seen)) for level, n in sample}
@@ -564,14 +564,14 @@ def growth_per_day(samples, key, window_days=7.0):
     points = [(s["ts"], s[key]) for s in samples if s.get(key) is not None]
     if not points:
         return None
-    newest = max(t for t, _ in points)
+    newest = max(t for t, dummy in points)
     points = [(t, v) for t, v in points if t >= newest - window_days * 86400]
     if len(points) < 2 or points[-1][0] - points[0][0] < 3600:
         return None
     n = len(points)
-    mean_t = sum(t for t, _ in points) / n
-    mean_v = sum(v for _, v in points) / n
-    var = sum((t - mean_t) ** 2 for t, _ in points)
+    mean_t = sum(t for t, dummy in points) / n
+    mean_v = sum(v for dummy, v in points) / n
+    var = sum((t - mean_t) ** 2 for t, dummy in points)
     if not var:
         return None
     slope = sum((t - mean_t) * (v - mean_v) for t, v in points) / var

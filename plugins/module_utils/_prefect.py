@@ -312,7 +312,7 @@ def _doomed_artifact(schema, plan, alias, now):
 def predict_collections(conn, schema, plan, limit, now=None):
     """Check mode: collections whose latest artifact is gone or will go -> (re-pointed, removed)."""
     doomed_latest, params = _doomed_artifact(schema, plan, "l", now)
-    doomed_next, _ = _doomed_artifact(schema, plan, "n", now)
+    doomed_next, dummy = _doomed_artifact(schema, plan, "n", now)
     art = sql.Identifier(schema, "artifact")
     query = sql.SQL(
         "SELECT count(*) FILTER (WHERE has_next), count(*) FILTER (WHERE NOT has_next) FROM ("

@@ -195,7 +195,7 @@ def repack_invocation(params, plan, dbname):
 def client_version(plan, env):
     argv = list(plan["command"]) + ["--version"]
     try:
-        proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=60)
+        proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=60, check=False)
     except FileNotFoundError:
         raise RepackUnavailable("cannot run %r: command not found. Install the pg_repack client (Debian:"
                                 " postgresql-<major>-repack) or set repack_command" % plan["command"][0])
@@ -345,7 +345,7 @@ def resolve_tables(conn, plan):
         if plan["tables"]:
             result = []
             for name in plan["tables"]:
-                schema, _, table = name.rpartition(".")
+                schema, dummy, table = name.rpartition(".")
                 schema = schema or plan["schema"]
                 rows = _facts(cur, " WHERE n.nspname = %s AND c.relname = %s", (schema, table))
                 if not rows:

@@ -26,7 +26,7 @@ description:
   - Each DELETE removes at most O(batch_size) rows chosen along an index range; the run stops early at O(max_rows),
     O(max_duration) or O(max_wal_bytes) and reports C(capped=true); the next run continues.
 author:
-  - pgtidy contributors
+  - pgtidy contributors (@pgtidy)
 options:
   schema:
     description: Schema holding the Dagster tables (for schema-qualified installs).

@@ -30,7 +30,7 @@ description:
   - An unreachable server is reported as data (C(available=false) and C(reason)), as
     C(community.postgresql.postgresql_ping) does, unless O(fail_on_unavailable=true).
 author:
-  - pgtidy contributors
+  - pgtidy contributors (@pgtidy)
 options:
   schema:
     description: Schema holding the orchestrator's tables.
@@ -117,6 +117,7 @@ attributes:
     description: The module only reads; check mode returns the same facts.
   diff_mode:
     support: none
+    description: The module changes nothing, so there is no diff.
   action_group:
     support: full
     membership: [ pgtidy.maintenance.all ]

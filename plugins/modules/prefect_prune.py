@@ -30,7 +30,7 @@ description:
   - Refuses a database that is not a Prefect server schema, and refuses unsafe or absurd options, before anything is
     deleted.
 author:
-  - pgtidy contributors
+  - pgtidy contributors (@pgtidy)
 options:
   schema:
     description: Schema holding the Prefect tables.

@@ -35,7 +35,7 @@ description:
     O(cleanup_leftovers=true) runs those statements.
   - Holds the same lockfile as the prune modules, so it never runs during a backup or a prune.
 author:
-  - pgtidy contributors
+  - pgtidy contributors (@pgtidy)
 options:
   tables:
     description:

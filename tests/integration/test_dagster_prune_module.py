@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import os
 
-import psycopg
-
 from conftest import ROOT, conn_params
 from test_dagster_prune import AGGRESSIVE, noise_left, protected_fingerprint, q
 

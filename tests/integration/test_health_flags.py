@@ -107,7 +107,7 @@ def test_hot_update_table_like_a_job_queue(srv):
                   " alive_at timestamptz)")
         c.execute("CREATE INDEX job_executions_alive ON job_executions (alive_at)")
         c.execute("INSERT INTO job_executions SELECT g, g % 4, 'running', now() FROM generate_series(1, 100) g")
-        for _ in range(120):  # keep-alive: UPDATE ... SET alive_at = now() for every running job
+        for dummy in range(120):  # keep-alive: UPDATE ... SET alive_at = now() for every running job
             c.execute("UPDATE job_executions SET alive_at = clock_timestamp() WHERE state = 'running'")
     wait_until(lambda: (stat(srv, "jobs", "job_executions", "n_tup_upd") or 0) >= 12000, "update statistics")
     result = run_health(core_params(srv, "jobs"))

@@ -13,7 +13,6 @@ import psycopg
 import pytest
 
 from conftest import conn_params, task_result
-from prefect_fixture import prefect_db, prefect_history  # noqa: F401  (fixtures)
 
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._dagster import DagsterProfile
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._health import run_health
@@ -48,7 +47,7 @@ def failing_job():
     broken()
 
 with dg.DagsterInstance.get() as instance:
-    for _ in range(3):
+    for dummy in range(3):
         dg.materialize([raw, cleaned], instance=instance)
     failing_job.execute_in_process(instance=instance, raise_on_error=False)
     runs = instance.get_runs()
@@ -102,9 +101,9 @@ def test_dagster_profile_exact_categories(pg, dagster_db):
     ev = result["orchestrator"]["event_logs"]
     assert ev["exact"] is True
     types, levels = exact_categories(pg, dagster_db["db"])
-    assert ev["rows"] == sum(n for n, _, _ in types.values())
-    assert {t: v["rows"] for t, v in ev["by_event_type"].items()} == {t: n for t, (n, _, _) in types.items()}
-    for etype, (_, oldest, newest) in types.items():
+    assert ev["rows"] == sum(n for n, dummy0, dummy in types.values())
+    assert {t: v["rows"] for t, v in ev["by_event_type"].items()} == {t: n for t, (n, dummy0, dummy) in types.items()}
+    for etype, (dummy, oldest, newest) in types.items():
         assert ev["by_event_type"][etype]["oldest"] == oldest.isoformat()
         assert ev["by_event_type"][etype]["newest"] == newest.isoformat()
     names = {10: "DEBUG", 20: "INFO", 30: "WARNING", 40: "ERROR"}
@@ -119,7 +118,7 @@ def test_dagster_estimates_for_a_table_past_the_exact_limit(pg, dagster_db):
     result = run_health(health_params(pg, dagster_db["db"], exact_count_limit=10))
     ev = result["orchestrator"]["event_logs"]
     assert ev["exact"] is False and "planner estimates" in ev["method"]
-    types, _ = exact_categories(pg, dagster_db["db"])
+    types, dummy = exact_categories(pg, dagster_db["db"])
     assert set(ev["by_event_type"]) == set(types)
     for etype, (n, oldest, newest) in types.items():
         est = ev["by_event_type"][etype]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from conftest import conn_params
-from prefect_fixture import OLD_LABELS, prefect_db, prefect_history, read_back  # noqa: F401  (fixtures)
+from prefect_fixture import OLD_LABELS, read_back
 
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._errors import InvalidRequest, SchemaMismatch
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._prefect import PrefectProfile, validate_options
@@ -131,7 +131,7 @@ def test_budgets_cap_the_run_and_the_next_runs_finish(pg, prefect_db, prefect_hi
     assert plan["capped"] is True
     assert sum(h["deleted"] for h in plan["handlers"].values()) == \
         sum(h["deleted"] for h in first["handlers"].values()) == 3
-    for _ in range(20):
+    for dummy in range(20):
         run = prune(pg, prefect_db, lock_file, max_rows=3, batch_size=2)
         if not run["changed"]:
             break

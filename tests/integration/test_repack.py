@@ -109,7 +109,7 @@ def dagster_db(pg, tmp_path_factory):
         load(extract())
 
     instance = DagsterInstance.from_config(str(home))
-    for _ in range(3):
+    for dummy in range(3):
         assert etl.execute_in_process(instance=instance).success
     # Multiply the real event rows into a large history, then prune most of it as a retention job would.
     sql(pg, db, "INSERT INTO event_logs (run_id, event, dagster_event_type, timestamp, step_key, asset_key,"
@@ -264,7 +264,7 @@ def test_table_without_key_is_skipped_and_pg_repack_agrees(pg, repack_db, lock_f
     # What pg_repack itself says about that table (exit 0!) is read the same way.
     argv, env = _repack.repack_invocation(repack_params(pg, repack_db, lock_file), _repack.validate_options(
         repack_params(pg, repack_db, lock_file, tables=["nokey"])), repack_db)
-    rc, output, _ = _repack.run_pg_repack(argv + ["--table", "public.nokey"], env, 60)
+    rc, output, dummy = _repack.run_pg_repack(argv + ["--table", "public.nokey"], env, 60)
     assert rc == 0
     assert _repack.classify_output(rc, output, rewritten=False)[:2] == ("skipped", "no_key")
 

@@ -98,7 +98,7 @@ def test_module_fails_on_version_mismatch_and_hides_the_password(pg, fresh_db, l
 def test_playbook_repacks_and_reports(pg, fresh_db, lock_file, ansible):
     sql(pg, fresh_db, "CREATE EXTENSION pg_repack")
     bloat(pg, fresh_db, "log")
-    node, _ = state(pg, fresh_db, "log")
+    node, dummy = state(pg, fresh_db, "log")
     extra = {"pgtidy_login_host": "127.0.0.1", "pgtidy_login_port": pg.port, "pgtidy_login_db": fresh_db,
              "pgtidy_ssl_mode": "disable", "pgtidy_lock_file": lock_file, "pgtidy_repack_profile": "prefect",
              "pgtidy_repack_min_table_size": "0"}
