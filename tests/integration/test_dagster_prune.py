@@ -11,7 +11,7 @@ import time
 import psycopg
 import pytest
 
-from conftest import conn_params
+from conftest import COLLECTIONS_ROOT, conn_params
 import dagster_fixture
 
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._dagster import (
@@ -268,14 +268,16 @@ def test_killed_mid_run_loses_nothing_protected_and_next_run_finishes(pg, dagste
         "sys.path[:0] = %r\n"
         "from ansible_collections.pgtidy.maintenance.plugins.module_utils._dagster import DagsterProfile\n"
         "from ansible_collections.pgtidy.maintenance.plugins.module_utils._prune import run_prune\n"
-        "run_prune(json.loads(sys.argv[1]), DagsterProfile())\n" % (sys.path[:3],))
+        "run_prune(json.loads(sys.argv[1]), DagsterProfile())\n" % ([COLLECTIONS_ROOT],))
     import json
     params = conn_params(pg, dagster_db["db"], lock_file=lock_file, batch_size=5, batch_pause=0.2, **AGGRESSIVE)
     proc = subprocess.Popen([sys.executable, str(script), json.dumps(params)])
     deadline = time.monotonic() + 30
     start_noise = noise_left(pg, dagster_db["db"])
-    while noise_left(pg, dagster_db["db"]) == start_noise and time.monotonic() < deadline:
+    while noise_left(pg, dagster_db["db"]) == start_noise and time.monotonic() < deadline \
+            and proc.poll() is None:
         time.sleep(0.1)
+    assert proc.poll() is None, "the pruning process ended before it was killed (rc %s)" % proc.returncode
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     mid = noise_left(pg, dagster_db["db"])
