@@ -56,7 +56,7 @@ def collection_snapshot(tmp_path_factory):
     root = tmp_path_factory.mktemp("collections")
     target = root / "ansible_collections" / "pgtidy" / "maintenance"
     shutil.copytree(ROOT, target, symlinks=True, ignore=shutil.ignore_patterns(
-        ".git", ".pytest_cache", "__pycache__", ".molecule", ".ansible", "output", "results", ".work", "*.tar.gz"))
+        ".git", ".venv*", ".pytest_cache", "__pycache__", ".molecule", ".ansible", "output", "results", ".work", "*.tar.gz"))
     return str(root)
 
 
