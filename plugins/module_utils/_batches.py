@@ -39,7 +39,7 @@ except ImportError:  # pragma: no cover - the module reports the missing driver
     sql = None
 
 # Exact counts of what is left stop here; past it the planner's estimate is reported.
-REMAINING_EXACT_LIMIT = 100_000
+REMAINING_EXACT_LIMIT = 1_000
 
 BUDGET_ARGUMENT_SPEC = dict(
     batch_size=dict(type="int", default=5000),

@@ -234,7 +234,7 @@ def planned_rule(schema, days, now=None):
 
 
 def table_row_estimates(conn, schema, tables=("event_logs", "job_ticks")):
-    """Row counts per table for the diff: exact below 1M rows, the planner's estimate above."""
+    """Row counts per table for the diff: exact below 100,000 rows, the planner's estimate above."""
     out = {}
     with conn.cursor() as cur:
         for table in tables:
@@ -242,7 +242,7 @@ def table_row_estimates(conn, schema, tables=("event_logs", "job_ticks")):
                         " WHERE n.nspname = %s AND c.relname = %s", (schema, table))
             row = cur.fetchone()
             estimate = row[0] if row else 0
-            if estimate < 1_000_000:
+            if estimate < 100_000:
                 cur.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(schema, table)))
                 estimate = cur.fetchone()[0]
             out[table] = int(estimate)

@@ -150,7 +150,7 @@ duration_s:
   type: float
   sample: 3.2
 rows_before:
-  description: Rows per table before the run (exact below one million rows, else the planner's estimate).
+  description: Rows per table before the run (exact below 100,000 rows, else the planner's estimate).
   returned: success
   type: dict
   sample: {"event_logs": 250000, "job_ticks": 4000}
