@@ -11,7 +11,8 @@ types a newer Dagster adds. Rows are only deleted for runs that are finished
 from __future__ import annotations
 
 from ._batches import Rule, utc_cutoff
-from ._errors import InvalidRequest, SchemaMismatch
+from ._errors import InvalidRequest
+from ._prune import require_schema
 
 try:
     from psycopg import sql
@@ -140,24 +141,7 @@ def validate_options(params):
 
 def check_schema(conn, schema):
     """Raise SchemaMismatch unless ``schema`` holds the Dagster tables and columns we rely on."""
-    with conn.cursor() as cur:
-        cur.execute("SELECT table_name, column_name FROM information_schema.columns"
-                    " WHERE table_schema = %s AND table_name = ANY(%s)", (schema, list(REQUIRED_COLUMNS)))
-        present = {}
-        for table, column in cur.fetchall():
-            present.setdefault(table, set()).add(column)
-    missing_tables = [t for t in REQUIRED_COLUMNS if t not in present]
-    if len(missing_tables) == len(REQUIRED_COLUMNS):
-        raise SchemaMismatch("schema %r of this database is not a Dagster metadata schema (no %s tables);"
-                             " nothing was touched. Set login_db/schema to the Dagster storage."
-                             % (schema, ", ".join(REQUIRED_COLUMNS)))
-    if missing_tables:
-        raise SchemaMismatch("schema %r looks like a partial Dagster schema: missing table(s) %s;"
-                             " nothing was touched" % (schema, ", ".join(missing_tables)))
-    missing_cols = ["%s.%s" % (t, c) for t, cols in REQUIRED_COLUMNS.items() for c in cols if c not in present[t]]
-    if missing_cols:
-        raise SchemaMismatch("schema %r is not a Dagster schema this version understands: missing column(s) %s;"
-                             " nothing was touched" % (schema, ", ".join(missing_cols)))
+    require_schema(conn, schema, REQUIRED_COLUMNS, "Dagster", "Dagster metadata schema", "the Dagster storage")
 
 
 def _finished_run(schema):

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from ._connection import CONNECTION_ARGUMENT_SPEC, HAS_PSYCOPG, PSYCOPG_IMPORT_ERROR
 from ._errors import PgtidyError
-from ._report import REPORT_ARGUMENT_SPEC, write_json_report
+from ._prune import run_prune
+from ._report import REPORT_ARGUMENT_SPEC, prune_metrics, write_json_report
 
 
 def argument_spec(*parts, **own):
@@ -44,6 +45,16 @@ def fail_from_error(module, exc, **extra):
     result["error_kind"] = exc.kind
     result.setdefault("changed", False)
     module.fail_json(msg=exc.message, **result)
+
+
+def exit_prune(module, profile, job):
+    """main() of a prune module once its argument spec is built: run, report, exit or fail."""
+    result = run_guarded(
+        module, lambda: run_prune(module.params, profile, check_mode=module.check_mode, log=module.debug),
+        metrics_for=lambda r: prune_metrics(r, job, module.params.get("login_db") or "postgres"))
+    if module._diff:
+        result["diff"] = {"before": {"rows": result["rows_before"]}, "after": {"rows": result["rows_after"]}}
+    module.exit_json(**result)
 
 
 def run_guarded(module, work, metrics_for=None):

@@ -21,7 +21,8 @@ import datetime
 
 from ._batches import Rule, utc_cutoff
 from ._dagster import table_row_estimates
-from ._errors import InvalidRequest, SchemaMismatch
+from ._errors import InvalidRequest
+from ._prune import require_schema
 
 try:
     import psycopg
@@ -128,24 +129,7 @@ def validate_options(params):
 
 def check_schema(conn, schema):
     """Raise SchemaMismatch unless ``schema`` holds the Prefect tables and columns the rules use."""
-    with conn.cursor() as cur:
-        cur.execute("SELECT table_name, column_name FROM information_schema.columns"
-                    " WHERE table_schema = %s AND table_name = ANY(%s)", (schema, list(REQUIRED_COLUMNS)))
-        present = {}
-        for table, column in cur.fetchall():
-            present.setdefault(table, set()).add(column)
-    missing_tables = [t for t in REQUIRED_COLUMNS if t not in present]
-    if len(missing_tables) == len(REQUIRED_COLUMNS):
-        raise SchemaMismatch("schema %r of this database is not a Prefect server schema (no %s tables);"
-                             " nothing was touched. Set login_db/schema to the Prefect database."
-                             % (schema, ", ".join(REQUIRED_COLUMNS)))
-    if missing_tables:
-        raise SchemaMismatch("schema %r looks like a partial Prefect schema: missing table(s) %s;"
-                             " nothing was touched" % (schema, ", ".join(missing_tables)))
-    missing = ["%s.%s" % (t, c) for t, cols in REQUIRED_COLUMNS.items() for c in cols if c not in present[t]]
-    if missing:
-        raise SchemaMismatch("schema %r is not a Prefect schema this version understands: missing column(s) %s;"
-                             " nothing was touched" % (schema, ", ".join(missing)))
+    require_schema(conn, schema, REQUIRED_COLUMNS, "Prefect", "Prefect server schema", "the Prefect database")
 
 
 def leading_index_columns(conn, schema):

@@ -11,12 +11,38 @@ import time
 
 from ._batches import Budget, DeleteEngine
 from ._connection import connect, server_facts
-from ._errors import InvalidRequest, PgtidyError
+from ._errors import InvalidRequest, PgtidyError, SchemaMismatch
 from ._lock import AdvisoryLock, LockFile
 
 PRUNE_ARGUMENT_SPEC = dict(
     schema=dict(type="str", default="public"),
 )
+
+
+def require_schema(conn, schema, required_columns, product, what, where):
+    """Raise SchemaMismatch unless ``schema`` holds every table and column in ``required_columns``.
+
+    ``product`` names the orchestrator ("Dagster"), ``what`` its schema ("Dagster metadata schema") and
+    ``where`` what the user should point login_db/schema at.
+    """
+    with conn.cursor() as cur:
+        cur.execute("SELECT table_name, column_name FROM information_schema.columns"
+                    " WHERE table_schema = %s AND table_name = ANY(%s)", (schema, list(required_columns)))
+        present = {}
+        for table, column in cur.fetchall():
+            present.setdefault(table, set()).add(column)
+    missing_tables = [t for t in required_columns if t not in present]
+    if len(missing_tables) == len(required_columns):
+        raise SchemaMismatch("schema %r of this database is not a %s (no %s tables);"
+                             " nothing was touched. Set login_db/schema to %s."
+                             % (schema, what, ", ".join(required_columns), where))
+    if missing_tables:
+        raise SchemaMismatch("schema %r looks like a partial %s schema: missing table(s) %s;"
+                             " nothing was touched" % (schema, product, ", ".join(missing_tables)))
+    missing = ["%s.%s" % (t, c) for t, cols in required_columns.items() for c in cols if c not in present[t]]
+    if missing:
+        raise SchemaMismatch("schema %r is not a %s schema this version understands: missing column(s) %s;"
+                             " nothing was touched" % (schema, product, ", ".join(missing)))
 
 
 class PruneProfile:

@@ -187,9 +187,8 @@ from ansible_collections.pgtidy.maintenance.plugins.module_utils._batches import
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._dagster import DagsterProfile
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._lock import LOCK_ARGUMENT_SPEC
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._module_support import (
-    argument_spec, require_psycopg, run_guarded)
-from ansible_collections.pgtidy.maintenance.plugins.module_utils._prune import PRUNE_ARGUMENT_SPEC, run_prune
-from ansible_collections.pgtidy.maintenance.plugins.module_utils._report import prune_metrics
+    argument_spec, exit_prune, require_psycopg)
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._prune import PRUNE_ARGUMENT_SPEC
 
 
 def main():
@@ -203,12 +202,7 @@ def main():
     )
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
     require_psycopg(module, missing_required_lib)
-    result = run_guarded(
-        module, lambda: run_prune(module.params, DagsterProfile(), check_mode=module.check_mode, log=module.debug),
-        metrics_for=lambda r: prune_metrics(r, "dagster_prune", module.params.get("login_db") or "postgres"))
-    if module._diff:
-        result["diff"] = {"before": {"rows": result["rows_before"]}, "after": {"rows": result["rows_after"]}}
-    module.exit_json(**result)
+    exit_prune(module, DagsterProfile(), "dagster_prune")
 
 
 if __name__ == "__main__":

@@ -172,7 +172,7 @@ duration_s:
   type: float
   sample: 3.2
 rows_before:
-  description: Rows per table before the run (exact below one million rows, else the planner's estimate).
+  description: Rows per table before the run (exact below 100,000 rows, else the planner's estimate).
   returned: success
   type: dict
   sample: {"flow_run": 25000, "log": 1800000, "artifact": 9000, "artifact_collection": 40, "events": 4000000,
@@ -212,10 +212,9 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._batches import BUDGET_ARGUMENT_SPEC
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._lock import LOCK_ARGUMENT_SPEC
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._module_support import (
-    argument_spec, require_psycopg, run_guarded)
+    argument_spec, exit_prune, require_psycopg)
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._prefect import PrefectProfile
-from ansible_collections.pgtidy.maintenance.plugins.module_utils._prune import PRUNE_ARGUMENT_SPEC, run_prune
-from ansible_collections.pgtidy.maintenance.plugins.module_utils._report import prune_metrics
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._prune import PRUNE_ARGUMENT_SPEC
 
 
 def main():
@@ -232,12 +231,7 @@ def main():
     )
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
     require_psycopg(module, missing_required_lib)
-    result = run_guarded(
-        module, lambda: run_prune(module.params, PrefectProfile(), check_mode=module.check_mode, log=module.debug),
-        metrics_for=lambda r: prune_metrics(r, "prefect_prune", module.params.get("login_db") or "postgres"))
-    if module._diff:
-        result["diff"] = {"before": {"rows": result["rows_before"]}, "after": {"rows": result["rows_after"]}}
-    module.exit_json(**result)
+    exit_prune(module, PrefectProfile(), "prefect_prune")
 
 
 if __name__ == "__main__":
