@@ -18,6 +18,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
 
+HANDLER_FIELDS = ("deleted", "batches", "duration_s", "longest_batch_s", "wal_bytes", "remaining", "capped")
+
+
 def _peak_rss_mb():
     """VmHWM: the high-water mark of this process image (ru_maxrss would carry the parent's over exec)."""
     with open("/proc/self/status") as fh:
@@ -54,9 +57,7 @@ def run_pgtidy(args):
         "capped": result["capped"],
         "capped_by": result["capped_by"],
         "failed_handlers": result["failed_handlers"],
-        "handlers": {name: {k: h[k] for k in ("deleted", "batches", "duration_s", "longest_batch_s",
-                                               "wal_bytes", "remaining", "capped")}
-                     for name, h in handlers.items()},
+        "handlers": {name: {k: h[k] for k in HANDLER_FIELDS} for name, h in handlers.items()},
         "peak_rss_mb": _peak_rss_mb(),
     }
 

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """pgtidy dagster_prune against the usual recipes, on copies of the same Dagster database.
 
 A private PostgreSQL (default durability: fsync and synchronous_commit on) gets a Dagster schema
@@ -334,7 +333,7 @@ def table(report):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
     parser.add_argument("--rows", type=int, default=300_000, help="event_logs rows in the copies (default 300000)")
     parser.add_argument("--json", help="write the full report to this file")
     parser.add_argument("--writer-rate", type=float, default=50.0, help="writer inserts per second (default 50)")

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """pgtidy repack versus VACUUM FULL on two copies of the same bloated table.
 
 Both copies are shaped like Dagster's event_logs (same columns and secondary indexes), filled with

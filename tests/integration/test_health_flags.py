@@ -242,6 +242,7 @@ def test_check_mode_through_ansible_as_a_read_only_monitor(srv, bloated_db, ansi
     rc, real, out = ansible.run_task("pgtidy.maintenance.health_info", args)
     assert rc == 0, out
     assert real["changed"] is False and real["check_mode"] is False
+
     def summary(r):
         return sorted((f["severity"], f["check"], f["object"]) for f in r["findings"])
     assert summary(checked) == summary(real)
