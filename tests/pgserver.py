@@ -92,11 +92,30 @@ class PgServer:
                    "--locale=C.UTF-8", "--no-sync"] + auth)
         if pwfile:
             os.unlink(pwfile)
+        return self._launch()
+
+    def start_standby_of(self, primary: "PgServer") -> "PgServer":
+        """A streaming hot standby of ``primary`` (pg_basebackup -R), started on its own port."""
+        os.makedirs(self.sock, exist_ok=True)
+        os.chmod(self.base, 0o755)
+        self._chown(self.base)
+        self._cmd([os.path.join(self.bindir, "pg_basebackup"), "-h", "127.0.0.1", "-p", str(primary.port),
+                   "-U", "postgres", "-D", self.data, "-R", "-X", "stream", "-c", "fast", "--no-sync"],
+                  env=dict(os.environ, PGPASSWORD=primary.password or ""))
+        self.password = primary.password
+        return self._launch()
+
+    def _launch(self) -> "PgServer":
         opts = [f"-p {self.port}", f"-k {self.sock}", "-c listen_addresses=127.0.0.1"]
         for key, value in self.settings.items():
             opts.append(f"-c {key}={value}")
-        self._cmd([os.path.join(self.bindir, "pg_ctl"), "-D", self.data, "-l", self.log, "-w", "-t", "60",
-                   "-o", " ".join(opts), "start"])
+        try:
+            self._cmd([os.path.join(self.bindir, "pg_ctl"), "-D", self.data, "-l", self.log, "-w", "-t", "60",
+                       "-o", " ".join(opts), "start"])
+        except RuntimeError as exc:
+            with contextlib.suppress(OSError), open(self.log) as fh:
+                raise RuntimeError("%s\nserver log:\n%s" % (exc, "".join(fh.readlines()[-15:]))) from exc
+            raise
         return self
 
     def stop(self) -> None:

@@ -33,6 +33,12 @@ class InvalidRequest(PgtidyError):
     kind = "invalid_request"
 
 
+class StandbyServer(PgtidyError):
+    """The server is a standby (in recovery): nothing can be deleted there; run against the primary."""
+
+    kind = "standby"
+
+
 class LockBusy(PgtidyError):
     """Another job holds the lockfile or the database advisory lock."""
 

@@ -11,7 +11,7 @@ import time
 
 from ._batches import Budget, DeleteEngine
 from ._connection import connect, server_facts
-from ._errors import InvalidRequest, PgtidyError, SchemaMismatch
+from ._errors import InvalidRequest, SchemaMismatch, StandbyServer
 from ._lock import AdvisoryLock, LockFile
 
 PRUNE_ARGUMENT_SPEC = dict(
@@ -87,7 +87,7 @@ def run_prune(params, profile, check_mode=False, log=None):
             facts = server_facts(conn)
             profile.check_schema(conn, schema)
             if facts["in_recovery"]:
-                raise PgtidyError("the server is a standby (in recovery): prune the primary instead")
+                raise StandbyServer("the server is a standby (in recovery): prune the primary instead")
             with AdvisoryLock(conn):
                 before = profile.table_rows(conn, schema)
                 rules = profile.build_rules(plan, schema, conn)

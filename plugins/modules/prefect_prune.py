@@ -200,7 +200,7 @@ database:
   type: str
   sample: prefect
 error_kind:
-  description: On failure, what went wrong (V(connection_failed), V(schema_mismatch), V(invalid_request), V(busy)).
+  description: On failure, what went wrong (V(connection_failed), V(schema_mismatch), V(invalid_request), V(busy), V(standby)).
   returned: failure
   type: str
   sample: busy
