@@ -32,7 +32,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SCRIPTS = os.path.join(HERE, "prefect")
 
 # Runs whose rows are moved 60 days into the past (terminal: they go at a 30-day retention).
-OLD_LABELS = ("old_etl", "old_only_key", "old_latest", "old_parent", "old_child", "old_failed", "never_started")
+OLD_LABELS = ("old_etl", "old_only_key", "old_latest", "old_parent", "old_child", "old_failed", "never_started",
+              "crashed")
 # Moved 60 days back too, but must be kept: a subflow whose parent is recent, and a run still RUNNING.
 OLD_BUT_KEPT_LABELS = ("kept_child", "running")
 

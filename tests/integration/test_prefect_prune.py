@@ -49,7 +49,7 @@ def test_check_mode_predicts_the_run_and_a_rerun_changes_nothing(pg, prefect_db,
     assert not done["failed_handlers"] and not done["capped"]
 
     handlers = done["handlers"]
-    assert handlers["old_flow_runs"]["deleted"] == len(old_run_ids(prefect_history)) == 8
+    assert handlers["old_flow_runs"]["deleted"] == len(old_run_ids(prefect_history)) == 9
     assert handlers["old_flow_runs"]["cascaded"]["log"] > 0
     assert handlers["old_flow_runs"]["cascaded"]["artifact"] > 0
     assert handlers["orphaned_artifacts"]["deleted"] == 2          # the run deleted through the API

@@ -15,7 +15,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.client.orchestration import get_client
 from prefect.events import emit_event
 from prefect.runtime import flow_run as current_run
-from prefect.states import Cancelled, Running
+from prefect.states import Cancelled, Crashed, Running
 
 MADE: dict[str, list[str]] = {}
 
@@ -74,11 +74,13 @@ def failing(label: str) -> None:
 
 
 async def api_only_runs() -> None:
-    """Runs made through the API: one cancelled before it ever started, one still running."""
+    """Runs made through the API: one cancelled before it ever started, one still running, one crashed."""
     async with get_client() as client:
-        for label, state in (("never_started", Cancelled()), ("running", Running())):
+        for label, states in (("never_started", [Cancelled()]), ("running", [Running()]),
+                              ("crashed", [Running(), Crashed(message="worker lost")])):
             run = await client.create_flow_run(flow=_named_flow(), name=label)
-            await client.set_flow_run_state(run.id, state, force=True)
+            for state in states:
+                await client.set_flow_run_state(run.id, state, force=True)
             MADE.setdefault(label, []).append(str(run.id))
 
 
