@@ -4,6 +4,8 @@
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PYTEST_ARGS ?=
+# Two workers: the container tests (about ten minutes) run beside the rest. PYTEST_WORKERS= runs serially.
+PYTEST_WORKERS ?= -n 2 --dist loadgroup
 
 .PHONY: setup demo test unit lint sanity build doc bench clean
 
@@ -14,7 +16,7 @@ demo: setup
 	$(PY) demo/run_demo.py
 
 test: setup
-	PGTIDY_PREFECT_PYTHON=$(CURDIR)/.venv-prefect/bin/python $(PY) -m pytest $(PYTEST_ARGS)
+	PGTIDY_PREFECT_PYTHON=$(CURDIR)/.venv-prefect/bin/python $(PY) -m pytest $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 unit: setup
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)

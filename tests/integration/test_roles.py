@@ -43,7 +43,12 @@ def _why_not():
 
 
 _REASON = _why_not()
-pytestmark = pytest.mark.skipif(_REASON is not None, reason=_REASON or "")
+pytestmark = [
+    pytest.mark.skipif(_REASON is not None, reason=_REASON or ""),
+    # The two longest tests (about ten minutes together, mostly waiting on containers): one worker runs them
+    # while the others run the rest of the suite (see pytest_collection_modifyitems in conftest.py).
+    pytest.mark.xdist_group("containers"),
+]
 
 
 @pytest.fixture(scope="session")
