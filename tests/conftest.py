@@ -36,7 +36,6 @@ COLLECTIONS_ROOT = _collections_root()
 sys.path.insert(0, COLLECTIONS_ROOT)
 
 
-
 def pytest_collection_modifyitems(items):
     """Start the container tests first: under ``-n 2 --dist loadgroup`` one worker spends the suite's longest
     stretch on them while the other works through everything else, instead of that stretch coming last."""
