@@ -17,7 +17,7 @@ longest single transaction, WAL bytes (pg_current_wal_lsn() difference, the writ
 subtracted), peak RSS of the pruning process, and p50/p99 latency of a writer inserting events at a
 steady rate during the prune against the same writer idle just before.
 
-Usage: python bench/prune_bench.py [--rows N] [--json out.json] [--scaling]
+Usage: python bench/prune_bench.py [--rows N] [--json out.json] [--scaling] [--set OPTION=VALUE]
 The default (300,000 rows) takes about four minutes on two cores. --scaling adds pgtidy on a
 1M and a 5M row table pruning the same 200,000 rows (about 12 more minutes: most of it is loading).
 """
@@ -126,6 +126,7 @@ class Bench:
         p = {"login_host": "127.0.0.1", "login_port": self.pg.port, "login_user": "postgres",
              "login_password": "", "login_db": db, "ssl_mode": "disable",
              "lock_file": os.path.join(self.lock_dir, "pgtidy.lock"), "lock_wait": 5}
+        p.update(self.opts.pgtidy_options)
         p.update(extra)
         return p
 
@@ -339,6 +340,9 @@ def main(argv=None):
     parser.add_argument("--writer-rate", type=float, default=50.0, help="writer inserts per second (default 50)")
     parser.add_argument("--idle-seconds", type=float, default=8.0, help="writer-only time before each prune")
     parser.add_argument("--wal-cap", default="16MiB", help="max_wal_bytes of the pgtidy-walcap run")
+    parser.add_argument("--set", dest="pgtidy_set", action="append", default=[], metavar="OPTION=VALUE",
+                        help="a dagster_prune option for the pgtidy runs instead of its default (repeatable),"
+                             " e.g. --set batch_size=1000 --set batch_pause=0.05")
     parser.add_argument("--methods", default="pgtidy,recipe,recipe+idx,batch200,pgtidy-walcap")
     parser.add_argument("--scaling", action="store_true", help="also prune the same rows from a 1M and a 5M table")
     parser.add_argument("--scaling-rows", default="1000000,5000000")
@@ -346,8 +350,18 @@ def main(argv=None):
     opts = parser.parse_args(argv)
     opts.methods = [m.strip() for m in opts.methods.split(",") if m.strip()]
     opts.scaling_rows = [int(x) for x in opts.scaling_rows.split(",")]
+    opts.pgtidy_options = {}
+    for item in opts.pgtidy_set:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            parser.error("--set takes OPTION=VALUE, not %r" % item)
+        try:
+            opts.pgtidy_options[key] = json.loads(value)
+        except ValueError:
+            opts.pgtidy_options[key] = value
     report = Bench(opts).run()
     report["wal_cap"] = opts.wal_cap
+    report["pgtidy_options"] = opts.pgtidy_options
     report["wal_cap_bytes"] = _wal_cap_bytes(opts.wal_cap)
     report["checks"] = analyse(report)
     text = table(report)
