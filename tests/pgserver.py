@@ -76,10 +76,13 @@ class PgServer:
                     os.chown(os.path.join(root, f), pw.pw_uid, pw.pw_gid)
 
     # -- lifecycle -----------------------------------------------------------
-    def start(self) -> "PgServer":
+    def _prepare_base(self) -> None:
         os.makedirs(self.sock, exist_ok=True)
         os.chmod(self.base, 0o755)
         self._chown(self.base)
+
+    def start(self) -> "PgServer":
+        self._prepare_base()
         auth = ["--auth=trust"]
         pwfile = None
         if self.password:
@@ -96,9 +99,7 @@ class PgServer:
 
     def start_standby_of(self, primary: "PgServer") -> "PgServer":
         """A streaming hot standby of ``primary`` (pg_basebackup -R), started on its own port."""
-        os.makedirs(self.sock, exist_ok=True)
-        os.chmod(self.base, 0o755)
-        self._chown(self.base)
+        self._prepare_base()
         self._cmd([os.path.join(self.bindir, "pg_basebackup"), "-h", "127.0.0.1", "-p", str(primary.port),
                    "-U", "postgres", "-D", self.data, "-R", "-X", "stream", "-c", "fast", "--no-sync"],
                   env=dict(os.environ, PGPASSWORD=primary.password or ""))
