@@ -57,6 +57,7 @@ def run_pgtidy(args):
         "capped": result["capped"],
         "capped_by": result["capped_by"],
         "failed_handlers": result["failed_handlers"],
+        "wal_compression": result.get("wal_compression"),
         "handlers": {name: {k: h[k] for k in HANDLER_FIELDS} for name, h in handlers.items()},
         "peak_rss_mb": _peak_rss_mb(),
     }

@@ -6,6 +6,7 @@ event mix, JSON sizes and 180-day time spread of real runs (bench/_prune_data.py
 prunes its own copy (CREATE DATABASE ... TEMPLATE) of the same data, in the same run:
 
   pgtidy         dagster_prune core with default settings (run_prune, in a child process)
+  pgtidy-uncompressed  the same with wal_compression: server (the server's own WAL setting)
   recipe         one unbounded DELETE per category (Dagster's database-tuning clean-up)
   recipe+idx     the same after the two partial indexes that page recommends
   batch200       SELECT id ... LIMIT 200 + DELETE ... WHERE id IN (...) per category (Prefect's vacuum loop)
@@ -15,10 +16,12 @@ Every method deletes the same rows (the categories and cutoffs of pgtidy's defau
 only); the row counts left behind are compared. Measured for each: rows deleted per second, the
 longest single transaction, WAL bytes (pg_current_wal_lsn() difference, the writer's own share
 subtracted), peak RSS of the pruning process, and p50/p99 latency of a writer inserting events at a
-steady rate during the prune against the same writer idle just before.
+steady rate during the prune against the same writer idle just before. Every method runs --repeat
+rounds (default 3, interleaved): rates are medians, bounds the worst round, and the writer's
+percentiles come from the latencies of all rounds pooled.
 
-Usage: python bench/prune_bench.py [--rows N] [--json out.json] [--scaling] [--set OPTION=VALUE]
-The default (300,000 rows) takes about four minutes on two cores. --scaling adds pgtidy on a
+Usage: python bench/prune_bench.py [--rows N] [--repeat N] [--json out.json] [--scaling] [--set OPTION=VALUE]
+The default (300,000 rows, three rounds) takes about six minutes on two cores. --scaling adds pgtidy on a
 1M and a 5M row table pruning the same 200,000 rows (about 12 more minutes: most of it is loading).
 """
 from __future__ import annotations
@@ -56,6 +59,7 @@ TUNING_INDEXES = (
     "CREATE INDEX idx_clear_event_logs_system_events ON event_logs (dagster_event_type, timestamp)"
     " WHERE dagster_event_type IS NOT NULL",
 )
+RECIPES = ("recipe", "recipe+idx", "batch200")
 TARGETS = {"vs_recipe": 0.8, "vs_batch200": 3.0, "longest_txn_s": 1.0, "writer_p99_ratio": 2.0,
            "peak_rss_mb": 150.0, "scaling_ratio": 1.3}
 
@@ -145,6 +149,7 @@ class Bench:
                                 (WRITER_RUN,)).fetchone()[0]
 
     def measure(self, method, template):
+        """One prune of a fresh copy by ``method``; the row plus the writer's raw idle and busy latencies."""
         db = "m_" + method.replace("+", "_").replace("-", "_")
         self.admin.execute('DROP DATABASE IF EXISTS "%s"' % db)
         self.admin.execute('CREATE DATABASE "%s" TEMPLATE "%s" STRATEGY FILE_COPY' % (db, template))
@@ -167,6 +172,8 @@ class Bench:
             params = self.params(db)
             if method == "pgtidy-walcap":
                 params["max_wal_bytes"] = self.opts.wal_cap
+            elif method == "pgtidy-uncompressed":
+                params["wal_compression"] = "server"
             worker = spawn("pgtidy", {"params": params})
         else:
             args = {"conninfo": self.pg.dsn(db), "categories": categories(utc_now())}
@@ -177,8 +184,6 @@ class Bench:
         end_lsn = lsn(self.admin)
         writer.terminate()
         samples = finish(writer)["latencies"]
-        idle = [lat for at, lat in samples if idle_start <= at < idle_end]
-        busy = [lat for at, lat in samples if t0 <= at < t1]
         wal = end_lsn - start_lsn
         row = {
             "method": method,
@@ -189,20 +194,17 @@ class Bench:
             "wal_bytes": int(max(0, wal - writer_wal_rate * (t1 - t0))),
             "wal_bytes_raw": int(wal),
             "peak_rss_mb": round(result["peak_rss_mb"], 1),
-            "writer_idle_p50_ms": round(1000 * percentile(idle, 50), 2) if idle else None,
-            "writer_idle_p99_ms": round(1000 * percentile(idle, 99), 2) if idle else None,
-            "writer_p50_ms": round(1000 * percentile(busy, 50), 2) if busy else None,
-            "writer_p99_ms": round(1000 * percentile(busy, 99), 2) if busy else None,
-            "writer_inserts": len(busy),
             "rows_left": self.rows_left(db),
         }
         row.update(extra)
         for key in ("batches", "capped", "capped_by", "failed_handlers", "handlers", "engine_wal_bytes",
-                    "statements", "categories"):
+                    "statements", "categories", "wal_compression"):
             if key in result:
                 row[key] = result[key]
         self.admin.execute('DROP DATABASE "%s" WITH (FORCE)' % db)
-        return row
+        idle = [lat for at, lat in samples if idle_start <= at < idle_end]
+        busy = [lat for at, lat in samples if t0 <= at < t1]
+        return row, idle, busy
 
     def scaling(self):
         out = []
@@ -227,12 +229,16 @@ class Bench:
             self.log("building the template (%d rows)" % self.opts.rows)
             took, size = self.build("bench_template", self.opts.rows)
             report["template"] = {"fill_s": round(took, 1), "event_logs_bytes": size}
-            results = []
-            for method in self.opts.methods:
-                self.log("measuring %s" % method)
-                results.append(self.measure(method, "bench_template"))
-                self.log("  %s: %d rows in %.1f s" % (method, results[-1]["deleted"], results[-1]["seconds"]))
-            report["results"] = results
+            runs = {method: [] for method in self.opts.methods}
+            # Rounds interleave the methods, so a slow spell of the machine falls on all of them.
+            for rnd in range(self.opts.repeat):
+                for method in self.opts.methods:
+                    self.log("measuring %s (round %d of %d)" % (method, rnd + 1, self.opts.repeat))
+                    runs[method].append(self.measure(method, "bench_template"))
+                    row = runs[method][-1][0]
+                    self.log("  %s: %d rows in %.1f s" % (method, row["deleted"], row["seconds"]))
+            report["repeat"] = self.opts.repeat
+            report["results"] = [combine(runs[method]) for method in self.opts.methods]
             if self.opts.scaling:
                 report["scaling"] = self.scaling()
             report["load_after"] = os.getloadavg()
@@ -240,6 +246,45 @@ class Bench:
             return report
         finally:
             self.pg.stop()
+
+
+def combine(measurements):
+    """One row per method from its rounds: medians of the rates, the worst longest transaction and
+    peak memory, and the writer's percentiles over the latencies of all rounds pooled (one round
+    gives a few hundred samples, too few for a steady p99)."""
+    rows = [row for row, _idle, _busy in measurements]
+    idle = [lat for _row, lat_idle, _busy in measurements for lat in lat_idle]
+    busy = [lat for _row, _idle, lat_busy in measurements for lat in lat_busy]
+    out = dict(rows[len(rows) // 2])        # the middle round's details (handlers, statements)
+    for key in ("seconds", "rows_per_s", "wal_bytes", "wal_bytes_raw"):
+        values = [r[key] for r in rows if r.get(key) is not None]
+        if values:
+            out[key] = median(values)
+    for key in ("longest_txn_s", "peak_rss_mb", "engine_wal_bytes"):     # bounds: the worst round counts
+        values = [r[key] for r in rows if r.get(key) is not None]
+        if values:
+            out[key] = max(values)
+    out["deleted"] = median([r["deleted"] for r in rows])
+    out["rows_left"] = max(r["rows_left"] for r in rows)
+    out["rounds"] = [{k: r.get(k) for k in ("deleted", "seconds", "rows_per_s", "longest_txn_s", "wal_bytes")}
+                     for r in rows]
+    out.update({
+        "writer_idle_p50_ms": round(1000 * percentile(idle, 50), 2) if idle else None,
+        "writer_idle_p99_ms": round(1000 * percentile(idle, 99), 2) if idle else None,
+        "writer_p50_ms": round(1000 * percentile(busy, 50), 2) if busy else None,
+        "writer_p99_ms": round(1000 * percentile(busy, 99), 2) if busy else None,
+        "writer_idle_inserts": len(idle),
+        "writer_inserts": len(busy),
+    })
+    return out
+
+
+def median(values):
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    if len(ordered) % 2:
+        return ordered[mid]
+    return (ordered[mid - 1] + ordered[mid]) / 2.0
 
 
 def machine(conn):
@@ -274,10 +319,21 @@ def analyse(report):
             ratio = pg["writer_p99_ms"] / pg["writer_idle_p99_ms"]
             checks.append(("writer p99 pruning/idle (pgtidy)", round(ratio, 2), "<= 2.0",
                            ratio <= TARGETS["writer_p99_ratio"]))
+        # The same engine with the server's WAL settings, and every method's writer p99, for comparison.
+        plain = by.get("pgtidy-uncompressed")
+        if plain and plain["rows_per_s"]:
+            for other in ("recipe", "batch200"):
+                if other in by and by[other]["rows_per_s"]:
+                    checks.append(("throughput pgtidy-uncompressed/%s" % other,
+                                   round(plain["rows_per_s"] / by[other]["rows_per_s"], 2), "-", None))
+        for row in report["results"]:
+            if row["method"] != "pgtidy" and row["writer_p99_ms"] and row["writer_idle_p99_ms"]:
+                checks.append(("writer p99 pruning/idle (%s)" % row["method"],
+                               round(row["writer_p99_ms"] / row["writer_idle_p99_ms"], 2), "-", None))
         checks.append(("peak RSS pgtidy (MB)", pg["peak_rss_mb"], "<= 150", pg["peak_rss_mb"] <= TARGETS["peak_rss_mb"]))
         # pgtidy works below the id where each cutoff falls and re-checks the time, so rows of the jitter
         # window just above that id wait for the next run; it must never delete a row a recipe keeps.
-        left = {r["method"]: r["rows_left"] for r in report["results"] if r["method"] != "pgtidy-walcap"}
+        left = {r["method"]: r["rows_left"] for r in report["results"] if r["method"] in ("pgtidy",) + RECIPES}
         recipes = [n for m, n in left.items() if not m.startswith("pgtidy")]
         if recipes and "pgtidy" in left:
             name = "rows pgtidy keeps beyond the recipes (boundary jitter)"
@@ -308,7 +364,7 @@ COLUMNS = (("method", "method", "%s"), ("deleted", "rows", "%d"), ("seconds", "s
            ("wal_bytes", "WAL MB", None), ("peak_rss_mb", "peak RSS MB", "%.1f"),
            ("writer_idle_p50_ms", "idle p50 ms", "%.2f"), ("writer_idle_p99_ms", "idle p99 ms", "%.2f"),
            ("writer_p50_ms", "p50 ms", "%.2f"), ("writer_p99_ms", "p99 ms", "%.2f"),
-           ("capped_by", "capped by", "%s"))
+           ("capped_by", "capped by", "%s"), ("wal_compression", "WAL compression", "%s"))
 
 
 def table(report):
@@ -317,6 +373,8 @@ def table(report):
         cells = []
         for key, _title, fmt in COLUMNS:
             value = r.get(key)
+            if key == "wal_compression":
+                value = (value or {}).get("used")
             if value is None:
                 cells.append("-")
             elif key == "wal_bytes":
@@ -344,12 +402,14 @@ def main(argv=None):
     parser.add_argument("--rows", type=int, default=300_000, help="event_logs rows in the copies (default 300000)")
     parser.add_argument("--json", help="write the full report to this file")
     parser.add_argument("--writer-rate", type=float, default=50.0, help="writer inserts per second (default 50)")
-    parser.add_argument("--idle-seconds", type=float, default=8.0, help="writer-only time before each prune")
+    parser.add_argument("--idle-seconds", type=float, default=6.0, help="writer-only time before each prune")
     parser.add_argument("--wal-cap", default="16MiB", help="max_wal_bytes of the pgtidy-walcap run")
     parser.add_argument("--set", dest="pgtidy_set", action="append", default=[], metavar="OPTION=VALUE",
                         help="a dagster_prune option for the pgtidy runs instead of its default (repeatable),"
                              " e.g. --set batch_size=1000 --set batch_pause=0.05")
-    parser.add_argument("--methods", default="pgtidy,recipe,recipe+idx,batch200,pgtidy-walcap")
+    parser.add_argument("--methods", default="pgtidy,pgtidy-uncompressed,recipe,recipe+idx,batch200,pgtidy-walcap")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="rounds of every method on fresh copies (default 3): medians, pooled writer latencies")
     parser.add_argument("--scaling", action="store_true", help="also prune the same rows from a 1M and a 5M table")
     parser.add_argument("--scaling-rows", default="1000000,5000000")
     parser.add_argument("--scaling-delete", type=int, default=200_000)

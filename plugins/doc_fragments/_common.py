@@ -120,6 +120,21 @@ options:
     description: Seconds to sleep between batches, to leave room for the application.
     type: float
     default: 0.0
+  wal_compression:
+    description:
+      - Compression of the full-page images in the run's WAL, set for the prune session only. Deleting old rows
+        is the first change of most of their pages since the last checkpoint, so the run's WAL is mostly 8 kB
+        page images; compressed they take about a quarter of the space and the run is faster.
+      - V(auto) uses C(lz4), else C(zstd), when the server does not compress WAL already and the login role may
+        set the parameter (a superuser, or C(GRANT SET ON PARAMETER wal_compression TO <role>) on PostgreSQL 15
+        and later); otherwise the server's setting stays and the result's C(wal_compression.note) says why.
+      - V(server) keeps the server's setting. V(lz4), V(zstd) and V(pglz) ask for one method; if it cannot be
+        set the run fails before anything is deleted.
+      - Standbys and WAL archives replay compressed images transparently; a standby needs a server built with
+        the same method (the Debian/Ubuntu and PGDG packages have lz4 and zstd).
+    type: str
+    choices: [auto, server, lz4, zstd, pglz]
+    default: auto
 '''
 
     REPORT = r'''

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 
-from ._batches import Budget, DeleteEngine
+from ._batches import Budget, DeleteEngine, set_wal_compression
 from ._connection import connect, server_facts
 from ._errors import InvalidRequest, SchemaMismatch, StandbyServer
 from ._lock import AdvisoryLock, LockFile
@@ -91,8 +91,11 @@ def run_prune(params, profile, check_mode=False, log=None):
             with AdvisoryLock(conn):
                 before = profile.table_rows(conn, schema)
                 rules = profile.build_rules(plan, schema, conn)
+                # Also in check mode: a session setting writes nothing, and the prediction shows what a run uses.
+                compression = set_wal_compression(conn, params.get("wal_compression") or "auto")
                 engine = DeleteEngine(conn, schema, budget, check_mode=check_mode, log=log)
                 result = engine.run(rules)
+                result["wal_compression"] = compression
                 profile.extra_steps(conn, schema, plan, check_mode, result)
                 if check_mode:
                     after = dict(before)

@@ -166,6 +166,13 @@ wal_bytes:
   returned: success
   type: int
   sample: 5242880
+wal_compression:
+  description:
+    - How the run's WAL page images were compressed. C(requested) is the option, C(server) the server's
+      setting, C(used) what the session ran with, C(note) why the server's setting was kept, if it was.
+  returned: success
+  type: dict
+  sample: {"requested": "auto", "server": "off", "used": "lz4", "note": ""}
 duration_s:
   description: Seconds the run took, including waiting for the lockfile.
   returned: success
