@@ -389,6 +389,11 @@ class DeleteEngine:
                 out[dep_table] = cur.fetchone()[0]
         return out
 
+    def count_statement(self, rule):
+        """Check mode: what ``batch_statement`` would delete, counted (same candidates, order, limit; no locks)."""
+        return sql.SQL("SELECT count(*), max(c.{id}) FROM ({cands} ORDER BY {order} LIMIT %(limit)s) AS c").format(
+            id=sql.Identifier(rule.id_column), cands=self._candidates_sql(rule), order=self._id_order(rule))
+
     def batch_statement(self, rule):
         """One capped DELETE: the next ``limit`` candidates above the cursor, locked rows skipped."""
         return sql.SQL(
@@ -479,6 +484,7 @@ class DeleteEngine:
     def run(self, rules):
         started = time.monotonic()
         states = []
+        first_ids = {}
         for rule in rules:
             state = HandlerState(rule)
             if rule.walk not in ("id", "time"):
@@ -488,21 +494,35 @@ class DeleteEngine:
                 continue
             try:
                 state.boundary = self.find_boundary(rule)
+                key = (rule.table, rule.id_column)
+                if key not in first_ids:
+                    first_ids[key] = self._first_id(rule)
+                if first_ids[key] is not None:
+                    state.cursor = first_ids[key] - 1
+                state.done = state.cursor >= state.boundary
             except psycopg.Error as exc:
                 self._fail(state, exc)
             states.append(state)
         wal_start = None if self.check_mode else self._wal_lsn()
-        capped_by = None
-        if self.check_mode:
-            self._predict(states)
-        else:
-            capped_by = self._delete_round_robin(states, started, wal_start)
+        counts = self._count_time_rules(states) if self.check_mode else {}
+        capped_by = self._schedule(states, started, wal_start, counts)
         for state in states:
-            if not state.failed and not state.done and not self.check_mode and not is_connection_lost(self.conn):
-                try:
+            if state.failed or state.done or is_connection_lost(self.conn):
+                continue
+            try:
+                if self.check_mode and state.rule.walk == "time":
+                    self._predict_remaining(state, counts[state.rule.name] - state.deleted)
+                else:
                     self.measure_remaining(state)
-                except psycopg.Error as exc:
-                    self._fail(state, exc)
+            except psycopg.Error as exc:
+                self._fail(state, exc)
+        if self.check_mode:
+            for state in states:
+                if state.rule.cascade and not state.failed:
+                    try:
+                        state.cascaded = self.count_cascaded(state, state.deleted)
+                    except psycopg.Error as exc:
+                        self._fail(state, exc)
         total_wal = 0 if self.check_mode else self._safe_wal_since(wal_start)
         handlers = {s.rule.name: s.result() for s in states}
         return {
@@ -518,6 +538,12 @@ class DeleteEngine:
                        "max_duration": self.budget.max_duration, "max_wal_bytes": self.budget.max_wal_bytes,
                        "batch_pause": self.budget.batch_pause},
         }
+
+    def _first_id(self, rule):
+        with self.conn.cursor() as cur:
+            cur.execute(sql.SQL("SELECT min({id}) FROM {tbl}").format(
+                id=sql.Identifier(rule.id_column), tbl=self._table(rule)))
+            return cur.fetchone()[0]
 
     def _safe_wal_since(self, start):
         if start is None or is_connection_lost(self.conn):
@@ -537,44 +563,78 @@ class DeleteEngine:
             return None
         return self.budget.max_rows - deleted_so_far
 
-    def _delete_round_robin(self, states, started, wal_start):
+    def _budget_stop(self, total, started, wal_start, wal_now):
+        """The budget that ends the run now, or None. Check mode can only predict the row budget."""
+        left = self._rows_left(total)
+        if left is not None and left <= 0:
+            return "max_rows"
+        if self.check_mode:
+            return None
+        if self.budget.max_duration and time.monotonic() - started >= self.budget.max_duration:
+            return "max_duration"
+        if self.budget.max_wal_bytes and wal_start is not None and wal_now - wal_start >= self.budget.max_wal_bytes:
+            return "max_wal_bytes"
+        return None
+
+    def _schedule(self, states, started, wal_start, counts):
+        """Handlers take turns, one batch each, until all are done or a budget ends the run.
+
+        Id-walking handlers of one table also move through it together: none goes past a shared
+        frontier until every one has reached it, so the pages of the current id window are read
+        into shared buffers once and each handler's batch finds them there, instead of every
+        handler reading the whole old part of the table on its own. The frontier then advances by
+        a width that gives the densest handler about one batch per window.
+
+        In check mode the same schedule runs with reads only: an id batch counts what the DELETE
+        would take (same candidates, order and limit), a time batch takes its share of the
+        candidates counted up front, so the prediction follows the real run batch by batch.
+        """
         total = 0
         wal_now = wal_start
         statements = {}
+        sweep = _Sweep(states, self.budget.batch_size)
         while True:
             active = [s for s in states if not s.done and not s.failed]
             if not active:
                 return None
-            for state in active:
-                left = self._rows_left(total)
-                if left is not None and left <= 0:
-                    return "max_rows"
-                if self.budget.max_duration and time.monotonic() - started >= self.budget.max_duration:
-                    return "max_duration"
-                if self.budget.max_wal_bytes and wal_start is not None \
-                        and wal_now - wal_start >= self.budget.max_wal_bytes:
-                    return "max_wal_bytes"
-                limit = self._batch_limit(state.rule, left)
-                timed = state.rule.walk == "time"
-                if state.rule.name not in statements:
-                    statements[state.rule.name] = (self.time_batch_statement(state.rule) if timed
-                                                   else self.batch_statement(state.rule))
-                stmt = statements[state.rule.name]
+            sweep.advance(active)
+            ready = [s for s in active if s.rule.walk == "time" or s.cursor < sweep.upper(s)]
+            if not ready:       # cannot happen: a handler at its boundary is done; never spin
+                self.log("no handler can move on; stopping")
+                return None
+            for state in ready:
+                stop = self._budget_stop(total, started, wal_start, wal_now)
+                if stop:
+                    return stop
+                limit = self._batch_limit(state.rule, self._rows_left(total))
+                if self.check_mode and state.rule.walk == "time":
+                    count = min(limit, counts.get(state.rule.name, 0) - state.deleted)
+                    state.batches += 1
+                    state.deleted += count
+                    total += count
+                    state.done = count < limit
+                    continue
+                key = state.rule.name
+                if key not in statements:
+                    statements[key] = self._statement(state.rule)
+                upper = sweep.upper(state) if state.rule.walk == "id" else None
                 t0 = time.monotonic()
                 try:
-                    with self.conn.transaction():
-                        if timed:
-                            with self.conn.cursor() as cur:
-                                cur.execute(stmt, self._params(state, limit=limit))
-                                row = cur.fetchone()
-                        else:
-                            row = self._id_batch(state, stmt, limit)
-                    if timed:
-                        count, max_id = row[0], None
-                        self._advance_time_cursor(state, row, limit)
+                    if self.check_mode:
+                        count, max_id = self._id_batch(state, statements[key], limit, upper)
+                        lsn = None
                     else:
-                        count, max_id = row
-                    lsn = self._wal_lsn()
+                        with self.conn.transaction():
+                            if state.rule.walk == "time":
+                                with self.conn.cursor() as cur:
+                                    cur.execute(statements[key], self._params(state, limit=limit))
+                                    row = cur.fetchone()
+                            else:
+                                count, max_id = self._id_batch(state, statements[key], limit, upper)
+                        if state.rule.walk == "time":
+                            count = row[0]
+                            self._advance_time_cursor(state, row, limit)
+                        lsn = self._wal_lsn()
                 except psycopg.Error as exc:
                     self._fail(state, exc)
                     if is_connection_lost(self.conn):
@@ -583,7 +643,7 @@ class DeleteEngine:
                                 self._fail(other, PgtidyError("connection lost during the run"))
                         return "connection_lost"
                     continue
-                elapsed = time.monotonic() - t0
+                elapsed = 0.0 if self.check_mode else time.monotonic() - t0
                 state.batches += 1
                 state.duration_s += elapsed
                 state.longest_batch_s = max(state.longest_batch_s, elapsed)
@@ -592,21 +652,35 @@ class DeleteEngine:
                     wal_now = lsn
                 state.deleted += count
                 total += count
-                if max_id is not None:
-                    state.cursor = max_id
-                if count < limit and not (timed and state.rule.scan_limit):
+                if state.rule.walk == "id":
+                    sweep.record(state, count)
+                    if count < limit:
+                        # Nothing left at or below ``upper`` (locked rows were skipped): the next batch starts there.
+                        state.cursor = upper
+                        state.done = upper >= state.boundary
+                    elif max_id is not None:
+                        state.cursor = max_id
+                        state.done = max_id >= state.boundary
+                elif count < limit and not state.rule.scan_limit:
                     state.done = True
-                if self.budget.batch_pause:
+                if self.budget.batch_pause and not self.check_mode:
                     time.sleep(self.budget.batch_pause)
 
-    def _id_batch(self, state, stmt, limit):
-        """Up to ``limit`` rows in one transaction, read through id windows of adaptive width.
+    def _statement(self, rule):
+        if rule.walk == "time":
+            return self.time_batch_statement(rule)
+        if self.check_mode:
+            return self.count_statement(rule)
+        return self.batch_statement(rule)
 
-        Over the whole ``cursor..boundary`` range the planner reads every candidate of the
+    def _id_batch(self, state, stmt, limit, upper):
+        """Up to ``limit`` rows in one transaction, read through id windows of adaptive width up to ``upper``.
+
+        Over the whole ``cursor..upper`` range the planner reads every candidate of the
         range (bitmap scan, then sort) or walks the primary key past other types' rows, so a
         batch would cost as much as the backlog. A window a few batches wide keeps each
         statement's reads near the rows it deletes; windows follow each other inside the
-        transaction until the batch is full or the boundary is reached, so a batch deletes
+        transaction until the batch is full or ``upper`` is reached, so a batch deletes
         exactly what one statement over the whole range would.
         """
         count, max_id, low = 0, None, state.cursor
@@ -615,13 +689,13 @@ class DeleteEngine:
         with self.conn.cursor() as cur:
             while True:
                 need = limit - count
-                high = min(state.boundary, low + max(1, state.span * need // limit + state.span // 4))
+                high = min(upper, low + max(1, state.span * need // limit + state.span // 4))
                 cur.execute(stmt, self._params(state, cursor=low, boundary=high, limit=limit - count))
                 found, last = cur.fetchone()
                 count += found
                 if last is not None:
                     max_id = last
-                if count >= limit or high >= state.boundary:
+                if count >= limit or high >= upper:
                     return count, max_id
                 # Width for a full batch at the density just seen; the next window takes its share.
                 if found:
@@ -654,58 +728,70 @@ class DeleteEngine:
         elif last_time is not None:
             state.cursor_time, state.cursor_key = last_time, last_key
 
-    def _predict(self, states):
-        """Check mode: count candidates (index-driven, bounded) and replay the round robin on counts."""
+    def _count_time_rules(self, states):
+        """Check mode: candidates of each time-walking rule, counted up front (index-driven, bounded)."""
         cap = None
         if self.budget.max_rows:
             cap = self.budget.max_rows + REMAINING_EXACT_LIMIT + 1
         counts = {}
         for state in states:
-            if state.failed:
+            if state.failed or state.rule.walk != "time":
                 continue
             try:
-                if cap is None:
-                    counts[state.rule.name] = self.count_candidates(state, None)
-                else:
-                    counts[state.rule.name] = self.count_candidates(state, cap)
+                counts[state.rule.name] = self.count_candidates(state, cap)
             except psycopg.Error as exc:
                 self._fail(state, exc)
-        left = dict(counts)
-        total = 0
-        budget_hit = False
-        while not budget_hit:
-            active = [s for s in states if not s.done and not s.failed]
-            if not active:
-                break
-            for state in active:
-                rows_left = self._rows_left(total)
-                if rows_left is not None and rows_left <= 0:
-                    budget_hit = True
-                    break
-                limit = self._batch_limit(state.rule, rows_left)
-                take = min(limit, left[state.rule.name])
-                left[state.rule.name] -= take
-                state.deleted += take
-                state.batches += 1
-                total += take
-                if take < limit:
-                    state.done = True
+        return counts
+
+    def _predict_remaining(self, state, remaining):
+        if remaining > REMAINING_EXACT_LIMIT:
+            state.remaining = max(REMAINING_EXACT_LIMIT + 1, self.estimate_candidates(state) - state.deleted)
+            state.remaining_exact = False
+        else:
+            state.remaining = remaining
+
+
+class _Sweep:
+    """The frontier that id-walking handlers of one table share (see ``DeleteEngine._schedule``)."""
+
+    def __init__(self, states, batch_size):
+        self.batch_size = batch_size
+        self.frontier = {}
+        self.width = {}
+        self.window = {}
         for state in states:
-            if state.rule.cascade and not state.failed:
-                try:
-                    state.cascaded = self.count_cascaded(state, state.deleted)
-                except psycopg.Error as exc:
-                    self._fail(state, exc)
-                    continue
-        for state in states:
-            if state.failed or state.done:
+            if state.rule.walk != "id" or state.done or state.failed:
                 continue
-            remaining = left[state.rule.name]
-            if remaining > REMAINING_EXACT_LIMIT:
-                state.remaining = max(REMAINING_EXACT_LIMIT + 1, self.estimate_candidates(state) - state.deleted)
-                state.remaining_exact = False
+            table = state.rule.table
+            self.width[table] = 4 * batch_size
+            self.frontier[table] = min(self.frontier.get(table, state.cursor), state.cursor)
+            self.window[table] = {}
+        for table in self.frontier:
+            self.frontier[table] += self.width[table]
+
+    def upper(self, state):
+        """How far the handler's next batch may read: its boundary, or its table's frontier if lower."""
+        return min(state.boundary, self.frontier[state.rule.table])
+
+    def record(self, state, count):
+        seen = self.window[state.rule.table]
+        seen[state.rule.name] = seen.get(state.rule.name, 0) + count
+
+    def advance(self, active):
+        """Every active id handler of a table has reached its frontier: move the frontier on."""
+        for table in self.frontier:
+            waiting = [s for s in active if s.rule.walk == "id" and s.rule.table == table]
+            if not waiting or any(s.cursor < self.upper(s) for s in waiting):
+                continue
+            densest = max(self.window[table].values() or [0])
+            width = self.width[table]
+            if densest:
+                width = min(4 * width, max(width // 4, width * self.batch_size // densest, 1))
             else:
-                state.remaining = remaining
+                width *= 4
+            self.width[table] = width
+            self.frontier[table] = max(self.frontier[table], min(s.cursor for s in waiting)) + width
+            self.window[table] = {}
 
 
 def lsn_to_int(text):
