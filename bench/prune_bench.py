@@ -21,7 +21,7 @@ rounds (default 3, interleaved): rates are medians, bounds the worst round, and 
 percentiles come from the latencies of all rounds pooled.
 
 Usage: python bench/prune_bench.py [--rows N] [--repeat N] [--json out.json] [--scaling] [--set OPTION=VALUE]
-The default (300,000 rows, three rounds) takes about six minutes on two cores. --scaling adds pgtidy on a
+The default (300,000 rows, three rounds) takes about four minutes on two cores. --scaling adds pgtidy on a
 1M and a 5M row table pruning the same 200,000 rows (about 12 more minutes: most of it is loading).
 """
 from __future__ import annotations

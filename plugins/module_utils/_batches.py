@@ -6,7 +6,9 @@
 A rule names candidate rows: a table with a monotonically growing integer key, a time
 column with a retention cutoff, and a predicate. A handler runs one rule under the run's
 shared budgets. Handlers take turns batch by batch (round robin) so a huge backlog in one
-category cannot starve the others, and one failing handler does not stop the rest.
+category cannot starve the others, and one failing handler does not stop the rest. Handlers
+walking the same table by id also sweep it together: none passes a shared frontier before all
+have reached it, so each id window's pages are read once for all of them.
 
 Cost: orchestrator tables rarely index their time column, but their keys grow with time.
 The id where the cutoff falls is found with a binary search of primary-key probes, and
@@ -786,7 +788,7 @@ class _Sweep:
             densest = max(self.window[table].values() or [0])
             width = self.width[table]
             if densest:
-                width = min(4 * width, max(width // 4, width * self.batch_size // densest, 1))
+                width = min(4 * width, max(1, width * self.batch_size // densest))
             else:
                 width *= 4
             self.width[table] = width

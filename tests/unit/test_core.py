@@ -1,6 +1,7 @@
 """The pure core without a database: options, sizes, durations, secrets, the lockfile against flock(1)."""
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import signal
@@ -10,7 +11,8 @@ import time
 import pytest
 
 from ansible_collections.pgtidy.maintenance.plugins.module_utils import _dagster
-from ansible_collections.pgtidy.maintenance.plugins.module_utils._batches import Budget, lsn_to_int, parse_bytes
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._batches import (
+    Budget, HandlerState, Rule, _Sweep, lsn_to_int, parse_bytes)
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._connection import (
     conninfo_from_params, duration_setting, redact)
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._errors import InvalidRequest, LockBusy
@@ -115,3 +117,38 @@ def test_lockfile_records_the_holder_and_clears_on_release(tmp_path):
         assert subprocess.run(["flock", "-n", path, "true"], check=False).returncode != 0
     assert open(path).read() == ""
     assert subprocess.run(["flock", "-n", path, "true"], check=False).returncode == 0
+
+
+def _id_state(name, table="event_logs", cursor=0, boundary=100_000):
+    state = HandlerState(Rule(name=name, table=table, cutoff=datetime.datetime(2026, 1, 1)))
+    state.cursor, state.boundary = cursor, boundary
+    return state
+
+
+def test_sweep_holds_every_handler_of_a_table_at_one_frontier():
+    dense, sparse, ticks = _id_state("dense"), _id_state("sparse"), _id_state("ticks", table="job_ticks")
+    timed = HandlerState(Rule(name="timed", table="log", cutoff=datetime.datetime(2026, 1, 1), walk="time"))
+    sweep = _Sweep([dense, sparse, ticks, timed], batch_size=100)
+    assert sweep.upper(dense) == sweep.upper(sparse) == 400          # first window: four batches of ids
+    assert sweep.upper(ticks) == 400                                  # each table has its own frontier
+    # dense reached the frontier, sparse has not: nothing moves
+    dense.cursor = 400
+    sweep.record(dense, 100)
+    sweep.advance([dense, sparse, ticks, timed])
+    assert sweep.upper(dense) == 400
+    # both there: the frontier moves by a width giving the densest handler one batch (100 rows in 400 ids)
+    sparse.cursor = 400
+    sweep.record(sparse, 7)
+    sweep.advance([dense, sparse, ticks, timed])
+    assert sweep.upper(dense) == sweep.upper(sparse) == 800
+    assert sweep.upper(ticks) == 400                                  # job_ticks still has work below its frontier
+    # twice as dense: half the width; an empty window: four times the width; never past a boundary
+    dense.cursor = sparse.cursor = 800
+    sweep.record(dense, 200)
+    sweep.advance([dense, sparse])
+    assert sweep.upper(dense) == 1000
+    dense.cursor = sparse.cursor = 1000
+    sweep.advance([dense, sparse])
+    assert sweep.upper(dense) == 1800
+    sparse.boundary = 1200
+    assert sweep.upper(sparse) == 1200 and sweep.upper(dense) == 1800
