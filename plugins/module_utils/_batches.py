@@ -170,10 +170,6 @@ class Rule:
     batch_limit: int = 0                # rows per batch for this rule (0: the budget's batch_size)
     scan_limit: int = 0                 # "time" walk: rows examined per statement (0: no window)
     note: str = ""                      # shown in the result, e.g. why a rule sweeps
-    # "id" walk: (column, param) when the predicate fixes ``column = %(param)s`` and an index on
-    # (column, id) exists; windows are then read through that index (only this rule's rows) and
-    # not through the primary key (every row of the window).
-    key_prefix: tuple = ()
 
 
 def _epoch_like(cutoff):
@@ -255,31 +251,11 @@ class DeleteEngine:
     def _table(self, rule):
         return sql.Identifier(self.schema, rule.table)
 
-    def _id_window(self, rule, lower_param="cursor"):
-        """``id > lower AND id <= boundary``; with a key prefix, as row comparisons on (prefix, id).
-
-        The row form implies ``prefix = value`` and is an index condition only for an index that
-        starts with (prefix, id), so the planner reads just this rule's rows in id order instead of
-        filtering every row of the window out of the primary key.
-        """
-        if rule.key_prefix:
-            column, param = rule.key_prefix
-            return sql.SQL("(t.{c}, t.{id}) > (%({p})s, %({lo})s) AND (t.{c}, t.{id}) <= (%({p})s, %(boundary)s)").format(
-                c=sql.Identifier(column), id=sql.Identifier(rule.id_column), p=sql.SQL(param), lo=sql.SQL(lower_param))
-        return sql.SQL("t.{id} > %({lo})s AND t.{id} <= %(boundary)s").format(
-            id=sql.Identifier(rule.id_column), lo=sql.SQL(lower_param))
-
-    def _id_order(self, rule):
-        """The candidates' order: the id, behind the fixed prefix so the (prefix, id) index yields it."""
-        if rule.key_prefix:
-            return sql.SQL("t.{}, t.{}").format(sql.Identifier(rule.key_prefix[0]), sql.Identifier(rule.id_column))
-        return sql.SQL("t.{}").format(sql.Identifier(rule.id_column))
-
     def _candidates_sql(self, rule, lower_param="cursor"):
         if rule.walk == "time":
             return self._time_candidates_sql(rule, lower_param)
-        cond = sql.SQL("{win} AND t.{ts} < %(cutoff)s").format(
-            win=self._id_window(rule, lower_param), ts=sql.Identifier(rule.time_column))
+        cond = sql.SQL("t.{id} > %({lo})s AND t.{id} <= %(boundary)s AND t.{ts} < %(cutoff)s").format(
+            id=sql.Identifier(rule.id_column), ts=sql.Identifier(rule.time_column), lo=sql.SQL(lower_param))
         if rule.predicate is not None:
             cond = sql.SQL("{} AND ({})").format(cond, rule.predicate)
         return sql.SQL("SELECT t.{id} FROM {tbl} AS t WHERE {cond}").format(
@@ -393,17 +369,16 @@ class DeleteEngine:
 
     def count_statement(self, rule):
         """Check mode: what ``batch_statement`` would delete, counted (same candidates, order, limit; no locks)."""
-        return sql.SQL("SELECT count(*), max(c.{id}) FROM ({cands} ORDER BY {order} LIMIT %(limit)s) AS c").format(
-            id=sql.Identifier(rule.id_column), cands=self._candidates_sql(rule), order=self._id_order(rule))
+        return sql.SQL("SELECT count(*), max(c.{id}) FROM ({cands} ORDER BY t.{id} LIMIT %(limit)s) AS c").format(
+            id=sql.Identifier(rule.id_column), cands=self._candidates_sql(rule))
 
     def batch_statement(self, rule):
         """One capped DELETE: the next ``limit`` candidates above the cursor, locked rows skipped."""
         return sql.SQL(
-            "WITH batch AS ({cands} ORDER BY {order} LIMIT %(limit)s FOR UPDATE OF t SKIP LOCKED),"
+            "WITH batch AS ({cands} ORDER BY t.{id} LIMIT %(limit)s FOR UPDATE OF t SKIP LOCKED),"
             " gone AS (DELETE FROM {tbl} AS d USING batch WHERE d.{id} = batch.{id} RETURNING d.{id})"
             " SELECT count(*), max({id}) FROM gone").format(
-            cands=self._candidates_sql(rule), order=self._id_order(rule), id=sql.Identifier(rule.id_column),
-            tbl=self._table(rule))
+            cands=self._candidates_sql(rule), id=sql.Identifier(rule.id_column), tbl=self._table(rule))
 
     def _params(self, state, **extra):
         p = dict(state.rule.params)

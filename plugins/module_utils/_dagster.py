@@ -168,7 +168,7 @@ def build_rules(plan, schema, now=None):
             rules.append(Rule(
                 name="events_%s" % etype.lower(), table="event_logs", cutoff=utc_cutoff(days, now),
                 predicate=sql.SQL("t.dagster_event_type = %(etype)s AND {}").format(finished),
-                params=dict(common, etype=etype), key_prefix=("dagster_event_type", "etype"),
+                params=dict(common, etype=etype),
                 description="%s events older than %d days" % (etype, days)))
         if plan["prune_superseded_planned"]:
             rules.append(planned_rule(schema, days, now))
