@@ -31,7 +31,7 @@ import datetime
 import time
 from dataclasses import dataclass, field
 
-from ._errors import InvalidRequest, PgtidyError
+from ._errors import ConnectionFailed, InvalidRequest, PgtidyError
 
 try:
     import psycopg
@@ -109,9 +109,11 @@ def set_wal_compression(conn, requested):
             with conn.cursor() as cur:
                 cur.execute("SELECT set_config('wal_compression', %s, false)", (method,))
         except psycopg.Error as exc:
-            reasons.append("%s: %s" % (method, str(exc).strip().splitlines()[0]))
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             if is_connection_lost(conn):
-                raise
+                raise ConnectionFailed("the connection was lost while preparing the session (%s);"
+                                       " nothing was deleted" % reason)
+            reasons.append("%s: %s" % (method, reason))
             continue
         out["used"] = method
         return out
