@@ -1,6 +1,7 @@
 """Shared fixtures: a real PostgreSQL cluster, connection parameters, and real ansible-playbook runs."""
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import subprocess
@@ -60,6 +61,15 @@ def fresh_db(pg):
     pg.create_db(name)
     yield name
     pg.psql('DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % name)
+
+
+@pytest.fixture
+def same_cutoffs(monkeypatch):
+    """Dagster runs compared with each other get the same cutoffs, so no row near a cutoff can fall
+    between them when seconds pass from one to the next."""
+    from ansible_collections.pgtidy.maintenance.plugins.module_utils import _dagster
+    now = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+    monkeypatch.setattr(_dagster, "utc_cutoff", lambda days, _now=None: now - datetime.timedelta(days=days))
 
 
 @pytest.fixture

@@ -129,7 +129,7 @@ def test_dagster_estimates_for_a_table_past_the_exact_limit(pg, dagster_db):
     assert result["orchestrator"]["runs"]["exact"] is True  # four rows stay below the limit: counted
 
 
-def test_retention_prediction_matches_a_real_prune(pg, dagster_db, tmp_path):
+def test_retention_prediction_matches_a_real_prune(pg, dagster_db, tmp_path, same_cutoffs):
     result = run_health(health_params(pg, dagster_db["db"]))
     retention = result["orchestrator"]["retention"]
     predicted = {name: h["rows"] for name, h in retention["handlers"].items()}

@@ -6,7 +6,6 @@ with full_page_writes off and would show no page images at all.
 """
 from __future__ import annotations
 
-import datetime
 import os
 import sys
 import uuid
@@ -21,7 +20,6 @@ sys.path.insert(0, os.path.join(ROOT, "bench"))
 
 import _prune_data  # noqa: E402
 
-from ansible_collections.pgtidy.maintenance.plugins.module_utils import _dagster  # noqa: E402
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._dagster import DagsterProfile  # noqa: E402
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._errors import InvalidRequest  # noqa: E402
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._prune import run_prune  # noqa: E402
@@ -52,13 +50,6 @@ def copy_of_source(server):
 def event_rows(server, db):
     with psycopg.connect(server.dsn(db)) as conn:
         return conn.execute("SELECT count(*) FROM event_logs").fetchone()[0]
-
-
-@pytest.fixture
-def same_cutoffs(monkeypatch):
-    """Runs compared with each other get the same cutoffs, so no row near a cutoff falls between them."""
-    now = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
-    monkeypatch.setattr(_dagster, "utc_cutoff", lambda days, _now=None: now - datetime.timedelta(days=days))
 
 
 def test_compressed_run_deletes_the_same_rows_with_far_less_wal(fpw_server, tmp_path, same_cutoffs):
