@@ -31,7 +31,8 @@ import datetime
 import time
 from dataclasses import dataclass, field
 
-from ._errors import ConnectionFailed, InvalidRequest, PgtidyError
+from ._connection import is_connection_lost
+from ._errors import InvalidRequest, PgtidyError
 
 try:
     import psycopg
@@ -51,9 +52,6 @@ BUDGET_ARGUMENT_SPEC = dict(
     batch_pause=dict(type="float", default=0.0),
     wal_compression=dict(type="str", default="auto", choices=["auto", "server", "lz4", "zstd", "pglz"]),
 )
-
-# What ``wal_compression: auto`` asks for, best first; pglz is left out (it costs more time than it saves).
-AUTO_WAL_COMPRESSION = ("lz4", "zstd")
 
 _UNITS = {"": 1, "b": 1, "kb": 1000, "mb": 1000 ** 2, "gb": 1000 ** 3, "tb": 1000 ** 4,
           "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3, "t": 1024 ** 4,
@@ -78,50 +76,6 @@ def parse_bytes(value, name="size"):
     if result < 0:
         raise InvalidRequest("%s must not be negative" % name)
     return result
-
-
-def set_wal_compression(conn, requested):
-    """Compress the full-page images of this session's WAL; return what was used and why.
-
-    A delete pass over old rows is the first change of most pages since the last checkpoint, so
-    its WAL is mostly 8 kB page images; compressed they are about a quarter of that. The setting
-    is per session (superuser, or ``GRANT SET ON PARAMETER wal_compression`` on PostgreSQL 15+).
-    ``auto`` tries lz4 then zstd when the server does not compress already and keeps the server's
-    setting when neither may be set; an explicit method that cannot be set is an error, raised
-    before anything is deleted.
-    """
-    with conn.cursor() as cur:
-        cur.execute("SELECT current_setting('wal_compression')")
-        server = cur.fetchone()[0]
-    out = {"requested": requested, "server": server, "used": server, "note": ""}
-    if requested == "server":
-        return out
-    if requested == "auto":
-        if server not in ("off", "false", "no", "0"):
-            out["note"] = "the server already compresses WAL"
-            return out
-        candidates = AUTO_WAL_COMPRESSION
-    else:
-        candidates = (requested,)
-    reasons = []
-    for method in candidates:
-        try:
-            with conn.cursor() as cur:
-                cur.execute("SELECT set_config('wal_compression', %s, false)", (method,))
-        except psycopg.Error as exc:
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            if is_connection_lost(conn):
-                raise ConnectionFailed("the connection was lost while preparing the session (%s);"
-                                       " nothing was deleted" % reason)
-            reasons.append("%s: %s" % (method, reason))
-            continue
-        out["used"] = method
-        return out
-    if requested != "auto":
-        raise InvalidRequest("wal_compression=%s cannot be set for this session (%s); use auto or server,"
-                             " or GRANT SET ON PARAMETER wal_compression to the login role" % (requested, "; ".join(reasons)))
-    out["note"] = "left at the server's setting: " + "; ".join(reasons)
-    return out
 
 
 @dataclass(frozen=True)
@@ -391,14 +345,23 @@ class DeleteEngine:
         return p
 
     # -- planning --------------------------------------------------------------
-    def find_boundary(self, rule):
-        """Largest id whose row is older than the cutoff, assuming time grows with id (binary search)."""
+    def id_range(self, rule):
+        """(min, max) of the rule's key column: (None, None) for an empty table."""
+        with self.conn.cursor() as cur:
+            cur.execute(sql.SQL("SELECT min({id}), max({id}) FROM {tbl}").format(
+                id=sql.Identifier(rule.id_column), tbl=self._table(rule)))
+            return cur.fetchone()
+
+    def find_boundary(self, rule, id_range=None):
+        """Largest id whose row is older than the cutoff, assuming time grows with id (binary search).
+
+        ``id_range`` is the table's ``id_range(rule)`` when the caller has it already.
+        """
         tbl = self._table(rule)
         idc = sql.Identifier(rule.id_column)
         tsc = sql.Identifier(rule.time_column)
+        lo, hi = id_range if id_range is not None else self.id_range(rule)
         with self.conn.cursor() as cur:
-            cur.execute(sql.SQL("SELECT min({id}), max({id}) FROM {tbl}").format(id=idc, tbl=tbl))
-            lo, hi = cur.fetchone()
             if lo is None:
                 return 0
             probe = sql.SQL("SELECT {id}, {ts} FROM {tbl} WHERE {id} >= %s ORDER BY {id} LIMIT 1").format(
@@ -463,7 +426,7 @@ class DeleteEngine:
     def run(self, rules):
         started = time.monotonic()
         states = []
-        first_ids = {}
+        id_ranges = {}     # one min/max per table, for every handler walking it
         for rule in rules:
             state = HandlerState(rule)
             if rule.walk not in ("id", "time"):
@@ -472,12 +435,12 @@ class DeleteEngine:
                 states.append(state)
                 continue
             try:
-                state.boundary = self.find_boundary(rule)
                 key = (rule.table, rule.id_column)
-                if key not in first_ids:
-                    first_ids[key] = self._first_id(rule)
-                if first_ids[key] is not None:
-                    state.cursor = first_ids[key] - 1
+                if key not in id_ranges:
+                    id_ranges[key] = self.id_range(rule)
+                state.boundary = self.find_boundary(rule, id_ranges[key])
+                if id_ranges[key][0] is not None:
+                    state.cursor = id_ranges[key][0] - 1
                 state.done = state.cursor >= state.boundary
             except psycopg.Error as exc:
                 self._fail(state, exc)
@@ -517,12 +480,6 @@ class DeleteEngine:
                        "max_duration": self.budget.max_duration, "max_wal_bytes": self.budget.max_wal_bytes,
                        "batch_pause": self.budget.batch_pause},
         }
-
-    def _first_id(self, rule):
-        with self.conn.cursor() as cur:
-            cur.execute(sql.SQL("SELECT min({id}) FROM {tbl}").format(
-                id=sql.Identifier(rule.id_column), tbl=self._table(rule)))
-            return cur.fetchone()[0]
 
     def _safe_wal_since(self, start):
         if start is None or is_connection_lost(self.conn):
@@ -778,10 +735,6 @@ def lsn_to_int(text):
         return None
     high, low = str(text).split("/")
     return (int(high, 16) << 32) + int(low, 16)
-
-
-def is_connection_lost(conn):
-    return conn is None or conn.closed or conn.broken
 
 
 def utc_cutoff(days, now=None):
