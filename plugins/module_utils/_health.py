@@ -717,8 +717,10 @@ def find_red_flags(result, t):
                                "COMMIT PREPARED or ROLLBACK PREPARED them; they hold back vacuum",
                                prepared["count"], 0))
     xid = result.get("xid") or {}
-    if xid and xid["wraparound_percent"] >= t["xid_age_warning_percent"]:
-        sev = "critical" if xid["wraparound_percent"] >= t["xid_age_critical_percent"] else "warning"
+    # Thresholds against the exact age, not the rounded percent shown (a young cluster rounds to 0).
+    xid_percent = 100.0 * xid["max_age"] / xid["wraparound_limit"] if xid else 0.0
+    if xid and xid_percent >= t["xid_age_warning_percent"]:
+        sev = "critical" if xid_percent >= t["xid_age_critical_percent"] else "warning"
         out.append(Finding(sev, "xid_wraparound", xid["max_age_database"],
                            "transaction-ID age %d is %.1f%% of the wraparound limit"
                            % (xid["max_age"], xid["wraparound_percent"]),
