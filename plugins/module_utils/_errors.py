@@ -43,3 +43,10 @@ class LockBusy(PgtidyError):
     """Another job holds the lockfile or the database advisory lock."""
 
     kind = "busy"
+
+
+class LockFileRefused(PgtidyError):
+    """The lockfile or its directory is missing, not what it should be, or open to other users: nothing was
+    opened for writing, locked or changed, and the database was not touched."""
+
+    kind = "lock_file_refused"

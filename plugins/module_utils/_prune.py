@@ -79,7 +79,7 @@ def run_prune(params, profile, check_mode=False, log=None):
     budget = Budget.from_params(params)
     if params.get("lock_wait") is not None and params["lock_wait"] < 0:
         raise InvalidRequest("lock_wait must be 0 or more seconds")
-    lockfile = LockFile(params.get("lock_file") or "/run/lock/pgtidy.lock", params.get("lock_wait", 300),
+    lockfile = LockFile(params.get("lock_file"), params.get("lock_wait", 300),
                         job="%s_prune" % profile.name)
     with lockfile:
         conn = connect(params)

@@ -492,7 +492,7 @@ def run_repack(params, check_mode=False, log=None):
     plan = validate_options(params)
     if params.get("lock_wait") is not None and params["lock_wait"] < 0:
         raise InvalidRequest("lock_wait must be 0 or more seconds")
-    lockfile = LockFile(params.get("lock_file") or "/run/lock/pgtidy.lock", params.get("lock_wait", 300),
+    lockfile = LockFile(params.get("lock_file"), params.get("lock_wait", 300),
                         job="repack")
     with lockfile:
         conn = connect(params)

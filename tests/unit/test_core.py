@@ -108,7 +108,7 @@ def test_lockfile_excludes_flock_and_names_the_holder(tmp_path):
 
 
 def test_lockfile_records_the_holder_and_clears_on_release(tmp_path):
-    path = str(tmp_path / "sub" / "pgtidy.lock")
+    path = str(tmp_path / "pgtidy.lock")
     with LockFile(path, wait=0, job="dagster_prune"):
         record = json.loads(open(path).read())
         assert record["pid"] == os.getpid() and record["job"] == "dagster_prune" and record["started"]
