@@ -10,7 +10,9 @@ types a newer Dagster adds. Rows are only deleted for runs that are finished
 
 from __future__ import annotations
 
-from ._batches import Rule, utc_cutoff
+from ._batches import Rule
+from ._tables import table_row_estimates
+from ._units import utc_cutoff
 from ._errors import InvalidRequest
 from ._prune import require_schema
 
@@ -215,22 +217,6 @@ def planned_rule(schema, days, now=None):
                 params={"finished": list(FINISHED_RUN_STATUSES)},
                 description="ASSET_MATERIALIZATION_PLANNED superseded by a later plan and materialization,"
                             " older than %d days" % days)
-
-
-def table_row_estimates(conn, schema, tables=("event_logs", "job_ticks")):
-    """Row counts per table for the diff: exact below 100,000 rows, the planner's estimate above."""
-    out = {}
-    with conn.cursor() as cur:
-        for table in tables:
-            cur.execute("SELECT c.reltuples::bigint FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-                        " WHERE n.nspname = %s AND c.relname = %s", (schema, table))
-            row = cur.fetchone()
-            estimate = row[0] if row else 0
-            if estimate < 100_000:
-                cur.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(schema, table)))
-                estimate = cur.fetchone()[0]
-            out[table] = int(estimate)
-    return out
 
 
 class DagsterProfile:

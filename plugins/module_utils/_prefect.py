@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import datetime
 
-from ._batches import Rule, utc_cutoff
-from ._dagster import table_row_estimates
+from ._batches import Rule
+from ._tables import table_row_estimates
+from ._units import utc_cutoff
 from ._errors import InvalidRequest
 from ._prune import require_schema
 

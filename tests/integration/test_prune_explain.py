@@ -17,8 +17,8 @@ sys.path.insert(0, os.path.join(ROOT, "bench"))
 
 import _prune_data  # noqa: E402
 
-from ansible_collections.pgtidy.maintenance.plugins.module_utils._batches import (  # noqa: E402
-    Budget, DeleteEngine, HandlerState)
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._budget import Budget  # noqa: E402
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._walks import HandlerState, IdWalk  # noqa: E402
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._dagster import (  # noqa: E402
     build_rules, validate_options)
 
@@ -61,20 +61,19 @@ def explain(conn, statement, params):
 def test_every_event_logs_batch_reads_an_index_range(pg, big_dagster_db):
     with psycopg.connect(pg.dsn(big_dagster_db)) as conn:
         budget = Budget()
-        engine = DeleteEngine(conn, "public", budget)
+        walk = IdWalk("public")
         rules = [r for r in build_rules(validate_options({}), "public") if r.table == "event_logs"]
         assert len(rules) == 12     # three log levels, eight noise types, superseded planned events
         checked = 0
         for rule in rules:
             state = HandlerState(rule)
-            state.boundary = engine.find_boundary(rule)
+            state.boundary = walk.find_boundary(conn, rule)
             assert state.boundary >= ROWS // 3, rule.name    # 7 to 90 days of 180: half the table or more is old
-            statement = engine.batch_statement(rule)
+            statement = walk.batch_statement(rule)
             span = 4 * budget.batch_size                      # the engine's first id window
             windows = [(0, span), (state.boundary // 2, state.boundary // 2 + span), (0, state.boundary)]
             for low, high in windows:
-                plan = explain(conn, statement, engine._params(state, cursor=low, boundary=high,
-                                                               limit=budget.batch_size))
+                plan = explain(conn, statement, walk.params(state, cursor=low, boundary=high, limit=budget.batch_size))
                 scans = event_logs_scans(plan)
                 where = "%s window %d..%d: %s" % (rule.name, low, high, scans)
                 assert scans, where

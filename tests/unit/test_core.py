@@ -11,8 +11,11 @@ import time
 import pytest
 
 from ansible_collections.pgtidy.maintenance.plugins.module_utils import _dagster
-from ansible_collections.pgtidy.maintenance.plugins.module_utils._batches import (
-    Budget, HandlerState, Rule, _Sweep, lsn_to_int, parse_bytes)
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._budget import Budget
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._scheduler import Sweep
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._walks import HandlerState, Rule
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._units import (
+    lsn_to_int, parse_bytes)
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._connection import (
     conninfo_from_params, duration_setting, redact)
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._errors import InvalidRequest, LockBusy
@@ -128,7 +131,7 @@ def _id_state(name, table="event_logs", cursor=0, boundary=100_000):
 def test_sweep_holds_every_handler_of_a_table_at_one_frontier():
     dense, sparse, ticks = _id_state("dense"), _id_state("sparse"), _id_state("ticks", table="job_ticks")
     timed = HandlerState(Rule(name="timed", table="log", cutoff=datetime.datetime(2026, 1, 1), walk="time"))
-    sweep = _Sweep([dense, sparse, ticks, timed], batch_size=100)
+    sweep = Sweep([dense, sparse, ticks, timed], batch_size=100)
     assert sweep.upper(dense) == sweep.upper(sparse) == 400          # first window: four batches of ids
     assert sweep.upper(ticks) == 400                                  # each table has its own frontier
     # dense reached the frontier, sparse has not: nothing moves

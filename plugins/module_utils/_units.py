@@ -1,0 +1,47 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, pgtidy contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Units every part of the collection reads the same way: sizes, WAL positions, retention cutoffs."""
+
+from __future__ import annotations
+
+import datetime
+
+from ._errors import InvalidRequest
+
+_UNITS = {"": 1, "b": 1, "kb": 1000, "mb": 1000 ** 2, "gb": 1000 ** 3, "tb": 1000 ** 4,
+          "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3, "t": 1024 ** 4,
+          "kib": 1024, "mib": 1024 ** 2, "gib": 1024 ** 3, "tib": 1024 ** 4}
+
+
+def parse_bytes(value, name="size"):
+    """'1GiB', '500MB', '1048576' -> bytes. 0 means no limit."""
+    if isinstance(value, int):
+        number, unit = value, ""
+    else:
+        text = str(value).strip().lower().replace(" ", "")
+        digits = text.rstrip("abcdefghijklmnopqrstuvwxyz")
+        unit = text[len(digits):]
+        try:
+            number = float(digits)
+        except ValueError:
+            raise InvalidRequest("%s must be a size such as '1GiB' or '500MB', not %r" % (name, value))
+    if unit not in _UNITS:
+        raise InvalidRequest("%s has an unknown unit %r (use B, kB, MB, GB, KiB, MiB, GiB)" % (name, unit))
+    result = int(number * _UNITS[unit])
+    if result < 0:
+        raise InvalidRequest("%s must not be negative" % name)
+    return result
+
+
+def lsn_to_int(text):
+    if text is None:
+        return None
+    high, low = str(text).split("/")
+    return (int(high, 16) << 32) + int(low, 16)
+
+
+def utc_cutoff(days, now=None):
+    """Naive UTC datetime ``days`` ago (orchestrators store naive UTC timestamps)."""
+    now = now or datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+    return now - datetime.timedelta(days=days)
