@@ -6,7 +6,8 @@ import json
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from ansible_collections.pgtidy.maintenance.plugins.module_utils import _health
+from ansible_collections.pgtidy.maintenance.plugins.module_utils import (
+    _health, _health_disk, _health_metrics, _health_options, _health_values)
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._errors import ConnectionFailed, InvalidRequest
 
 DAY = 86400.0
@@ -27,12 +28,12 @@ DAY = 86400.0
 ])
 def test_bad_options_are_refused_before_connecting(params, needle):
     with pytest.raises(InvalidRequest) as err:
-        _health.validate_options(params)
+        _health_options.validate_options(params)
     assert needle in err.value.message
 
 
 def test_threshold_overrides_and_defaults():
-    thresholds, plans = _health.validate_options(
+    thresholds, plans = _health_options.validate_options(
         {"thresholds": {"disk_used_warning_percent": 70},
          "dagster_retention": {"event_retention_days": 14, "max_rows": 1000}})
     assert thresholds["disk_used_warning_percent"] == 70
@@ -44,32 +45,32 @@ def test_threshold_overrides_and_defaults():
 
 def test_growth_is_the_least_squares_slope_per_day():
     samples = [{"ts": 1000 + i * DAY / 4, "disk_used_bytes": 5000 + i * 250} for i in range(9)]
-    assert _health.growth_per_day(samples, "disk_used_bytes") == pytest.approx(1000.0)
+    assert _health_disk.growth_per_day(samples, "disk_used_bytes") == pytest.approx(1000.0)
 
 
 def test_growth_needs_two_samples_an_hour_apart_within_the_window():
-    assert _health.growth_per_day([{"ts": 0, "x": 1}], "x") is None
-    assert _health.growth_per_day([{"ts": 0, "x": 1}, {"ts": 600, "x": 5}], "x") is None
+    assert _health_disk.growth_per_day([{"ts": 0, "x": 1}], "x") is None
+    assert _health_disk.growth_per_day([{"ts": 0, "x": 1}, {"ts": 600, "x": 5}], "x") is None
     old_and_new = [{"ts": 0, "x": 1}, {"ts": 30 * DAY, "x": 5}]
-    assert _health.growth_per_day(old_and_new, "x") is None
+    assert _health_disk.growth_per_day(old_and_new, "x") is None
 
 
 def test_days_until_full_from_history():
     samples = [{"ts": 0, "disk_used_bytes": 0}, {"ts": DAY, "disk_used_bytes": 10 * 2 ** 30}]
-    growth = _health.growth_facts(samples, {"available": True, "free_bytes": 50 * 2 ** 30})
+    growth = _health_disk.growth_facts(samples, {"available": True, "free_bytes": 50 * 2 ** 30})
     assert growth["days_until_full"] == 5.0
     shrinking = [{"ts": 0, "disk_used_bytes": 100}, {"ts": DAY, "disk_used_bytes": 50}]
-    growth = _health.growth_facts(shrinking, {"available": True, "free_bytes": 1})
+    growth = _health_disk.growth_facts(shrinking, {"available": True, "free_bytes": 1})
     assert growth["days_until_full"] is None and growth["reason"] == "disk usage is not growing"
 
 
 def test_history_file_keeps_recent_samples_and_survives_garbage(tmp_path):
     path = tmp_path / "h.json"
     path.write_text("not json")
-    assert _health.load_history(str(path)) == []
+    assert _health_disk.load_history(str(path)) == []
     now = 100 * DAY
-    _health.update_history(str(path), {"ts": now - 40 * DAY, "disk_used_bytes": 1}, keep_days=30, now=now - 40 * DAY)
-    samples = _health.update_history(str(path), {"ts": now, "disk_used_bytes": 2}, keep_days=30, now=now)
+    _health_disk.update_history(str(path), {"ts": now - 40 * DAY, "disk_used_bytes": 1}, keep_days=30, now=now - 40 * DAY)
+    samples = _health_disk.update_history(str(path), {"ts": now, "disk_used_bytes": 2}, keep_days=30, now=now)
     assert samples == [{"ts": now, "disk_used_bytes": 2}]
     assert json.loads(path.read_text())["samples"] == samples
     assert oct(path.stat().st_mode & 0o777) == "0o600"
@@ -81,7 +82,7 @@ def test_unavailable_result_has_metrics_and_summary():
     assert result["available"] is False and result["changed"] is False
     assert "hunter2-secret" not in json.dumps(result)
     families = {f.name: f for f in text_string_to_metric_families(
-        _health.health_metrics(result, database="dagster").render())}
+        _health_metrics.health_metrics(result, database="dagster").render())}
     up = families["pgtidy_health_up"].samples[0]
     assert up.value == 0 and up.labels == {"job": "health_info", "database": "dagster"}
     critical = [s for s in families["pgtidy_health_findings"].samples if s.labels["severity"] == "critical"]
@@ -93,4 +94,4 @@ def test_unavailable_result_has_metrics_and_summary():
 @pytest.mark.parametrize("value,text", [(0, "0 B"), (1023, "1023 B"), (1536, "1.5 kB"), (5 * 2 ** 30, "5.0 GB"),
                                         (None, "-")])
 def test_human_bytes(value, text):
-    assert _health.human_bytes(value) == text
+    assert _health_values.human_bytes(value) == text
