@@ -18,15 +18,17 @@ import signal
 import subprocess
 import time
 
-from ._units import parse_bytes
+from ._batches import parse_bytes
 from ._connection import conninfo_from_params, connect, redact, server_facts
 from ._errors import InvalidRequest, LockBusy, PgtidyError
 from ._lock import AdvisoryLock, LockFile
 from ._report import Metrics
 
 try:
+    import psycopg
     from psycopg import sql
 except ImportError:  # pragma: no cover - the module reports the missing driver
+    psycopg = None
     sql = None
 
 REPACK_ARGUMENT_SPEC = dict(
@@ -66,6 +68,11 @@ PAGE_SIZE = 8192
 PAGE_HEADER = 24
 TUPLE_HEADER = 23
 LINE_POINTER = 4
+
+# Statistics are stale once more rows changed since the last ANALYZE than autovacuum itself tolerates
+# before it analyzes a table (the defaults of autovacuum_analyze_scale_factor and _threshold).
+STALE_FRACTION = 0.1
+STALE_ROWS = 50
 
 # How long pg_repack gets to clean up after SIGINT before it is killed outright.
 INTERRUPT_GRACE_S = 30
@@ -325,13 +332,14 @@ SELECT c.oid, n.nspname, c.relname, c.relkind, c.relpages, c.reltuples, c.relfil
        ARRAY(SELECT i.relname::text FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
              WHERE x.indrelid = c.oid AND NOT x.indisvalid AND i.relname !~ '^index_[0-9]+$'
              ORDER BY 1) AS invalid_indexes,
-       CASE WHEN c.reltablespace = 0 THEN '' ELSE pg_tablespace_location(c.reltablespace) END AS tablespace_path
+       CASE WHEN c.reltablespace = 0 THEN '' ELSE pg_tablespace_location(c.reltablespace) END AS tablespace_path,
+       COALESCE(pg_stat_get_mod_since_analyze(c.oid), 0) AS mod_since_analyze
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 """
 
 _FACT_KEYS = ("oid", "schema", "table", "relkind", "relpages", "reltuples", "relfilenode", "heap_bytes",
               "total_bytes", "fillfactor", "ncols", "nstats", "data_width", "has_nulls", "has_key",
-              "invalid_indexes", "tablespace_path")
+              "invalid_indexes", "tablespace_path", "mod_since_analyze")
 
 
 def _facts(cur, where, args):
@@ -363,14 +371,60 @@ def resolve_tables(conn, plan):
                       (plan["schema"], list(PROFILE_TABLES[plan["profile"]])))
 
 
+def statistics_state(facts):
+    """Whether the planner's statistics describe the table as it is now: ``current``, ``stale`` (more rows
+    changed since the last ANALYZE than autovacuum tolerates, as after a big prune) or ``missing``."""
+    if _statistics_missing(facts):
+        return "missing"
+    if facts["mod_since_analyze"] > STALE_FRACTION * facts["reltuples"] + STALE_ROWS:
+        return "stale"
+    return "current"
+
+
+def _statistics_missing(facts):
+    reltuples = facts["reltuples"]
+    return reltuples is None or reltuples < 0 or (reltuples > 0 and not facts["nstats"])
+
+
+def _statistics_problem(facts, state):
+    if state == "missing":
+        return "the table has no planner statistics (never analyzed)"
+    return ("the planner statistics are stale: %d rows changed since the last ANALYZE, which counted %d"
+            % (facts["mod_since_analyze"], facts["reltuples"]))
+
+
+def analyze_table(conn, facts):
+    """ANALYZE one table. Returns what PostgreSQL said when it refused or failed, '' when it ran.
+
+    A role that may not analyze the table gets a WARNING, not an error, so warnings are collected too.
+    ANALYZE changes no rows; it samples the table and rewrites its planner statistics.
+    """
+    said = []
+
+    def keep(diag):
+        if diag.severity_nonlocalized == "WARNING" and diag.message_primary:
+            said.append(diag.message_primary)
+
+    conn.add_notice_handler(keep)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql.SQL("ANALYZE {}").format(_ident(facts["schema"], facts["table"])))
+    except psycopg.Error as exc:
+        said.append(_first_line(exc))
+    finally:
+        conn.remove_notice_handler(keep)
+    return "; ".join(said)
+
+
 def estimate_from_statistics(facts):
     """Reclaimable heap bytes from the planner's statistics (pg_class + pg_stats widths).
 
     The expected tuple is header + null bitmap + the average column widths, MAXALIGNed, plus
     its line pointer; pages hold as many as the fillfactor allows. Whatever the heap holds
-    beyond the pages the live rows need is counted as reclaimable. Needs an ANALYZEd table.
+    beyond the pages the live rows need is counted as reclaimable. Needs an analyzed table
+    (None without statistics); an analyzed table without rows is all reclaimable.
     """
-    if facts["reltuples"] is None or facts["reltuples"] < 0 or not facts["nstats"]:
+    if _statistics_missing(facts):
         return None
     header = TUPLE_HEADER + (((facts["ncols"] + 7) // 8) if facts["has_nulls"] else 0)
     tuple_bytes = _maxalign(_maxalign(header) + float(facts["data_width"])) + LINE_POINTER
@@ -471,9 +525,68 @@ SKIP_FIXES = {
     "leftovers": "remove the leftovers of an interrupted pg_repack (see leftovers[].fix) or set"
                  " cleanup_leftovers: true",
     "insufficient_disk": "free disk space, or repack a smaller table first",
-    "below_threshold": "nothing worth reclaiming (see min_table_size and min_reclaimable_fraction)",
+    "below_threshold": "none needed: not worth a rewrite now (min_table_size, min_reclaimable_fraction; set both"
+                       " to 0 to force one)",
     "interrupted": "pg_repack ran past table_timeout and was interrupted; raise table_timeout",
 }
+
+# What each reason means, for the one-line warnings when the table's own error is empty.
+REASON_TEXT = {
+    "no_key": "no primary key nor unique index on NOT NULL columns",
+    "lock_timeout": "pg_repack gave up waiting for a lock after wait_timeout",
+    "invalid_index": "the table has an invalid index",
+    "leftovers": "leftovers of an interrupted pg_repack are on the table",
+    "insufficient_disk": "not enough free disk for a copy",
+    "warning": "pg_repack printed a warning",
+}
+
+# Outcomes nobody has to act on: the table is simply not worth a rewrite now.
+QUIET_REASONS = ("below_threshold",)
+
+
+def human_bytes(n):
+    n = float(n or 0)
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if abs(n) < 1024 or unit == "GiB":
+            return ("%d %s" % (n, unit)) if unit == "bytes" else ("%.1f %s" % (n, unit))
+        n /= 1024.0
+
+
+def outcome_messages(result):
+    """(msg, action_needed) of a run: one line saying what happened to every table, and one line per
+    thing a person has to act on (a whole run skipped, a table skipped or failed for a reason that has
+    a fix, leftovers). The module shows the second as warnings: Ansible prints warnings without -v,
+    but neither the msg of an ok task nor anything of a skipped one."""
+    if result.get("skipped"):
+        return result["skip_reason"], [result["skip_reason"]]
+    check = result.get("check_mode")
+    tables = result.get("tables") or {}
+    parts = []
+    if result["repacked"]:
+        parts.append("%s %s (%s %s)" % ("would repack" if check else "repacked", ", ".join(result["repacked"]),
+                                       "estimated" if check else "reclaimed", human_bytes(result["reclaimed_bytes"])))
+    else:
+        parts.append("nothing would be repacked" if check else "nothing repacked")
+    for status, label in (("skipped", "skipped"), ("failed", "failed"), ("deferred", "deferred to the next run")):
+        named = ["%s (%s)" % (name, t["reason"]) for name, t in tables.items() if t["status"] == status]
+        if named:
+            parts.append("%s %s" % (label, ", ".join(named)))
+    if result.get("candidates_below_threshold"):
+        parts.append("%d more below the thresholds" % result["candidates_below_threshold"])
+    if result.get("leftovers"):
+        parts.append("%d leftovers of an interrupted pg_repack (see leftovers)" % len(result["leftovers"]))
+    action = []
+    for name, t in tables.items():
+        if t["status"] in ("skipped", "failed") and t["reason"] not in QUIET_REASONS:
+            what = (t.get("error") or REASON_TEXT.get(t["reason"]) or t["reason"]).strip().replace("\n", " / ")
+            action.append("%s %s (%s): %s. Fix: %s" % (name, t["status"], t["reason"], what,
+                                                      t.get("fix") or "see the output in tables"))
+    for item in result.get("leftovers") or []:
+        action.append("leftover of an interrupted pg_repack: %s. Fix: %s (or cleanup_leftovers: true)"
+                      % (item["object"], item["fix"]))
+    for item in result.get("leftover_cleanup_errors") or []:
+        action.append("could not remove %s: %s" % (item["object"], item["error"]))
+    return "; ".join(parts), action
 
 
 def _qualified(facts):
@@ -502,9 +615,12 @@ def run_repack(params, check_mode=False, log=None):
             conn.close()
     result["lock_waited_s"] = lockfile.waited_s
     result["duration_s"] = round(time.monotonic() - started, 3)
+    result["msg"], result["action_needed"] = outcome_messages(result)
     if result["failed_tables"]:
-        raise RepackFailed("pg_repack failed on %s; the other tables were processed (see tables)"
-                           % ", ".join(result["failed_tables"]), **result)
+        details = dict(result)
+        summary = details.pop("msg")
+        raise RepackFailed("pg_repack failed on %s; the other tables were processed: %s"
+                           % (", ".join(result["failed_tables"]), summary), **details)
     return result
 
 
@@ -565,50 +681,54 @@ def _run_locked(conn, params, plan, check_mode, log):
         result["leftovers"] = leftovers
         left_on = {item["target_oid"] for item in leftovers}
 
-        candidates = _select(conn, plan, params, result, left_on)
+        candidates = _select(conn, plan, params, result, left_on, check_mode)
         _process(conn, plan, params, argv_base, env, candidates, result, check_mode, log)
     result["changed"] = bool(result["repacked"]) or bool(result["leftovers_cleaned"])
     return result
 
 
-def _select(conn, plan, params, result, left_on):
+def _select(conn, plan, params, result, left_on, check_mode):
     """Pre-checks and estimates for every table considered; returns the ordered run list."""
     pgstattuple_schema = has_pgstattuple(conn) if plan["estimate_method"] in ("auto", "pgstattuple") else None
     if plan["estimate_method"] == "pgstattuple" and not pgstattuple_schema:
         raise InvalidRequest("estimate_method is pgstattuple but the pgstattuple extension is not installed"
                              " in this database (CREATE EXTENSION pgstattuple), or use estimate_method: statistics")
     result["estimate_method"] = "pgstattuple" if pgstattuple_schema else "statistics"
+    role = params.get("session_role") or params.get("login_user") or "postgres"
     runnable = []
     for facts in resolve_tables(conn, plan):
         name = _qualified(facts)
-        if facts["total_bytes"] < plan["min_table_size"]:
-            estimate = None  # too small to matter: do not spend a pgstattuple scan on it
-        elif pgstattuple_schema:
-            estimate = estimate_with_pgstattuple(conn, facts, pgstattuple_schema)
-        else:
-            estimate = estimate_from_statistics(facts)
-        fraction = (float(estimate) / facts["heap_bytes"]) if (estimate is not None and facts["heap_bytes"]) else 0.0
         entry = {
             "schema": facts["schema"], "table": facts["table"], "status": None, "reason": "", "error": "",
             "fix": "", "size_before": facts["total_bytes"], "size_after": facts["total_bytes"],
             "heap_bytes_before": facts["heap_bytes"], "reclaimed_bytes": 0,
-            "estimated_reclaimable_bytes": estimate, "estimated_reclaimable_fraction": round(fraction, 4),
+            "estimated_reclaimable_bytes": None, "estimated_reclaimable_fraction": 0.0,
+            "estimate_method": None, "statistics": None, "analyzed": False,
             "duration_s": 0.0, "output": "",
         }
-        worth = (facts["total_bytes"] >= plan["min_table_size"]
-                 and (plan["min_reclaimable_fraction"] == 0 or
-                      (estimate is not None and fraction >= plan["min_reclaimable_fraction"])))
-        if not worth:
+        if facts["total_bytes"] < plan["min_table_size"]:
+            # Too small to matter: its size is exact, so no estimate (no scan, no ANALYZE) is spent on it.
+            if plan["auto"]:
+                result["candidates_below_threshold"] += 1
+            else:
+                _skip(result, name, entry, "below_threshold",
+                      detail="%d bytes, below min_table_size" % facts["total_bytes"])
+            continue
+        facts, problem = _estimate(conn, plan, facts, entry, pgstattuple_schema, check_mode, role)
+        if problem:
+            # Not knowing is not "below threshold": say so, in auto mode too, with what to do about it.
+            reason, detail, fix = problem
+            _skip(result, name, entry, reason, detail=detail, fix=fix)
+            continue
+        estimate = entry["estimated_reclaimable_bytes"]
+        fraction = (float(estimate) / facts["heap_bytes"]) if (estimate is not None and facts["heap_bytes"]) else 0.0
+        entry["estimated_reclaimable_fraction"] = round(fraction, 4)
+        if plan["min_reclaimable_fraction"] and fraction < plan["min_reclaimable_fraction"]:
             if plan["auto"]:
                 result["candidates_below_threshold"] += 1
                 continue
-            if facts["total_bytes"] < plan["min_table_size"]:
-                why = "%d bytes, below min_table_size" % facts["total_bytes"]
-            elif estimate is None:
-                why = "no estimate: the table was never analyzed"
-            else:
-                why = "%.0f%% of the heap estimated reclaimable, below min_reclaimable_fraction" % (fraction * 100)
-            _skip(result, name, entry, "below_threshold", detail=why)
+            _skip(result, name, entry, "below_threshold",
+                  detail="%.0f%% of the heap estimated reclaimable, below min_reclaimable_fraction" % (fraction * 100))
             continue
         result["tables"][name] = entry
         entry["_facts"] = facts
@@ -626,8 +746,67 @@ def _select(conn, plan, params, result, left_on):
     return [e for e in runnable if e["status"] is None]
 
 
-def _skip(result, name, entry, reason, detail=""):
-    entry.update(status="skipped", reason=reason, fix=SKIP_FIXES.get(reason, ""))
+def _estimate(conn, plan, facts, entry, pgstattuple_schema, check_mode, role):
+    """Put the reclaimable estimate into the entry. Returns (facts, problem): facts re-read after an ANALYZE,
+    and (reason, detail, fix) when there is no estimate to decide on.
+
+    Statistics that are missing or stale (a big prune since the last ANALYZE) would call a bloated table
+    compact, so a real run ANALYZEs the table first: it samples at most 300 x default_statistics_target
+    pages and changes no rows, and pg_repack ANALYZEs every table it rewrites anyway. Check mode does
+    not, because ANALYZE writes the planner statistics every query plan on the table is made from.
+    With min_reclaimable_fraction 0 nothing depends on the estimate, so nothing is analyzed for it.
+    """
+    name = _qualified(facts)
+    if pgstattuple_schema:
+        entry["estimate_method"] = "pgstattuple"
+        try:
+            entry["estimated_reclaimable_bytes"] = estimate_with_pgstattuple(conn, facts, pgstattuple_schema)
+        except psycopg.Error as exc:
+            return facts, ("no_estimate", "pgstattuple_approx(%s) failed: %s" % (name, _first_line(exc)),
+                           "GRANT pg_stat_scan_tables TO %s (pgstattuple_approx needs it), or set"
+                           " estimate_method: statistics" % role)
+        return facts, None
+    entry["estimate_method"] = "statistics"
+    state = entry["statistics"] = statistics_state(facts)
+    if state != "current" and plan["min_reclaimable_fraction"]:
+        why = _statistics_problem(facts, state)
+        if check_mode:
+            return facts, ("needs_analyze", "%s; check mode does not run ANALYZE (it writes planner statistics),"
+                                            " so whether the real run repacks the table is not known yet" % why,
+                           "nothing to do for the real run, which runs ANALYZE %s first and then decides; for a"
+                           " check-mode estimate run ANALYZE %s beforehand, or CREATE EXTENSION pgstattuple"
+                           % (name, name))
+        refused = analyze_table(conn, facts)
+        after = _current_facts(conn, facts["oid"]) or facts
+        if statistics_state(after) != "current":
+            if not refused:
+                refused = ("it ran, but role %s sees no column statistics (pg_stats shows only the columns a role"
+                           " may SELECT)" % role)
+            return facts, ("no_estimate", "%s, and ANALYZE %s did not give any: %s" % (why, name, refused),
+                           _no_estimate_fix(name, role, refused))
+        entry["analyzed"] = True
+        facts = after
+    entry["estimated_reclaimable_bytes"] = estimate_from_statistics(facts)
+    return facts, None
+
+
+def _no_estimate_fix(name, role, said):
+    if "timeout" in said:
+        return ("ANALYZE %s waited or ran longer than lock_timeout / statement_timeout allow: raise them, or run"
+                " ANALYZE %s before the repack" % (name, name))
+    return ("run ANALYZE %s as its owner or a superuser before the repack, or let the module do it: connect as"
+            " one, or on PostgreSQL 17+ GRANT MAINTAIN ON %s TO %s (or the pg_maintain role); or CREATE EXTENSION"
+            " pgstattuple and GRANT pg_stat_scan_tables TO %s to measure the table instead"
+            % (name, name, role, role))
+
+
+def _first_line(exc):
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _skip(result, name, entry, reason, detail="", fix=""):
+    entry.update(status="skipped", reason=reason, fix=fix or SKIP_FIXES.get(reason, ""))
     if detail:
         entry["error"] = detail
     entry.pop("_facts", None)

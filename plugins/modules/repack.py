@@ -380,6 +380,8 @@ def main():
     result = run_guarded(
         module, lambda: run_repack(module.params, check_mode=module.check_mode, log=module.debug),
         metrics_for=lambda r: repack_metrics(r, module.params.get("login_db") or "postgres"))
+    for line in result["action_needed"]:
+        module.warn(line)
     if module._diff:
         selected = {name: t for name, t in result["tables"].items() if t["status"] == "repacked"}
         result["diff"] = {"before": {n: {"size": t["size_before"]} for n, t in selected.items()},

@@ -421,3 +421,132 @@ def test_compact_listed_table_is_below_threshold_unless_forced(pg, repack_db, lo
     forced = _repack.run_repack(repack_params(pg, repack_db, lock_file, tables=["compact"],
                                               min_reclaimable_fraction=0))
     assert forced["repacked"] == ["public.compact"] and relfilenode(pg, repack_db, "compact") != node
+
+
+# -- estimates need statistics: none, or stale ones, are never "below threshold" -------------------
+
+def bloat_without_analyze(pg, db, table="events", rows=20000, repeat=8, keep_every=5, vacuum=True):
+    """What a big prune leaves before autovacuum analyzed: rows deleted (4 in 5 by default), at most a
+    plain VACUUM, no ANALYZE. Autovacuum is off on the table so it cannot analyze it behind the test's back."""
+    sql(pg, db, "CREATE TABLE %s (id bigserial PRIMARY KEY, payload text NOT NULL, n int)"
+                " WITH (autovacuum_enabled = false)" % table)
+    sql(pg, db, "INSERT INTO %s (payload, n) SELECT repeat(md5(g::text), %d), g FROM generate_series(1, %d) g"
+        % (table, repeat, rows))
+    sql(pg, db, "DELETE FROM %s WHERE n %% %d <> 0" % (table, keep_every))
+    if vacuum:
+        sql(pg, db, "VACUUM %s" % table)
+
+
+def column_stats(pg, db, table):
+    return sql(pg, db, "SELECT count(*) FROM pg_stats WHERE schemaname = 'public' AND tablename = '%s'" % table)[0][0]
+
+
+def test_never_analyzed_table_after_a_big_delete_is_analyzed_then_repacked(pg, repack_db, lock_file):
+    # The reported case: 300,000 rows (about 230 MB), 80 % deleted, VACUUM but no ANALYZE, default thresholds.
+    bloat_without_analyze(pg, repack_db, "events", rows=300000, repeat=22)
+    assert column_stats(pg, repack_db, "events") == 0
+    before_sum = checksum(pg, repack_db, "events")
+    before_size = total_size(pg, repack_db, "events")
+    node = relfilenode(pg, repack_db, "events")
+    assert before_size > 200 * 1024 * 1024
+    params = repack_params(pg, repack_db, lock_file, tables=["events"], min_table_size="100MiB")
+
+    # Check mode reads only: it does not ANALYZE, and says the decision waits for the real run's ANALYZE.
+    plan = _repack.run_repack(params, check_mode=True)
+    entry = plan["tables"]["public.events"]
+    assert (entry["status"], entry["reason"]) == ("skipped", "needs_analyze"), entry
+    assert entry["statistics"] == "missing" and not entry["analyzed"]
+    assert "ANALYZE public.events" in entry["fix"] and "check mode" in entry["error"]
+    assert any("public.events" in line and "needs_analyze" in line for line in plan["action_needed"])
+    assert column_stats(pg, repack_db, "events") == 0, "check mode analyzed the table"
+    assert relfilenode(pg, repack_db, "events") == node
+
+    result = _repack.run_repack(params)
+    entry = result["tables"]["public.events"]
+    assert (entry["status"], entry["reason"]) == ("repacked", ""), entry
+    assert entry["analyzed"] and entry["statistics"] == "missing" and entry["estimate_method"] == "statistics"
+    assert entry["estimated_reclaimable_fraction"] > 0.6
+    after_size = total_size(pg, repack_db, "events")
+    assert result["changed"] and relfilenode(pg, repack_db, "events") != node
+    assert entry["size_after"] == after_size and after_size < before_size * 0.3
+    assert checksum(pg, repack_db, "events") == before_sum
+    assert result["action_needed"] == [] and "repacked public.events" in result["msg"]
+    print("events: %d bytes before, %d after pg_repack" % (before_size, after_size))
+
+    # The re-run finds it below min_table_size now; even without that threshold there is nothing worth it,
+    # and no ANALYZE is needed: pg_repack analyzed the new copy.
+    again = _repack.run_repack(params)
+    entry = again["tables"]["public.events"]
+    assert (entry["status"], entry["reason"]) == ("skipped", "below_threshold") and not again["changed"]
+    assert "below min_table_size" in entry["error"] and again["action_needed"] == []
+    again = _repack.run_repack(dict(params, min_table_size="1MB"))
+    entry = again["tables"]["public.events"]
+    assert (entry["status"], entry["reason"]) == ("skipped", "below_threshold") and not again["changed"]
+    assert entry["statistics"] == "current" and not entry["analyzed"]
+    assert "below min_reclaimable_fraction" in entry["error"]
+
+
+def test_stale_statistics_are_refreshed_before_deciding(pg, repack_db, lock_file):
+    # Analyzed when full, then 80 % deleted and not even vacuumed: reltuples still counts every row.
+    bloat_without_analyze(pg, repack_db, "jobs", rows=20000, keep_every=1, vacuum=False)
+    sql(pg, repack_db, "ANALYZE jobs")
+    sql(pg, repack_db, "DELETE FROM jobs WHERE n % 5 <> 0")
+    assert _wait_for(lambda: sql(pg, repack_db, "SELECT n_mod_since_analyze FROM pg_stat_user_tables"
+                                                " WHERE relname = 'jobs'")[0][0] >= 16000)
+    before = total_size(pg, repack_db, "jobs")
+    result = _repack.run_repack(repack_params(pg, repack_db, lock_file, tables=["jobs"]))
+    entry = result["tables"]["public.jobs"]
+    assert (entry["status"], entry["reason"]) == ("repacked", ""), entry
+    assert entry["statistics"] == "stale" and entry["analyzed"]
+    assert total_size(pg, repack_db, "jobs") < before * 0.4
+
+
+def test_never_analyzed_compact_table_is_still_below_threshold(pg, repack_db, lock_file):
+    sql(pg, repack_db, "CREATE TABLE compact (id bigserial PRIMARY KEY, payload text NOT NULL)"
+                       " WITH (autovacuum_enabled = false)")
+    sql(pg, repack_db, "INSERT INTO compact (payload) SELECT repeat(md5(g::text), 4) FROM generate_series(1, 20000) g")
+    node = relfilenode(pg, repack_db, "compact")
+    result = _repack.run_repack(repack_params(pg, repack_db, lock_file, tables=["compact"], min_table_size="1MB"))
+    entry = result["tables"]["public.compact"]
+    assert (entry["status"], entry["reason"]) == ("skipped", "below_threshold"), entry
+    assert entry["estimated_reclaimable_bytes"] is not None and "below min_reclaimable_fraction" in entry["error"]
+    assert entry["estimated_reclaimable_fraction"] < 0.1 and entry["analyzed"]
+    assert not result["changed"] and result["action_needed"] == []
+    assert relfilenode(pg, repack_db, "compact") == node
+
+
+def test_auto_selection_analyzes_candidates_without_statistics(pg, repack_db, lock_file):
+    bloat_without_analyze(pg, repack_db, "events", rows=20000)
+    sql(pg, repack_db, "CREATE TABLE compact (id bigserial PRIMARY KEY, payload text NOT NULL)"
+                       " WITH (autovacuum_enabled = false)")
+    sql(pg, repack_db, "INSERT INTO compact (payload) SELECT repeat(md5(g::text), 4) FROM generate_series(1, 20000) g")
+    node = relfilenode(pg, repack_db, "compact")
+    result = _repack.run_repack(repack_params(pg, repack_db, lock_file, auto=True, min_table_size="1MB"))
+    assert result["repacked"] == ["public.events"], result["tables"]
+    assert result["tables"]["public.events"]["analyzed"]
+    assert result["candidates_below_threshold"] == 1 and "public.compact" not in result["tables"]
+    assert relfilenode(pg, repack_db, "compact") == node
+
+
+def test_no_estimate_when_the_role_may_not_analyze(pg, repack_db, lock_file):
+    """A role that is not the owner (managed services, no_superuser_check): PostgreSQL skips its ANALYZE
+    with a warning. The table is reported no_estimate with that warning and a fix, in auto mode too."""
+    role = "op_" + repack_db
+    bloat_without_analyze(pg, repack_db, "events", rows=20000)
+    sql(pg, repack_db, 'CREATE ROLE "%s" LOGIN' % role)
+    try:
+        sql(pg, repack_db, 'GRANT SELECT ON events TO "%s"' % role)
+        node = relfilenode(pg, repack_db, "events")
+        for selection in ({"tables": ["events"]}, {"auto": True}):
+            result = _repack.run_repack(repack_params(pg, repack_db, lock_file, login_user=role,
+                                                      no_superuser_check=True, **selection))
+            entry = result["tables"]["public.events"]
+            assert (entry["status"], entry["reason"]) == ("skipped", "no_estimate"), (selection, entry)
+            assert "owner" in entry["error"] and entry["estimated_reclaimable_bytes"] is None
+            assert "ANALYZE public.events" in entry["fix"] and "MAINTAIN" in entry["fix"]
+            assert result["candidates_below_threshold"] == 0 and not result["changed"]
+            assert any("public.events" in line and "no_estimate" in line for line in result["action_needed"])
+        assert column_stats(pg, repack_db, "events") == 0 and relfilenode(pg, repack_db, "events") == node
+    finally:
+        sql(pg, repack_db, 'DROP OWNED BY "%s"' % role)
+        sql(pg, repack_db, 'DROP ROLE "%s"' % role)

@@ -4,6 +4,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
+import uuid
 
 import psycopg
 import pytest
@@ -106,3 +109,56 @@ def test_playbook_repacks_and_reports(pg, fresh_db, lock_file, ansible):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "repacked public.log" in proc.stdout
     assert state(pg, fresh_db, "log")[0] != node
+
+
+def run_as_a_person_sees_it(ansible, args, check=False):
+    """One task through ansible-playbook with the default callback and no -v: the output a person reads."""
+    play = [{"hosts": "localhost", "gather_facts": False, "tasks": [{"name": "under test", MODULE: args}]}]
+    path = os.path.join(ansible.tmpdir, "play-%s.json" % uuid.uuid4().hex[:8])
+    with open(path, "w") as fh:
+        json.dump(play, fh)
+    env = dict(ansible.env(), ANSIBLE_STDOUT_CALLBACK="ansible.builtin.default")
+    cmd = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", "localhost,", "-c", "local",
+           path] + (["--check"] if check else [])
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, check=False)
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def test_default_output_says_why_the_run_was_skipped(pg, fresh_db, lock_file, ansible):
+    bloat(pg, fresh_db, "run_events")
+    args = conn_params(pg, fresh_db, lock_file=lock_file, tables=["run_events"], min_table_size="0")
+    rc, out = run_as_a_person_sees_it(ansible, args)
+    assert rc == 0, out
+    assert "skipping: [localhost]" in out
+    assert "[WARNING]" in out and "pg_repack extension is not installed in database %s" % fresh_db in out, out
+    rc, result, out = ansible.run_task(MODULE, args)
+    assert result["skipped"] and result["msg"] == result["skip_reason"]
+
+
+def test_default_output_names_each_table_the_user_must_act_on(pg, fresh_db, lock_file, ansible):
+    sql(pg, fresh_db, "CREATE EXTENSION pg_repack")
+    sql(pg, fresh_db, "CREATE TABLE nokey (payload text NOT NULL, n int)")
+    sql(pg, fresh_db, "INSERT INTO nokey SELECT repeat(md5(g::text), 8), g FROM generate_series(1, 15000) g")
+    sql(pg, fresh_db, "DELETE FROM nokey WHERE n % 4 <> 0")
+    sql(pg, fresh_db, "VACUUM ANALYZE nokey")
+    # Pruned, vacuumed, never analyzed: check mode cannot estimate it without writing statistics.
+    sql(pg, fresh_db, "CREATE TABLE run_events (id bigserial PRIMARY KEY, payload text NOT NULL, n int)"
+                      " WITH (autovacuum_enabled = false)")
+    sql(pg, fresh_db, "INSERT INTO run_events (payload, n) SELECT repeat(md5(g::text), 8), g"
+                      " FROM generate_series(1, 15000) g")
+    sql(pg, fresh_db, "DELETE FROM run_events WHERE n % 4 <> 0")
+    sql(pg, fresh_db, "VACUUM run_events")
+    args = conn_params(pg, fresh_db, lock_file=lock_file, tables=["nokey", "run_events"], min_table_size="0")
+
+    rc, out = run_as_a_person_sees_it(ansible, args, check=True)
+    assert rc == 0, out
+    warnings = [line for line in out.splitlines() if line.startswith("[WARNING]")]
+    assert any("public.nokey" in line and "no_key" in line for line in warnings), out
+    assert any("public.run_events" in line and "needs_analyze" in line for line in warnings), out
+
+    rc, result, out = ansible.run_task(MODULE, args)
+    assert rc == 0, out
+    assert result["repacked"] == ["public.run_events"] and result["tables"]["public.run_events"]["analyzed"]
+    assert "repacked public.run_events" in result["msg"] and "public.nokey (no_key)" in result["msg"]
+    assert result["action_needed"] == [line for line in result["warnings"] if "public." in line]
+    assert len(result["action_needed"]) == 1 and "primary key" in result["action_needed"][0]

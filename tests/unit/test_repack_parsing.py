@@ -81,7 +81,7 @@ def test_password_only_in_the_environment():
 
 def _facts(**kw):
     facts = {"reltuples": 10000.0, "nstats": 3, "ncols": 3, "has_nulls": False, "data_width": 100,
-             "fillfactor": 100, "heap_bytes": 1000 * 8192}
+             "fillfactor": 100, "heap_bytes": 1000 * 8192, "mod_since_analyze": 0}
     facts.update(kw)
     return facts
 
@@ -95,6 +95,52 @@ def test_statistics_estimate():
     assert _repack.estimate_from_statistics(_facts(reltuples=1e6)) == 0
     assert _repack.estimate_from_statistics(_facts(reltuples=-1)) is None
     assert _repack.estimate_from_statistics(_facts(nstats=0)) is None
+
+
+
+@pytest.mark.parametrize("facts,state", [
+    (_facts(), "current"),
+    (_facts(mod_since_analyze=1050), "current"),   # what autovacuum tolerates: 10 % of the rows + 50
+    (_facts(mod_since_analyze=1051), "stale"),     # e.g. a prune since the last ANALYZE
+    (_facts(reltuples=-1, nstats=0), "missing"),   # never vacuumed nor analyzed
+    (_facts(nstats=0), "missing"),                 # vacuumed (reltuples known) but never analyzed
+    (_facts(reltuples=0, nstats=0), "current"),    # analyzed with no rows left: there is nothing to sample
+    (_facts(reltuples=0, nstats=0, mod_since_analyze=51), "stale"),
+])
+def test_statistics_state(facts, state):
+    assert _repack.statistics_state(facts) == state
+
+
+def test_a_table_analyzed_empty_is_all_reclaimable():
+    assert _repack.estimate_from_statistics(_facts(reltuples=0, nstats=0)) == 1000 * 8192
+
+
+def _table(status, reason="", error="", fix=""):
+    return {"status": status, "reason": reason, "error": error, "fix": fix}
+
+
+def test_outcome_messages_name_every_table_and_warn_only_where_someone_must_act():
+    result = {"check_mode": False, "repacked": ["public.a"], "reclaimed_bytes": 3 * 1024 ** 2,
+              "candidates_below_threshold": 2, "leftovers": [], "tables": {
+                  "public.a": _table("repacked"),
+                  "public.b": _table("skipped", "below_threshold", "5% of the heap estimated reclaimable"),
+                  "public.c": _table("skipped", "no_key", fix="add a primary key"),
+                  "public.d": _table("skipped", "no_estimate", "ANALYZE refused", "run ANALYZE public.d"),
+                  "public.e": _table("deferred", "max_tables")}}
+    msg, action = _repack.outcome_messages(result)
+    assert msg == ("repacked public.a (reclaimed 3.0 MiB); skipped public.b (below_threshold), public.c (no_key),"
+                   " public.d (no_estimate); deferred to the next run public.e (max_tables); 2 more below the"
+                   " thresholds")
+    assert action == ["public.c skipped (no_key): no primary key nor unique index on NOT NULL columns."
+                      " Fix: add a primary key",
+                      "public.d skipped (no_estimate): ANALYZE refused. Fix: run ANALYZE public.d"]
+    check, dummy = _repack.outcome_messages(dict(result, check_mode=True, repacked=[], tables={}))
+    assert check.startswith("nothing would be repacked")
+
+
+def test_a_skipped_run_says_why_in_msg_and_as_a_warning():
+    result = {"skipped": True, "skip_reason": "the pg_repack extension is not installed in database d"}
+    assert _repack.outcome_messages(result) == (result["skip_reason"], [result["skip_reason"]])
 
 
 def test_leftover_fixes():
