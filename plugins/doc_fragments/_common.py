@@ -84,10 +84,20 @@ options:
   lock_file:
     description:
       - Lockfile taken with flock semantics before the database is touched. Backups join by running under
-        C(flock /run/lock/pgtidy.lock <backup command>), so maintenance and backups never overlap.
+        C(flock /run/pgtidy/pgtidy.lock <backup command>), so maintenance and backups never overlap.
       - The holder's pid, command and start time are written into the file.
+      - The lockfile is often opened by root, so it is checked before it is locked or written, and refused
+        with RV(error_kind=lock_file_refused) (the message names the fix) when its directory is writable by
+        group or others (such as C(/run/lock) or C(/tmp)) or belongs to another user than root or the one
+        running the module, or when the file is a symbolic link (never followed), not a regular file, has other
+        names (hard links), belongs to another user, or is writable by others. A group-writable file is
+        accepted (the timers role shares it with its service group).
+      - Only the default directory C(/run/pgtidy) is created when missing (owned by the running user, mode
+        C(0755)). The directory of any other O(lock_file) must exist; a missing one is refused, so a typo
+        cannot create a second lock that no backup takes. A lockfile the module creates has mode C(0640), so
+        no other user can open it and hold its lock.
     type: path
-    default: /run/lock/pgtidy.lock
+    default: /run/pgtidy/pgtidy.lock
   lock_wait:
     description: Seconds to wait for O(lock_file) before ending with a C(busy) result.
     type: int
