@@ -220,7 +220,7 @@ def open_lock_file(path):
     """Open ``path`` for flock after the checks above; returns ``(fd, writable)``.
 
     Write access is only for the holder record: a file the running user may only read (a root-owned 0644
-    file seen by a service user, say) is locked all the same, without a record.
+    file seen by a service user, say, or one on a read-only mount) is locked all the same, without a record.
     """
     directory = os.path.dirname(path) or "."
     name = os.path.basename(path)
@@ -235,7 +235,9 @@ def open_lock_file(path):
         try:
             try:
                 fd = os.open(name, base | os.O_RDWR | os.O_CREAT, _LOCK_FILE_MODE, dir_fd=directory_fd)
-            except PermissionError:
+            except OSError as exc:
+                if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+                    raise
                 writable = False
                 fd = os.open(name, base | os.O_RDONLY, dir_fd=directory_fd)
         except OSError as exc:
