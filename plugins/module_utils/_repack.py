@@ -18,7 +18,7 @@ import signal
 import subprocess
 import time
 
-from ._batches import parse_bytes
+from ._units import parse_bytes
 from ._connection import conninfo_from_params, connect, redact, server_facts
 from ._errors import InvalidRequest, LockBusy, PgtidyError
 from ._lock import AdvisoryLock, LockFile
