@@ -18,9 +18,18 @@ description:
     O(max_tables) and O(max_duration).
   - The reclaimable space is measured with C(pgstattuple_approx) when the C(pgstattuple) extension is installed in
     the database, else estimated from the planner's statistics (C(pg_class) pages and tuples, C(pg_stats) column
-    widths), which needs an analyzed table. Only the heap is estimated; indexes are rebuilt too, so the real gain
-    is usually larger. The thresholds apply to explicit O(tables) as well, so a re-run does not rewrite a table
-    that is already compact; set O(min_reclaimable_fraction=0) and O(min_table_size=0) to force a rewrite.
+    widths). Only the heap is estimated; indexes are rebuilt too, so the real gain is usually larger. The
+    thresholds apply to explicit O(tables) as well, so a re-run does not rewrite a table that is already compact;
+    set O(min_reclaimable_fraction=0) and O(min_table_size=0) to force a rewrite.
+  - Statistics that are missing (the table was never analyzed) or stale (more rows changed since the last
+    C(ANALYZE) than autovacuum tolerates, as right after a big prune) would call a bloated table compact, so a real
+    run runs C(ANALYZE) on such a table first (it changes no rows; pg_repack analyzes every table it rewrites
+    anyway) and then decides. A table without an estimate is never called below threshold; when C(ANALYZE) is
+    refused or fails (a role that does not own the table, a timeout), it is V(skipped) with reason V(no_estimate),
+    the error and a fix, with O(auto) too.
+  - Every outcome is readable without C(-v). RV(msg) names what happened to each table; everything a person has to
+    act on (a whole run skipped, a table skipped or failed for a reason other than V(below_threshold), leftovers)
+    is also a warning and in RV(action_needed).
   - Before anything runs, the module checks that the server is not a standby and that the C(pg_repack) extension
     exists in the database (if either fails the whole task ends C(skipped) with C(skip_reason), not failed), that
     the client's C(pg_repack --version) equals the extension version, and per table that it has a primary key or a
@@ -157,6 +166,11 @@ attributes:
       - Check mode runs every pre-check and C(pg_repack --dry-run) per table, and reports the statuses a real run
         would; C(reclaimed_bytes) is then the estimate. Only what cannot be known without trying, such as a lock
         held when the real run comes, can differ.
+      - Check mode only reads, so it does not run C(ANALYZE), which writes the planner statistics every query plan
+        on the table is made from. A table whose statistics are missing or stale is then V(skipped) with reason
+        V(needs_analyze) and a warning; the real run analyzes it first and decides then, so for that table the
+        prediction is open. With the C(pgstattuple) extension the measurement needs no statistics and check mode
+        predicts it like any other table.
   diff_mode:
     support: full
     description: The diff shows each selected table's size before and after (predicted in check mode).
@@ -222,6 +236,22 @@ changed:
   returned: always
   type: bool
   sample: true
+msg:
+  description:
+    - What the run did in one line - the tables repacked with the bytes reclaimed, then each table skipped, failed
+      or deferred with its reason - or, for a skipped run, why.
+  returned: always
+  type: str
+  sample: "repacked public.event_logs (reclaimed 54.7 MiB); skipped public.kvs (no_key); 3 more below the thresholds"
+action_needed:
+  description:
+    - One line per thing a person has to act on, each with its fix; the module also emits them as warnings, which
+      Ansible shows without C(-v). Empty when nothing needs anyone.
+  returned: success
+  type: list
+  elements: str
+  sample: ["public.kvs skipped (no_key): no primary key nor unique index on NOT NULL columns. Fix: add a primary
+           key or a unique index on NOT NULL columns"]
 skipped:
   description: Whether the whole run was skipped (no pg_repack extension in the database, or a standby).
   returned: success
@@ -236,15 +266,19 @@ tables:
   description:
     - Per table (V(schema.table)) considered, its C(status) (V(repacked), V(skipped), V(failed), V(deferred)),
       C(reason) (V(no_key), V(lock_timeout), V(invalid_index), V(leftovers), V(insufficient_disk),
-      V(below_threshold), V(warning), V(error), V(interrupted), V(not_rewritten), V(max_tables), V(max_duration)),
-      C(error), C(fix), C(size_before), C(size_after) and C(reclaimed_bytes) (table with indexes and TOAST),
-      C(estimated_reclaimable_bytes), C(estimated_reclaimable_fraction), C(duration_s), C(free_space), the
-      C(command) run (no password) and pg_repack's C(output).
+      V(below_threshold), V(no_estimate), V(needs_analyze) (check mode only), V(warning), V(error),
+      V(interrupted), V(not_rewritten), V(max_tables), V(max_duration)), C(error), C(fix), C(size_before),
+      C(size_after) and C(reclaimed_bytes) (table with indexes and TOAST), C(estimated_reclaimable_bytes) (null
+      when there is no estimate), C(estimated_reclaimable_fraction), C(estimate_method) (V(pgstattuple),
+      V(statistics), or null for a table below O(min_table_size)), C(statistics) (with V(statistics), what this run
+      found, V(current), V(stale) or V(missing)), C(analyzed) (this run ran C(ANALYZE) on it before estimating),
+      C(duration_s), C(free_space), the C(command) run (no password) and pg_repack's C(output).
   returned: success
   type: dict
   sample: {"public.event_logs": {"status": "repacked", "reason": "", "error": "", "size_before": 81920000,
            "size_after": 24576000, "reclaimed_bytes": 57344000, "estimated_reclaimable_bytes": 52000000,
-           "estimated_reclaimable_fraction": 0.69, "duration_s": 4.2}}
+           "estimated_reclaimable_fraction": 0.69, "estimate_method": "statistics", "statistics": "stale",
+           "analyzed": true, "duration_s": 4.2}}
 repacked:
   description: Tables repacked (in check mode, that would be).
   returned: success
