@@ -150,9 +150,13 @@ def _open_lock_directory(path, directory):
     is_default = os.path.normpath(os.path.abspath(directory)) == DEFAULT_LOCK_DIR
     # The default directory must be the real thing, not a link to somewhere else.
     flags = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC | (os.O_NOFOLLOW if is_default else 0)
+    created = False
     for attempt in (1, 2):
         try:
-            return os.open(directory, flags)
+            directory_fd = os.open(directory, flags)
+            if created:
+                os.fchmod(directory_fd, _LOCK_DIR_MODE)  # exactly this mode, whatever the umask
+            return directory_fd
         except FileNotFoundError:
             if not is_default:
                 raise _refuse(path, "its directory %s does not exist" % directory,
@@ -163,6 +167,7 @@ def _open_lock_directory(path, directory):
                 break
             try:
                 os.mkdir(directory, _LOCK_DIR_MODE)
+                created = True
             except FileExistsError:
                 pass  # made by a run next to this one: checked like any other below
             except OSError as exc:

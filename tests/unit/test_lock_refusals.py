@@ -258,16 +258,18 @@ def test_read_only_lock_file_is_still_locked_without_a_record(own_dir):
     assert lock.read_text() == ""
 
 
-def test_default_directory_is_made_root_only_when_missing(monkeypatch, tmp_path):
-    """Only the default directory is created: owned by the running user, mode 0755, never group/other-writable."""
+@pytest.mark.parametrize("umask", [0, 0o077])
+def test_default_directory_is_made_root_only_when_missing(monkeypatch, tmp_path, umask):
+    """Only the default directory is created: owned by the running user, exactly 0755 whatever the umask (never
+    group/other-writable, always enterable by a service user); the file is never open to others."""
     default_dir = tmp_path / "run-pgtidy"
     monkeypatch.setattr(_lock, "DEFAULT_LOCK_DIR", str(default_dir))
-    old_umask = os.umask(0)  # a careless umask must not leave the directory open to others
+    old_umask = os.umask(umask)
     try:
         with LockFile(str(default_dir / "pgtidy.lock"), wait=0):
             st = os.lstat(default_dir)
             assert st.st_uid == os.geteuid() and st.st_mode & 0o7777 == 0o755
-            assert os.stat(default_dir / "pgtidy.lock").st_mode & 0o777 == 0o640
+            assert os.stat(default_dir / "pgtidy.lock").st_mode & 0o777 == 0o640 & ~umask
     finally:
         os.umask(old_umask)
 
