@@ -94,49 +94,77 @@ def _check_days(name, value, allow_keep=True):
 
 
 def validate_options(params):
-    """Turn module options into a checked plan; refuse protected or unknown requests before any delete."""
+    """Turn module options into a checked plan; refuse protected or unknown requests before any delete.
+
+    Every problem in the request is collected and reported at once, in one InvalidRequest, so a
+    request is fixed in one go rather than one error per attempt.
+    """
+    problems = []
+
+    def days(name, value, allow_keep=True):
+        try:
+            return _check_days(name, value, allow_keep)
+        except InvalidRequest as exc:
+            problems.append(exc.message)
+            return None
+
+    def mapping(name):
+        value = params.get(name) or {}
+        if not isinstance(value, dict):
+            problems.append("%s must be a mapping, not %r" % (name, value))
+            return {}
+        return value
+
     log_ret = dict(DEFAULT_LOG_RETENTION)
-    for key, value in (params.get("log_retention_days") or {}).items():
+    for key, value in mapping("log_retention_days").items():
         level = str(key).lower()
         if level in KEPT_LOG_LEVELS:
-            raise InvalidRequest("log level %s is protected: ERROR and CRITICAL log lines are always kept" % key.upper())
-        if level not in LOG_LEVELS:
-            raise InvalidRequest("unknown log level %r in log_retention_days (use debug, info, warning)" % key)
-        log_ret[level] = value
-    log_ret = {lvl: _check_days("log_retention_days.%s" % lvl, v) for lvl, v in log_ret.items()}
+            problems.append("log level %s is protected: ERROR and CRITICAL log lines are always kept"
+                            % str(key).upper())
+        elif level not in LOG_LEVELS:
+            problems.append("unknown log level %r in log_retention_days (use debug, info, warning)" % key)
+        else:
+            log_ret[level] = value
+    log_ret = {lvl: days("log_retention_days.%s" % lvl, v) for lvl, v in log_ret.items()}
 
-    event_days = _check_days("event_retention_days",
-                             params.get("event_retention_days", DEFAULT_EVENT_RETENTION_DAYS), allow_keep=True)
+    event_days = days("event_retention_days", params.get("event_retention_days", DEFAULT_EVENT_RETENTION_DAYS))
     requested = params.get("event_types")
     if requested is None:
         requested = list(NOISE_EVENT_TYPES)
     bad_protected = [t for t in requested if t in PROTECTED_EVENT_TYPES]
     if bad_protected:
-        raise InvalidRequest("refusing to prune protected Dagster event type(s) %s: the UI, run history or"
-                             " re-execution depend on them" % ", ".join(bad_protected))
+        problems.append("refusing to prune protected Dagster event type(s) %s: the UI, run history or"
+                        " re-execution depend on them" % ", ".join(bad_protected))
     allowed = NOISE_EVENT_TYPES + CONDITIONAL_EVENT_TYPES
-    unknown = [t for t in requested if t not in allowed]
+    unknown = [t for t in requested if t not in allowed and t not in PROTECTED_EVENT_TYPES]
     if unknown:
-        raise InvalidRequest("unknown Dagster event type(s) %s: only %s can be pruned"
-                             % (", ".join(unknown), ", ".join(allowed)))
+        problems.append("unknown Dagster event type(s) %s: only %s can be pruned"
+                        % (", ".join(unknown), ", ".join(allowed)))
     planned = bool(params.get("prune_superseded_planned", True)) or "ASSET_MATERIALIZATION_PLANNED" in requested
     noise = [t for t in requested if t in NOISE_EVENT_TYPES]
 
     ticks = {kind: dict(v) for kind, v in DEFAULT_TICK_RETENTION.items()}
-    for kind, setting in (params.get("tick_retention_days") or {}).items():
+    for kind, setting in mapping("tick_retention_days").items():
         if kind not in TICK_TYPES:
-            raise InvalidRequest("unknown instigator type %r in tick_retention_days (use %s)"
-                                 % (kind, ", ".join(TICK_TYPES)))
+            problems.append("unknown instigator type %r in tick_retention_days (use %s)"
+                            % (kind, ", ".join(TICK_TYPES)))
+            continue
         if isinstance(setting, dict):
-            for status, days in setting.items():
+            for status, tdays in setting.items():
                 if str(status).lower() not in TICK_STATUSES:
-                    raise InvalidRequest("unknown tick status %r in tick_retention_days.%s (use %s)"
-                                         % (status, kind, ", ".join(TICK_STATUSES)))
-                ticks[kind][str(status).lower()] = days
+                    problems.append("unknown tick status %r in tick_retention_days.%s (use %s)"
+                                    % (status, kind, ", ".join(TICK_STATUSES)))
+                    continue
+                ticks[kind][str(status).lower()] = tdays
         else:  # one number for every status, as dagster.yaml's purge_after_days allows
             ticks[kind] = {status: setting for status in TICK_STATUSES}
-    ticks = {kind: {st: _check_days("tick_retention_days.%s.%s" % (kind, st), d) for st, d in v.items()}
+    ticks = {kind: {st: days("tick_retention_days.%s.%s" % (kind, st), d) for st, d in v.items()}
              for kind, v in ticks.items()}
+    if len(problems) == 1:
+        raise InvalidRequest(problems[0], problems=problems)
+    if problems:
+        raise InvalidRequest("%d problems in the request, nothing was touched: %s"
+                             % (len(problems), "; ".join(problems)), problems=problems)
     return {"log_retention_days": log_ret, "event_retention_days": event_days, "event_types": noise,
             "prune_superseded_planned": planned, "tick_retention_days": ticks}
 

@@ -155,3 +155,39 @@ def test_sweep_holds_every_handler_of_a_table_at_one_frontier():
     assert sweep.upper(dense) == 1800
     sparse.boundary = 1200
     assert sweep.upper(sparse) == 1200 and sweep.upper(dense) == 1800
+
+
+def test_dagster_options_name_every_problem_at_once():
+    with pytest.raises(InvalidRequest) as err:
+        _dagster.validate_options({
+            "event_types": ["STEP_OUTPUT", "FOO_EVENT", "HANDLED_OUTPUT"],
+            "log_retention_days": {"error": 5, "trace": 3, "debug": 0},
+            "event_retention_days": 100000,
+            "tick_retention_days": {"sensor": {"bogus": 3, "skipped": "soon"}, "timer": 5, "schedule": 0},
+        })
+    message = err.value.message
+    expected = [
+        "protected Dagster event type(s) STEP_OUTPUT:",
+        "unknown Dagster event type(s) FOO_EVENT:",
+        "log level ERROR is protected",
+        "unknown log level 'trace'",
+        "log_retention_days.debug=0 is out of range",
+        "event_retention_days=100000 is out of range",
+        "unknown tick status 'bogus' in tick_retention_days.sensor",
+        "tick_retention_days.sensor.skipped must be a whole number of days",
+        "unknown instigator type 'timer'",
+        "tick_retention_days.schedule.skipped=0 is out of range",
+    ]
+    for fragment in expected:
+        assert fragment in message, fragment
+    assert message.startswith("13 problems in the request, nothing was touched: ")
+    assert len(err.value.details["problems"]) == 13     # the four schedule statuses are one problem each
+    # a protected type is named as protected, not also as unknown
+    assert "STEP_OUTPUT" not in message.split("unknown Dagster event type(s)")[1].split(":")[0]
+
+
+def test_dagster_options_one_problem_keeps_its_plain_message():
+    with pytest.raises(InvalidRequest) as err:
+        _dagster.validate_options({"event_types": ["FOO_EVENT"]})
+    assert err.value.message.startswith("unknown Dagster event type(s) FOO_EVENT: only HANDLED_OUTPUT")
+    assert err.value.details["problems"] == [err.value.message]
