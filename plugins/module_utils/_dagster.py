@@ -13,12 +13,15 @@ from __future__ import annotations
 from ._batches import Rule
 from ._tables import table_row_estimates
 from ._units import utc_cutoff
+from ._connection import is_connection_lost
 from ._errors import InvalidRequest
 from ._prune import require_schema
 
 try:
+    import psycopg
     from psycopg import sql
 except ImportError:  # pragma: no cover
+    psycopg = None
     sql = None
 
 FINISHED_RUN_STATUSES = ("SUCCESS", "FAILURE", "CANCELED")
@@ -71,7 +74,7 @@ DEFAULT_TICK_RETENTION = {
 REQUIRED_COLUMNS = {
     "event_logs": ("id", "run_id", "event", "dagster_event_type", "timestamp", "asset_key", "partition"),
     "runs": ("run_id", "status"),
-    "job_ticks": ("id", "status", "type", "timestamp"),
+    "job_ticks": ("id", "status", "type", "timestamp", "job_origin_id", "selector_id"),
     "asset_keys": ("asset_key",),
     "instigators": ("selector_id",),
 }
@@ -202,16 +205,80 @@ def build_rules(plan, schema, now=None):
                 description="%s events older than %d days" % (etype, days)))
         if plan["prune_superseded_planned"]:
             rules.append(planned_rule(schema, days, now))
+    newer = _newer_tick_exists(schema)
     for kind, statuses in plan["tick_retention_days"].items():
         for status, tdays in statuses.items():
             if tdays is None:
                 continue
             rules.append(Rule(
                 name="ticks_%s_%s" % (kind, status), table="job_ticks", cutoff=utc_cutoff(tdays, now),
-                predicate=sql.SQL("t.type = %(tick_type)s AND t.status = %(tick_status)s"),
+                predicate=sql.SQL("t.type = %(tick_type)s AND t.status = %(tick_status)s AND {}").format(newer),
                 params={"tick_type": kind.upper(), "tick_status": status.upper()},
-                description="%s ticks with status %s older than %d days" % (kind, status.upper(), tdays)))
+                description="%s ticks with status %s older than %d days, except each instigator's newest tick"
+                            % (kind, status.upper(), tdays)))
     return rules
+
+
+def _newer_tick_exists(schema):
+    """The tick is not its instigator's newest: the same instigator has a strictly later tick.
+
+    Dagster finds an instigator's ticks by ``selector_id``, or by ``job_origin_id`` for ticks written
+    without a selector id (``get_ticks``: newest first by timestamp, no tie-breaker). Its daemon purges
+    only right after writing a tick, so an instigator always keeps its latest one; a stopped schedule or
+    sensor must too, or the UI shows an older tick, or none, as its last. Ticks tied at the newest
+    timestamp all stay, so whichever of them Dagster returns is still there. Split on NULL like
+    ``planned_rule``, each probe is one range of (selector_id, timestamp) or (job_origin_id, timestamp).
+    """
+    ticks = sql.Identifier(schema, "job_ticks")
+    return sql.SQL(
+        "CASE WHEN t.selector_id IS NULL"
+        " THEN EXISTS (SELECT 1 FROM {ticks} AS newer WHERE newer.job_origin_id = t.job_origin_id"
+        "   AND newer.timestamp > t.timestamp)"
+        " ELSE EXISTS (SELECT 1 FROM {ticks} AS newer WHERE newer.selector_id = t.selector_id"
+        "   AND newer.timestamp > t.timestamp) END").format(ticks=ticks)
+
+
+def newest_ticks(conn, schema):
+    """(type, status, timestamp) of every instigator's newest tick(s): the ticks no tick rule deletes.
+
+    Instigators are enumerated by skipping through the (selector_id, timestamp) and
+    (job_origin_id, timestamp) indexes, one probe per instigator, so the cost follows the number
+    of schedules and sensors, not the number of ticks.
+    """
+    query = sql.SQL("""
+        WITH RECURSIVE selectors AS (
+            SELECT min(selector_id) AS id FROM {ticks}
+            UNION ALL
+            SELECT (SELECT min(selector_id) FROM {ticks} WHERE selector_id > s.id) FROM selectors AS s
+            WHERE s.id IS NOT NULL
+        ), origins AS (
+            SELECT min(job_origin_id) AS id FROM {ticks}
+            UNION ALL
+            SELECT (SELECT min(job_origin_id) FROM {ticks} WHERE job_origin_id > o.id) FROM origins AS o
+            WHERE o.id IS NOT NULL
+        )
+        SELECT t.type, t.status, t.timestamp FROM selectors AS s
+          CROSS JOIN LATERAL (SELECT max(timestamp) AS newest FROM {ticks} WHERE selector_id = s.id) AS m
+          JOIN {ticks} AS t ON t.selector_id = s.id AND t.timestamp = m.newest
+        UNION ALL
+        SELECT t.type, t.status, t.timestamp FROM origins AS o
+          CROSS JOIN LATERAL (SELECT max(timestamp) AS newest FROM {ticks} WHERE job_origin_id = o.id) AS m
+          JOIN {ticks} AS t ON t.job_origin_id = o.id AND t.timestamp = m.newest AND t.selector_id IS NULL
+    """).format(ticks=sql.Identifier(schema, "job_ticks"))
+    with conn.cursor() as cur:
+        cur.execute(query)
+        return cur.fetchall()
+
+
+def count_kept_newest(newest, tick_rules):
+    """Per tick rule: newest ticks past the rule's retention, kept only for being their instigator's newest."""
+    counts = {rule.name: 0 for rule in tick_rules}
+    for tick_type, status, timestamp in newest:
+        for rule in tick_rules:
+            if (rule.params["tick_type"], rule.params["tick_status"]) == (tick_type, status) \
+                    and timestamp is not None and timestamp < rule.cutoff:
+                counts[rule.name] += 1
+    return counts
 
 
 def planned_rule(schema, days, now=None):
@@ -256,11 +323,34 @@ class DagsterProfile:
     def check_schema(self, conn, schema):
         check_schema(conn, schema)
 
+    def __init__(self):
+        self.tick_rules = []
+
     def build_rules(self, plan, schema, conn):
-        return build_rules(plan, schema)
+        rules = build_rules(plan, schema)
+        # Kept for extra_steps: the kept-newest count must use the very cutoffs the handlers used.
+        self.tick_rules = [rule for rule in rules if rule.table == "job_ticks"]
+        return rules
 
     def table_rows(self, conn, schema):
         return table_row_estimates(conn, schema)
 
     def extra_steps(self, conn, schema, plan, check_mode, result):
-        return None
+        """Report the ticks past retention that stayed as their instigator's newest (``ticks_kept_newest``).
+
+        A real run never deletes a newest tick, so the count is the same before and after it and
+        check mode reports what the real run will.
+        """
+        result["ticks_kept_newest"] = None
+        if is_connection_lost(conn):
+            return
+        try:
+            counts = count_kept_newest(newest_ticks(conn, schema), self.tick_rules)
+        except psycopg.Error as exc:
+            result["ticks_kept_newest_error"] = "%s: %s" % (type(exc).__name__, str(exc).strip().splitlines()[0]
+                                                            if str(exc).strip() else "")
+            return
+        for name, kept in counts.items():
+            if name in result["handlers"]:
+                result["handlers"][name]["kept_newest"] = kept
+        result["ticks_kept_newest"] = sum(counts.values())

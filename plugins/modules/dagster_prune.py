@@ -22,6 +22,10 @@ description:
     STEP_OUTPUT is always kept (re-execution from failure reads it).
   - Schedule, sensor and auto-materialize ticks past a retention per tick status, with the semantics of the
     C(retention:) block of C(dagster.yaml), without the daemon.
+  - Every schedule's and sensor's newest tick is kept whatever its status and age, as the daemon keeps it (it
+    purges only right after writing a new tick), so a stopped instigator still shows its real last tick. The
+    newest is what Dagster's C(get_ticks) returns first (latest timestamp; ticks tied at it are all kept), per
+    selector id, or per origin id for ticks written without one.
   - Rows of runs that are not finished (anything but SUCCESS, FAILURE, CANCELED) are never deleted.
   - Each DELETE removes at most O(batch_size) rows chosen along an index range; the run stops early at O(max_rows),
     O(max_duration) or O(max_wal_bytes) and reports C(capped=true); the next run continues.
@@ -58,6 +62,7 @@ options:
         V(success), V(failure), V(started)), as in C(dagster.yaml)'s C(retention.<type>.purge_after_days); a number
         applies to every status; V(-1) keeps. Unset entries use Dagster's defaults (sensor and auto-materialize
         SKIPPED ticks 7 days, everything else kept).
+      - Each instigator's newest tick is kept even when past its retention (see RV(ticks_kept_newest)).
     type: dict
     default: {}
 extends_documentation_fragment:
@@ -129,10 +134,24 @@ handlers:
   description:
     - Per handler (one rule under the run's budgets) the rows deleted, the C(remaining) estimate, C(capped),
       C(duration_s), C(wal_bytes), C(batches), C(longest_batch_s), C(status) (V(ok) or V(failed)) and C(error).
+    - Tick handlers also report C(kept_newest), the ticks past their retention kept as their instigator's newest.
   returned: success
   type: dict
   sample: {"python_logs_debug": {"table": "event_logs", "deleted": 5000, "remaining": 0, "capped": false,
            "duration_s": 0.21, "wal_bytes": 812000, "batches": 2, "longest_batch_s": 0.15, "status": "ok", "error": ""}}
+ticks_kept_newest:
+  description:
+    - Ticks past their retention that were kept because each is its schedule's or sensor's newest tick (the
+      tick the Dagster UI shows as the last one); the same in check mode and in the real run.
+    - Null when it could not be counted (see RV(ticks_kept_newest_error)); nothing is deleted on that account.
+  returned: success
+  type: int
+  sample: 3
+ticks_kept_newest_error:
+  description: Why RV(ticks_kept_newest) could not be counted.
+  returned: when the count failed
+  type: str
+  sample: "QueryCanceled: canceling statement due to statement timeout"
 failed_handlers:
   description: Handlers that failed; the others still ran.
   returned: success
