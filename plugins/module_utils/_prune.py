@@ -100,9 +100,12 @@ def run_prune(params, profile, check_mode=False, log=None):
                 if check_mode:
                     after = dict(before)
                     for handler in result["handlers"].values():
-                        after[handler["table"]] = after.get(handler["table"], 0) - handler["deleted"]
-                        for table, rows in (handler.get("cascaded") or {}).items():
-                            after[table] = after.get(table, 0) - rows
+                        # A handler deleting from several tables (run retention) says how many rows each lost.
+                        per_table = handler.get("rows_by_table") or dict(
+                            handler.get("cascaded") or {}, **{handler["table"]: handler["deleted"]})
+                        for table, rows in per_table.items():
+                            if table in after:
+                                after[table] = after[table] - rows
                 elif conn.closed or conn.broken:
                     after = dict(before)
                 else:

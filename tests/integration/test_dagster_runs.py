@@ -1,0 +1,350 @@
+"""Run retention against real Dagster databases: whole old runs go, every asset view stays.
+
+The runs that may go are worked out here independently of the implementation, from what
+Dagster's own instance API returns (latest materialization and planned event per partition,
+latest observation, check history, asset records, run records and re-execution groups), and the
+prune must retire exactly those.
+"""
+from __future__ import annotations
+
+import datetime
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import psycopg
+import pytest
+
+from conftest import COLLECTIONS_ROOT, conn_params
+import dagster_fixture
+
+from ansible_collections.pgtidy.maintenance.plugins.module_utils import _dagster
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._dagster import DagsterProfile
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._errors import InvalidRequest
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._prune import run_prune
+
+DAYS = 30
+KEEP = 1
+# Noise pruning off, so the event logs of every kept run must stay identical.
+NO_NOISE = {"log_retention_days": {"debug": -1, "info": -1, "warning": -1}, "event_retention_days": -1,
+            "prune_superseded_planned": False}
+RETENTION = dict(NO_NOISE, run_retention_days={"success": DAYS, "failure": DAYS, "canceled": DAYS},
+                 keep_runs_per_job=KEEP)
+FINISHED = ("SUCCESS", "FAILURE", "CANCELED")
+NOW = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+
+
+@pytest.fixture(autouse=True)
+def fixed_clock(monkeypatch):
+    """Every cutoff of the module measured from one instant, the one the expectations use."""
+    monkeypatch.setattr(_dagster, "utc_cutoff", lambda days, _now=None: NOW - datetime.timedelta(days=days))
+
+
+def q(pg, db, text, params=None):
+    with psycopg.connect(pg.dsn(db), autocommit=True) as conn:
+        cur = conn.execute(text, params)
+        return cur.fetchall() if cur.description else None
+
+
+def cutoff_ts(days=DAYS):
+    return (NOW - datetime.timedelta(days=days)).replace(tzinfo=datetime.timezone.utc).timestamp()
+
+
+def run_ids_of_events(pg, db, storage_ids):
+    if not storage_ids:
+        return set()
+    return {r[0] for r in q(pg, db, "SELECT run_id FROM event_logs WHERE id = ANY(%s)", (list(storage_ids),))}
+
+
+def expected_retirement(instance, pg, db, statuses_days=None, keep=KEEP):
+    """(retirable run ids, {kept old run id: reasons}) from Dagster's API, before any prune."""
+    import dagster as dg
+    from dagster._core.events import DagsterEventType
+    statuses_days = statuses_days or {"SUCCESS": DAYS, "FAILURE": DAYS, "CANCELED": DAYS}
+    records = instance.get_run_records()
+    reasons = {r.dagster_run.run_id: set() for r in records}
+    old = set()
+    for rec in records:
+        run = rec.dagster_run
+        days = statuses_days.get(run.status.value)
+        if run.status.value not in FINISHED:
+            reasons[run.run_id].add("not_finished")
+        elif days is None:
+            reasons[run.run_id].add("status_kept")
+        elif (rec.end_time or 0) >= cutoff_ts(days):
+            reasons[run.run_id].add("within_retention")
+        else:
+            old.add(run.run_id)
+    per_job = {}
+    for rec in sorted(records, key=lambda r: r.storage_id, reverse=True):
+        if rec.dagster_run.status.value in FINISHED:
+            per_job.setdefault(rec.dagster_run.job_name, []).append(rec.dagster_run.run_id)
+    for ids in per_job.values():
+        for run_id in ids[:keep]:
+            reasons[run_id].add("newest_per_job")
+    storage = instance.event_log_storage
+
+    def hold(run_ids, reason):
+        for run_id in run_ids:
+            if run_id in reasons:
+                reasons[run_id].add(reason)
+
+    for key in instance.get_asset_keys():
+        for etype in (DagsterEventType.ASSET_MATERIALIZATION, DagsterEventType.ASSET_MATERIALIZATION_PLANNED):
+            latest = storage.get_latest_storage_id_by_partition(key, etype)
+            hold(run_ids_of_events(pg, db, latest.values()), "latest_asset_event")
+        latest = instance.get_latest_materialization_event(key)
+        if latest:
+            hold([latest.run_id], "latest_asset_event")
+        observed = instance.fetch_observations(key, limit=1).records
+        hold([r.run_id for r in observed], "latest_asset_event")
+        record = instance.get_asset_records([key])
+        if record and record[0].asset_entry.last_run_id:
+            hold([record[0].asset_entry.last_run_id], "asset_last_run")
+    check = dg.AssetCheckKey(dg.AssetKey("summary"), "summary_is_positive")
+    hold([r.run_id for r in storage.get_asset_check_execution_history(check, limit=1)], "latest_check_execution")
+    # The newest stored event of every asset-keyed kind per asset and partition (check evaluations and
+    # their plans among them): the asset views above read these; keep whoever holds one.
+    hold({r[0] for r in q(pg, db, """
+        SELECT DISTINCT ON (asset_key, dagster_event_type, partition) run_id FROM event_logs
+        WHERE asset_key IS NOT NULL ORDER BY asset_key, dagster_event_type, partition, id DESC""")},
+         "latest_asset_event")
+    groups = {}
+    for rec in records:
+        run = rec.dagster_run
+        groups.setdefault(run.root_run_id or run.run_id, set()).add(run.run_id)
+    retirable, kept = set(), {}
+    for members in groups.values():
+        blocked = any(reasons[m] for m in members)
+        for m in members & old:
+            if blocked:
+                kept[m] = (reasons[m] - {"within_retention"}) or {"reexecution_group"}
+            else:
+                retirable.add(m)
+    return retirable, kept
+
+
+def run_rows(pg, db):
+    """Every row of every run, per run: (table, row id) for runs, run_tags and event_logs."""
+    rows = {}
+    for run_id, ident in q(pg, db, "SELECT run_id, 'runs:' || id FROM runs UNION ALL"
+                                   " SELECT run_id, 'run_tags:' || id FROM run_tags UNION ALL"
+                                   " SELECT run_id, 'event_logs:' || id || ':' || md5(event) FROM event_logs"):
+        rows.setdefault(run_id, set()).add(ident)
+    return rows
+
+
+def references_to(pg, db, run_ids):
+    """Rows in any table that still name one of ``run_ids``."""
+    found = {}
+    for table, column in q(pg, db, "SELECT table_name, column_name FROM information_schema.columns"
+                                   " WHERE table_schema = 'public' AND column_name IN ('run_id', 'last_run_id')"):
+        n = q(pg, db, 'SELECT count(*) FROM "%s" WHERE "%s" = ANY(%%s)' % (table, column), (list(run_ids),))[0][0]
+        if n:
+            found["%s.%s" % (table, column)] = n
+    n = q(pg, db, "SELECT count(*) FROM run_tags WHERE value = ANY(%s)", (list(run_ids),))[0][0]
+    if n:
+        found["run_tags.value"] = n
+    return found
+
+
+def asset_status(instance):
+    """Materialized / failed / in-progress partitions from Dagster's partition status cache."""
+    import dagster_defs
+    from dagster._core.storage.partition_status_cache import get_and_update_asset_status_cache_value
+    out = {}
+    for asset in (dagster_defs.events, dagster_defs.sessions, dagster_defs.invoices):
+        key = asset.key
+        value = get_and_update_asset_status_cache_value(instance, key, asset.partitions_def)
+        out[key.to_user_string()] = (
+            sorted(value.deserialize_materialized_partition_subsets(asset.partitions_def).get_partition_keys()),
+            sorted(value.deserialize_failed_partition_subsets(asset.partitions_def).get_partition_keys()),
+            sorted(value.deserialize_in_progress_partition_subsets(asset.partitions_def).get_partition_keys()))
+    return out
+
+
+def views(instance):
+    """What the asset pages show: the fixture's snapshot without per-run entries, plus the status cache."""
+    shown = dagster_fixture.snapshot(instance)
+    for key in ("runs", "run_stats", "step_stats", "ticks", "asset_checks", "observations"):
+        shown.pop(key)
+    shown["status_cache"] = asset_status(instance)
+    return shown
+
+
+def test_run_retention_keeps_every_asset_view_and_retires_exactly_what_the_rules_allow(pg, dagster_db, lock_file):
+    db = dagster_db["db"]
+    with dagster_fixture.instance_for(dagster_db["home"]) as instance:
+        retirable, kept_old = expected_retirement(instance, pg, db)
+        before = views(instance)
+        before_runs = dagster_fixture.snapshot(instance)
+    rows_before = run_rows(pg, db)
+    assert len(retirable) >= len(rows_before) / 3, "the test must retire at least a third of the runs"
+    assert kept_old, "some old runs must be kept for a reason, or the rules are not exercised"
+
+    plan = run_prune(conn_params(pg, db, lock_file=lock_file, **RETENTION), DagsterProfile(), check_mode=True)
+    assert run_rows(pg, db) == rows_before, "check mode changed something"
+    result = run_prune(conn_params(pg, db, lock_file=lock_file, **RETENTION), DagsterProfile())
+    again = run_prune(conn_params(pg, db, lock_file=lock_file, **RETENTION), DagsterProfile())
+
+    handler = result["handlers"]["runs_retired"]
+    assert set(handler["run_ids"]) == retirable
+    assert handler["runs_retired"] == len(retirable) and not handler["run_ids_truncated"]
+    predicted = plan["handlers"]["runs_retired"]
+    assert set(predicted["run_ids"]) == retirable
+    assert predicted["rows_by_table"] == handler["rows_by_table"]
+    assert plan["deleted_total"] == result["deleted_total"] > 0
+    assert handler["kept_runs"] == len(kept_old)
+    assert sum(handler["retired_by_status"].values()) == sum(handler["retired_by_job"].values()) == len(retirable)
+    assert handler["oldest_kept"]["run_id"] in kept_old and handler["oldest_kept"]["reasons"]
+    assert set(handler["kept_by_reason"]) <= {r for rs in kept_old.values() for r in rs}
+    assert again["changed"] is False and again["handlers"]["runs_retired"]["runs_retired"] == 0
+
+    rows_after = run_rows(pg, db)
+    assert set(rows_after) == set(rows_before) - retirable
+    for run_id in rows_after:
+        assert rows_after[run_id] == rows_before[run_id], "rows of kept run %s changed" % run_id
+    assert references_to(pg, db, retirable) == {}
+    deleted_events = sum(len([r for r in rows_before[x] if r.startswith("event_logs:")]) for x in retirable)
+    assert handler["rows_by_table"]["event_logs"] == deleted_events
+    assert handler["rows_by_table"]["runs"] == len(retirable)
+
+    with dagster_fixture.instance_for(dagster_db["home"]) as instance:
+        after = views(instance)
+        after_runs = dagster_fixture.snapshot(instance)
+        # The same status rebuilt from the events alone, the cache dropped.
+        q(pg, db, "UPDATE asset_keys SET cached_status_data = NULL")
+        rebuilt = asset_status(instance)
+    for key in before:
+        assert after[key] == before[key], key
+    assert rebuilt == before["status_cache"]
+    kept_ids = set(rows_after)
+    assert [r for r in after_runs["runs"]] == [r for r in before_runs["runs"] if r[0] in kept_ids]
+    for run_id in kept_ids:
+        assert after_runs["run_stats"][run_id] == before_runs["run_stats"][run_id]
+        assert after_runs["step_stats"][run_id] == before_runs["step_stats"][run_id]
+    assert after_runs["asset_checks"] == [r for r in before_runs["asset_checks"] if r[0] in kept_ids]
+    assert max(after_runs["observations"]) == max(before_runs["observations"])
+
+
+def test_kept_old_failed_run_reexecutes_from_failure(pg, dagster_db, lock_file):
+    """Failures kept by status, successes retired around them: the failed run's snapshots and events stay."""
+    import dagster as dg
+    import dagster_defs
+    failed_run = dagster_db["manifest"]["failed_runs"][0]
+    options = dict(RETENTION, run_retention_days={"success": DAYS, "failure": -1, "canceled": DAYS})
+    result = run_prune(conn_params(pg, dagster_db["db"], lock_file=lock_file, **options), DagsterProfile())
+    handler = result["handlers"]["runs_retired"]
+    assert handler["runs_retired"] > 0 and "FAILURE" not in handler["retired_by_status"]
+    assert failed_run not in handler["run_ids"]
+    with dagster_fixture.instance_for(dagster_db["home"]) as instance:
+        assert instance.get_run_by_id(failed_run).status == dg.DagsterRunStatus.FAILURE
+        reexecution = dg.ReexecutionOptions.from_failure(failed_run, instance)
+        with dg.execute_job(dg.reconstructable(dagster_defs.etl_job), instance=instance,
+                            reexecution_options=reexecution) as run:
+            assert run.success
+            executed = {e.step_key for e in run.all_events if e.event_type_value == "STEP_SUCCESS"}
+    assert executed == {"transform", "load"}
+
+
+def test_unfinished_backfill_and_reexecution_groups_stay_whole(pg, dagster_db, lock_file):
+    db = dagster_db["db"]
+    manifest = dagster_db["manifest"]
+    group = manifest["reexecutions"][0]
+    # Two old runs belong to a backfill the daemon is still working on.
+    old = [r[0] for r in q(pg, db, "SELECT run_id FROM runs WHERE status = 'SUCCESS' AND run_id <> ALL(%s)"
+                                   " ORDER BY id LIMIT 2", ([group["parent"], group["child"]],))]
+    q(pg, db, "INSERT INTO bulk_actions (key, status, timestamp, body) VALUES ('bf-open', 'REQUESTED',"
+              " now() at time zone 'utc', '{}')")
+    q(pg, db, "UPDATE runs SET backfill_id = 'bf-open' WHERE run_id = ANY(%s)", (old,))
+    # The re-executed child is made recent: its failed parent is old but must stay with it.
+    q(pg, db, "UPDATE runs SET end_time = extract(epoch FROM now()) WHERE run_id = %s", (group["child"],))
+    result = run_prune(conn_params(pg, db, lock_file=lock_file, **RETENTION), DagsterProfile())
+    handler = result["handlers"]["runs_retired"]
+    left = {r[0] for r in q(pg, db, "SELECT run_id FROM runs")}
+    assert set(old) <= left and handler["kept_by_reason"]["backfill_in_progress"] == 2
+    assert {group["parent"], group["child"]} <= left, (group, handler, q(
+        pg, db, "SELECT run_id, key, value FROM run_tags WHERE run_id = ANY(%s) OR value = ANY(%s)",
+        ([group["parent"], group["child"]], [group["parent"], group["child"]])))
+    assert handler["kept_by_reason"]["reexecution_group"] >= 1
+    assert handler["runs_retired"] > 0
+
+    # Backfill finished, child old again: the next run retires the backfill's runs and the whole group.
+    q(pg, db, "UPDATE bulk_actions SET status = 'COMPLETED_SUCCESS' WHERE key = 'bf-open'")
+    q(pg, db, "UPDATE runs SET end_time = extract(epoch FROM now()) - 90 * 86400 WHERE run_id = %s",
+      (group["child"],))
+    run_prune(conn_params(pg, db, lock_file=lock_file, **RETENTION), DagsterProfile())
+    left = {r[0] for r in q(pg, db, "SELECT run_id FROM runs")}
+    assert not set(old) & left
+    # parent and child go together or stay together
+    assert (group["parent"] in left) == (group["child"] in left)
+
+
+def test_budget_caps_whole_runs_and_the_next_run_finishes(pg, dagster_db, lock_file):
+    db = dagster_db["db"]
+    rows_before = run_rows(pg, db)
+    capped = run_prune(conn_params(pg, db, lock_file=lock_file, max_rows=40, batch_size=10, **RETENTION),
+                       DagsterProfile())
+    handler = capped["handlers"]["runs_retired"]
+    assert capped["capped"] is True and capped["capped_by"] == "max_rows" and handler["capped"] is True
+    assert 0 < handler["runs_retired"] and handler["remaining"] > 0
+    rows_mid = run_rows(pg, db)
+    for run_id, rows in rows_mid.items():       # no half-retired run
+        assert rows == rows_before[run_id]
+    rest = run_prune(conn_params(pg, db, lock_file=lock_file, **RETENTION), DagsterProfile())
+    assert rest["capped"] is False and rest["handlers"]["runs_retired"]["runs_retired"] > 0
+
+
+def test_killed_mid_run_leaves_no_half_retired_run(pg, dagster_db, lock_file, tmp_path):
+    db = dagster_db["db"]
+    rows_before = run_rows(pg, db)
+    script = tmp_path / "run.py"
+    script.write_text(
+        "import sys, json\n"
+        "sys.path[:0] = %r\n"
+        "from ansible_collections.pgtidy.maintenance.plugins.module_utils._dagster import DagsterProfile\n"
+        "from ansible_collections.pgtidy.maintenance.plugins.module_utils._prune import run_prune\n"
+        "run_prune(json.loads(sys.argv[1]), DagsterProfile())\n" % ([COLLECTIONS_ROOT],))
+    params = conn_params(pg, db, lock_file=lock_file, batch_size=1, batch_pause=0.3, **RETENTION)
+    proc = subprocess.Popen([sys.executable, str(script), json.dumps(params)])
+    deadline = time.monotonic() + 60
+    while len(run_rows(pg, db)) == len(rows_before) and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    assert proc.poll() is None, "the pruning process ended before it was killed (rc %s)" % proc.returncode
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    rows_mid = run_rows(pg, db)
+    assert 0 < len(rows_before) - len(rows_mid)
+    for run_id, rows in rows_mid.items():
+        assert rows == rows_before[run_id], "run %s was half retired" % run_id
+    assert references_to(pg, db, set(rows_before) - set(rows_mid)) == {}
+    result = run_prune(conn_params(pg, db, lock_file=lock_file, **RETENTION), DagsterProfile())
+    assert result["capped"] is False and not result["failed_handlers"]
+    assert result["handlers"]["runs_retired"]["runs_retired"] > 0
+
+
+@pytest.mark.parametrize("options, fragment", [
+    ({"run_retention_days": {"succes": 30}}, "unknown run status"),
+    ({"run_retention_days": {"success": 0}}, "out of range"),
+    ({"run_retention_days": {"success": 30}, "keep_runs_per_job": 0}, "keep_runs_per_job"),
+    ({"keep_runs_per_job": 5}, "only applies with run_retention_days"),
+    ({"run_retention_days": 30}, "mapping of run status"),
+])
+def test_bad_run_retention_requests_are_refused(options, fragment):
+    with pytest.raises(InvalidRequest) as err:
+        _dagster.validate_options(options)
+    assert fragment in err.value.message
+
+
+def test_health_preview_includes_run_retention(pg, dagster_db, lock_file):
+    from ansible_collections.pgtidy.maintenance.plugins.module_utils._health import run_health
+    db = dagster_db["db"]
+    params = conn_params(pg, db, dagster_retention=dict(RETENTION))
+    params.pop("lock_wait")
+    preview = run_health(params)["orchestrator"]["retention"]
+    predicted = preview["handlers"]["runs_retired"]["rows"]
+    assert predicted > 0
+    result = run_prune(conn_params(pg, db, lock_file=lock_file, **RETENTION), DagsterProfile())
+    assert result["handlers"]["runs_retired"]["deleted"] == predicted
