@@ -14,6 +14,7 @@ from ._batches import Rule
 from ._tables import table_row_estimates
 from ._units import utc_cutoff
 from ._connection import is_connection_lost
+from ._dagster_runs import TABLES as RUN_TABLES, run_retention_rule, validate_run_retention
 from ._errors import InvalidRequest
 from ._prune import require_schema
 
@@ -163,13 +164,15 @@ def validate_options(params):
             ticks[kind] = {status: setting for status in TICK_STATUSES}
     ticks = {kind: {st: days("tick_retention_days.%s.%s" % (kind, st), d) for st, d in v.items()}
              for kind, v in ticks.items()}
+    runs, run_problems = validate_run_retention(params, _check_days)
+    problems.extend(run_problems)
     if len(problems) == 1:
         raise InvalidRequest(problems[0], problems=problems)
     if problems:
         raise InvalidRequest("%d problems in the request, nothing was touched: %s"
                              % (len(problems), "; ".join(problems)), problems=problems)
     return {"log_retention_days": log_ret, "event_retention_days": event_days, "event_types": noise,
-            "prune_superseded_planned": planned, "tick_retention_days": ticks}
+            "prune_superseded_planned": planned, "tick_retention_days": ticks, "run_retention": runs}
 
 
 def check_schema(conn, schema):
@@ -216,6 +219,10 @@ def build_rules(plan, schema, now=None):
                 params={"tick_type": kind.upper(), "tick_status": status.upper()},
                 description="%s ticks with status %s older than %d days, except each instigator's newest tick"
                             % (kind, status.upper(), tdays)))
+    if plan.get("run_retention"):
+        rule = run_retention_rule(plan["run_retention"], schema, lambda d: utc_cutoff(d, now))
+        if rule is not None:
+            rules.append(rule)
     return rules
 
 
@@ -318,13 +325,17 @@ class DagsterProfile:
     name = "dagster"
 
     def validate_options(self, params):
-        return validate_options(params)
+        plan = validate_options(params)
+        runs = tuple(t for t in RUN_TABLES if t != "event_logs") if plan.get("run_retention") else ()
+        self.row_tables = ("event_logs", "job_ticks") + runs
+        return plan
 
     def check_schema(self, conn, schema):
         check_schema(conn, schema)
 
     def __init__(self):
         self.tick_rules = []
+        self.row_tables = ("event_logs", "job_ticks")
 
     def build_rules(self, plan, schema, conn):
         rules = build_rules(plan, schema)
@@ -333,7 +344,7 @@ class DagsterProfile:
         return rules
 
     def table_rows(self, conn, schema):
-        return table_row_estimates(conn, schema)
+        return table_row_estimates(conn, schema, self.row_tables)
 
     def extra_steps(self, conn, schema, plan, check_mode, result):
         """Report the ticks past retention that stayed as their instigator's newest (``ticks_kept_newest``).

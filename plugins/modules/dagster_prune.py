@@ -65,6 +65,28 @@ options:
       - Each instigator's newest tick is kept even when past its retention (see RV(ticks_kept_newest)).
     type: dict
     default: {}
+  run_retention_days:
+    description:
+      - Retire whole finished runs past a retention per run status (keys V(success), V(failure), V(canceled)),
+        measured from the run's end time; V(-1) or a missing key keeps runs of that status. Off by default
+        (every run is kept).
+      - Retiring a run removes its C(runs) row, C(run_tags), C(event_logs) rows and the C(asset_event_tags) of its
+        asset events (what C(DagsterInstance.delete_run) removes), its C(asset_check_executions) rows, and the job
+        and execution-plan snapshots no remaining run refers to. A run and its re-execution group go in one
+        transaction or not at all.
+      - Never retired, so every asset view stays the same - runs that are not finished; a run holding the newest
+        materialization, observation, planned or check event of an asset (per partition) or the newest execution
+        of an asset check; the run the asset catalog names as an asset's last run; a run holding a plan for a
+        range of partitions; runs of a backfill that is not finished; runs still holding concurrency slots; a
+        run of a re-execution group (C(dagster/root_run_id)) unless the whole group may go; the newest
+        O(keep_runs_per_job) finished runs of each job. The result counts the kept runs per reason.
+    type: dict
+  keep_runs_per_job:
+    description:
+      - With O(run_retention_days), the newest N finished runs of every job are kept whatever their age, so each
+        job's page keeps its recent history. Defaults to 25 (a page of Dagster's run list). At least 1, because
+        a job's newest run keeps the job snapshot that a new run of unchanged code reuses.
+    type: int
 extends_documentation_fragment:
   - pgtidy.maintenance._common
   - pgtidy.maintenance._common.LOCK
@@ -95,6 +117,12 @@ EXAMPLES = r'''
     max_wal_bytes: 512MiB
     batch_pause: 0.05
     metrics_file: /var/lib/node_exporter/textfile/pgtidy_dagster.prom
+
+- name: Keep the database flat - retire old runs with all their rows, keep what the asset views show
+  pgtidy.maintenance.dagster_prune:
+    login_db: dagster
+    run_retention_days: {success: 90, failure: 180, canceled: 30}
+    keep_runs_per_job: 25
 
 - name: See what would go (nothing is deleted)
   pgtidy.maintenance.dagster_prune:
@@ -134,6 +162,10 @@ handlers:
   description:
     - Per handler (one rule under the run's budgets) the rows deleted, the C(remaining) estimate, C(capped),
       C(duration_s), C(wal_bytes), C(batches), C(longest_batch_s), C(status) (V(ok) or V(failed)) and C(error).
+    - The run retention handler C(runs_retired) reports C(runs_retired), C(retired_by_status), C(retired_by_job),
+      C(rows_by_table) (rows per table it deleted), C(run_ids) (the first 1000 retired, C(run_ids_truncated)),
+      C(kept_runs) and C(kept_by_reason) for runs past retention that were kept, and C(oldest_kept) (run id,
+      job, status, end time and reasons of the oldest of them). In check mode the same keys predict the run.
     - Tick handlers also report C(kept_newest), the ticks past their retention kept as their instigator's newest.
   returned: success
   type: dict
@@ -225,6 +257,8 @@ def main():
         event_types=dict(type="list", elements="str"),
         prune_superseded_planned=dict(type="bool", default=True),
         tick_retention_days=dict(type="dict", default={}),
+        run_retention_days=dict(type="dict"),
+        keep_runs_per_job=dict(type="int"),
     )
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
     require_psycopg(module, missing_required_lib)
