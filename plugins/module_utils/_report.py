@@ -122,4 +122,11 @@ def prune_metrics(result, job, database):
                 handler.get("duration_s", 0), **labels)
         m.gauge("handler_failed", "1 if the handler failed in the last run.",
                 handler.get("status") == "failed", **labels)
+    runs = (result.get("handlers") or {}).get("runs_retired")
+    if runs:
+        m.gauge("runs_retired", "Whole runs retired (or, in check mode, that would be) in the last run.",
+                runs.get("runs_retired", 0), **base)
+        for reason, count in sorted((runs.get("kept_by_reason") or {}).items()):
+            m.gauge("runs_kept_past_retention", "Runs past their retention kept in the last run, by reason.",
+                    count, reason=reason, **base)
     return m

@@ -119,3 +119,14 @@ def test_failed_prune_has_no_last_success():
     families = parse(prune_metrics({"failed": True}, "prefect_prune", "prefect").render())
     assert samples(families["pgtidy_run_success"]) == {(("database", "prefect"), ("job", "prefect_prune")): 0}
     assert "pgtidy_last_success_timestamp_seconds" not in families
+
+
+def test_run_retention_metrics():
+    result = {"handlers": {"runs_retired": {"table": "runs", "deleted": 900, "remaining": 0, "duration_s": 1.0,
+                                            "status": "ok", "runs_retired": 12,
+                                            "kept_by_reason": {"newest_per_job": 25, "latest_asset_event": 3}}}}
+    families = parse(prune_metrics(result, "dagster_prune", "dagster").render())
+    assert samples(families["pgtidy_runs_retired"]) == {(("database", "dagster"), ("job", "dagster_prune")): 12}
+    kept = samples(families["pgtidy_runs_kept_past_retention"])
+    assert kept[key(database="dagster", job="dagster_prune", reason="newest_per_job")] == 25
+    assert kept[key(database="dagster", job="dagster_prune", reason="latest_asset_event")] == 3
