@@ -17,6 +17,7 @@ sharing a ``dagster/root_run_id``) goes whole or stays whole, in one transaction
 from __future__ import annotations
 
 import datetime
+import json
 import zlib
 
 from ._errors import InvalidRequest
@@ -119,6 +120,9 @@ class RunRetirement(Walk):
         self.cutoffs = cutoffs                  # status -> naive UTC cutoff
         self.keep_per_job = keep_per_job
         self.columns = {}
+        self.lineage_seen = 0          # runs.id up to which run bodies were read for re-executions
+        self.body_root = {}            # run_id -> root run_id, from run bodies
+        self.body_members = {}         # root run_id -> run_ids naming it, from run bodies
 
     # -- planning -----------------------------------------------------------------
     def prepare(self, conn, state, id_ranges):
@@ -163,13 +167,39 @@ class RunRetirement(Walk):
         last = rows[-1][0] if rows else None
         return [r for r in rows if r[5]], last, len(rows) < SCAN_RUNS
 
-    def _groups(self, cur, run_ids):
-        """run_id -> root, and root -> its member run_ids (the runs sharing a root_run_id tag)."""
+    def _refresh_lineage(self, cur):
+        """Re-executions recorded in the run bodies (``root_run_id`` / ``parent_run_id``) since the last look.
+
+        A re-execution started through the UI also carries the ``dagster/root_run_id`` tag, one started in
+        process (``execute_job`` with ``ReexecutionOptions``) only its run body; both make a group. Only runs
+        newer than the last look are read, and only those whose body names a root.
+        """
+        cur.execute(sql.SQL("SELECT coalesce(max(id), 0) FROM {}").format(self._t("runs")))
+        newest = cur.fetchone()[0]
         cur.execute(sql.SQL(
-            "SELECT r.run_id, coalesce(t.value, r.run_id) FROM {runs} AS r LEFT JOIN {tags} AS t"
+            "SELECT r.run_id, r.run_body FROM {} AS r WHERE r.id > %s AND r.id <= %s"
+            " AND (r.run_body LIKE '%%\"root_run_id\": \"%%' OR r.run_body LIKE '%%\"root_run_id\":\"%%'"
+            " OR r.run_body LIKE '%%\"parent_run_id\": \"%%' OR r.run_body LIKE '%%\"parent_run_id\":\"%%')"
+        ).format(self._t("runs")), (self.lineage_seen, newest))
+        for run_id, body in cur.fetchall():
+            try:
+                data = json.loads(body)
+            except ValueError:
+                continue
+            root = data.get("root_run_id") or data.get("parent_run_id") if isinstance(data, dict) else None
+            if root and root != run_id:
+                self.body_root[run_id] = root
+                self.body_members.setdefault(root, set()).add(run_id)
+        self.lineage_seen = max(self.lineage_seen, newest)
+
+    def _groups(self, cur, run_ids):
+        """run_id -> root, and root -> its member run_ids (the runs sharing a root, by tag or by run body)."""
+        self._refresh_lineage(cur)
+        cur.execute(sql.SQL(
+            "SELECT r.run_id, t.value FROM {runs} AS r LEFT JOIN {tags} AS t"
             " ON t.run_id = r.run_id AND t.key = %s WHERE r.run_id = ANY(%s)").format(
             runs=self._t("runs"), tags=self._t("run_tags")), (ROOT_TAG, list(run_ids)))
-        root_of = dict(cur.fetchall())
+        root_of = {run_id: tag or self.body_root.get(run_id, run_id) for run_id, tag in cur.fetchall()}
         roots = sorted(set(root_of.values()))
         cur.execute(sql.SQL(
             "SELECT g.root, m.run_id FROM unnest(%s::text[]) AS g(root) CROSS JOIN LATERAL ("
@@ -179,6 +209,8 @@ class RunRetirement(Walk):
         members = {root: set() for root in roots}
         for root, run_id in cur.fetchall():
             members[root].add(run_id)
+        for root in roots:
+            members[root] |= self.body_members.get(root, set())
         return root_of, members
 
     def _reasons(self, cur, run_ids):
