@@ -37,7 +37,7 @@ FROM event_logs GROUP BY 1 ORDER BY 2 DESC, 1
 def sizes(conn):
     rows = dict(conn.execute(CATEGORY_SQL).fetchall())
     size = conn.execute("SELECT pg_total_relation_size('event_logs'), pg_database_size(current_database()),"
-                        " (SELECT count(*) FROM job_ticks)").fetchone()
+                        " (SELECT count(*) FROM job_ticks), (SELECT count(*) FROM runs)").fetchone()
     return rows, size
 
 
@@ -50,7 +50,11 @@ def pretty(n):
 
 
 def playbook(pg, db, lock_file, check, name="prune.yml", extra=()):
-    collections = tempfile.mkdtemp(prefix="pgtidy-demo-collections-")
+    with tempfile.TemporaryDirectory(prefix="pgtidy-demo-collections-") as collections:
+        _playbook_in(collections, pg, db, lock_file, check, name, extra)
+
+
+def _playbook_in(collections, pg, db, lock_file, check, name, extra):
     os.makedirs(os.path.join(collections, "ansible_collections", "pgtidy"))
     os.symlink(ROOT, os.path.join(collections, "ansible_collections", "pgtidy", "maintenance"))
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collections, ANSIBLE_PYTHON_INTERPRETER=sys.executable,
@@ -101,8 +105,12 @@ def main():
             before_rows, before_size = sizes(conn)
 
         lock_file = os.path.join(work, "pgtidy.lock")
-        playbook(pg, "dagster", lock_file, check=True)
-        playbook(pg, "dagster", lock_file, check=False)
+        # Noise pruning plus run retention: finished runs older than 90 days go whole, except those an
+        # asset view, a job's newest runs or a re-execution still need.
+        retention = ['{"pgtidy_dagster_run_retention_days": {"success": 90, "failure": 90, "canceled": 90}}',
+                     "pgtidy_dagster_keep_runs_per_job=5"]
+        playbook(pg, "dagster", lock_file, check=True, extra=retention)
+        playbook(pg, "dagster", lock_file, check=False, extra=retention)
 
         with psycopg.connect(pg.dsn("dagster"), autocommit=True) as conn:
             conn.execute("VACUUM ANALYZE event_logs")
@@ -121,6 +129,7 @@ def main():
             print("  %-34s %10d %10d" % (cat, before_rows.get(cat, 0), after_rows.get(cat, 0)))
         print("  %-34s %10d %10d" % ("total", sum(before_rows.values()), sum(after_rows.values())))
         print("job_ticks rows                         %10d %10d" % (before_size[2], after_size[2]))
+        print("runs                                   %10d %10d" % (before_size[3], after_size[3]))
         print("event_logs size on disk                %10s %10s" % (pretty(before_size[0]), pretty(after_size[0])))
         print("database size on disk                  %10s %10s" % (pretty(before_size[1]), pretty(after_size[1])))
         print("(DELETE frees space inside the table for reuse; pg_repack gives it back to the operating system.)")

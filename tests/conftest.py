@@ -1,9 +1,11 @@
 """Shared fixtures: a real PostgreSQL cluster, connection parameters, and real ansible-playbook runs."""
 from __future__ import annotations
 
+import atexit
 import datetime
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -30,6 +32,7 @@ def _collections_root():
     link = os.path.join(target, "maintenance")
     if not os.path.islink(link):
         os.symlink(ROOT, link)
+    atexit.register(shutil.rmtree, root, True)   # each process that made one removes it (xdist workers too)
     return root
 
 
@@ -43,11 +46,14 @@ def pytest_collection_modifyitems(items):
     items.sort(key=lambda item: 0 if item.get_closest_marker("xdist_group") else 1)
 
 
+# The session cluster's settings; tests/integration/test_pg18.py starts a PostgreSQL 18 cluster with the same.
+PG_SETTINGS = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off", "max_connections": "200"}
+
+
 @pytest.fixture(scope="session")
 def pg():
     """One cluster for the session; tests create their own databases in it."""
-    server = PgServer(settings={"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off",
-                                "max_connections": "200"}).start()
+    server = PgServer(settings=dict(PG_SETTINGS)).start()
     try:
         yield server
     finally:
@@ -89,8 +95,9 @@ def conn_params(pg, db, **extra):
 class PlaybookRunner:
     """Runs real ansible-playbook against localhost with this collection on the collections path."""
 
-    def __init__(self, tmpdir):
+    def __init__(self, tmpdir, python=None):
         self.tmpdir = tmpdir
+        self.python = python or sys.executable  # the managed host's interpreter (localhost here)
 
     def env(self):
         env = dict(os.environ)
@@ -99,7 +106,7 @@ class PlaybookRunner:
             "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json",
             "ANSIBLE_LOCALHOST_WARNING": "false",
             "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false",
-            "ANSIBLE_PYTHON_INTERPRETER": sys.executable,
+            "ANSIBLE_PYTHON_INTERPRETER": self.python,
             "ANSIBLE_NOCOLOR": "1",
             "ANSIBLE_RETRY_FILES_ENABLED": "false",
         })
@@ -161,6 +168,10 @@ def write(path, text):
 @pytest.fixture(scope="session")
 def dagster_template(pg, tmp_path_factory):
     """A real Dagster metadata database with months of history, built once; tests clone it."""
+    return build_dagster_template(pg, tmp_path_factory)
+
+
+def build_dagster_template(pg, tmp_path_factory):
     import psycopg
 
     import dagster_fixture

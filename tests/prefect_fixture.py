@@ -94,9 +94,10 @@ class PrefectServer:
                         return self
             except OSError:
                 time.sleep(0.25)
-        self.stop()
         with open(self.log.name) as fh:
-            raise RuntimeError("Prefect server did not become healthy:\n" + fh.read()[-3000:])
+            output = fh.read()[-3000:]
+        self.stop()
+        raise RuntimeError("Prefect server did not become healthy:\n" + output)
 
     def stop(self):
         if self.proc.poll() is None:
@@ -106,6 +107,9 @@ class PrefectServer:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(10)
+        self.log.close()
+        if os.path.exists(self.log.name):
+            os.unlink(self.log.name)
 
 
 def run_script(python, script, env):

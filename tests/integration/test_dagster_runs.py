@@ -348,3 +348,42 @@ def test_health_preview_includes_run_retention(pg, dagster_db, lock_file):
     assert predicted > 0
     result = run_prune(conn_params(pg, db, lock_file=lock_file, **RETENTION), DagsterProfile())
     assert result["handlers"]["runs_retired"]["deleted"] == predicted
+
+
+def test_module_check_diff_and_real_run_with_run_retention(pg, dagster_db, ansible, lock_file):
+    db = dagster_db["db"]
+    args = conn_params(pg, db, lock_file=lock_file, **RETENTION)
+    rc, check, out = ansible.run_task("pgtidy.maintenance.dagster_prune", args, check=True, diff=True)
+    assert rc == 0, out
+    runs = q(pg, db, "SELECT count(*) FROM runs")[0][0]
+    before = check["diff"]["before"]["rows"]
+    assert before["runs"] == runs and {"run_tags", "asset_check_executions", "snapshots"} <= set(before)
+    predicted = check["handlers"]["runs_retired"]
+    assert check["diff"]["after"]["rows"]["runs"] == runs - predicted["runs_retired"] < runs
+    rc, real, out = ansible.run_task("pgtidy.maintenance.dagster_prune", args, diff=True)
+    assert rc == 0, out
+    assert real["diff"]["after"]["rows"] == check["diff"]["after"]["rows"]
+    assert real["handlers"]["runs_retired"]["run_ids"] == predicted["run_ids"]
+    assert q(pg, db, "SELECT count(*) FROM runs")[0][0] == real["rows_after"]["runs"]
+
+
+def test_a_failing_run_retention_leaves_the_other_handlers_and_every_run_whole(pg, dagster_db, lock_file):
+    """A role that may not delete runs: the run handler fails alone, its transaction rolled back."""
+    db = dagster_db["db"]
+    q(pg, db, "DROP ROLE IF EXISTS no_runs_delete")
+    q(pg, db, "CREATE ROLE no_runs_delete LOGIN PASSWORD 'secret-pw'")
+    q(pg, db, "GRANT SELECT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO no_runs_delete")
+    q(pg, db, "REVOKE DELETE ON runs FROM no_runs_delete")
+    rows_before = run_rows(pg, db)
+    options = dict(RETENTION, log_retention_days={"debug": 1, "info": 1, "warning": 1})
+    params = conn_params(pg, db, lock_file=lock_file, login_user="no_runs_delete", login_password="secret-pw",
+                         **options)
+    result = run_prune(params, DagsterProfile())
+    assert result["failed_handlers"] == ["runs_retired"]
+    assert "permission denied" in result["handlers"]["runs_retired"]["error"]
+    assert result["handlers"]["python_logs_debug"]["deleted"] > 0
+    assert set(run_rows(pg, db)) == set(rows_before)      # every run is still there, with its tags
+    for run_id, rows in run_rows(pg, db).items():
+        assert {r for r in rows if not r.startswith("event_logs:")} == \
+            {r for r in rows_before[run_id] if not r.startswith("event_logs:")}
+    assert "secret-pw" not in json.dumps(result)
