@@ -127,9 +127,56 @@ options:
     type: str
     default: 1GiB
   batch_pause:
-    description: Seconds to sleep between batches, to leave room for the application.
+    description:
+      - Seconds to sleep after every batch, to leave room for the application. O(max_wal_rate) paces by what each
+        batch wrote instead, which adapts to the batches' size.
     type: float
     default: 0.0
+  max_replica_lag:
+    description:
+      - Before each batch the run reads C(pg_stat_replication); while any connected standby or logical walsender is
+        further behind than this, it pauses. A size (V(256MiB), the WAL position minus the standby's C(replay_lsn), known
+        for every standby that reports its position), a duration (V(30s), the largest of C(write_lag), C(flush_lag) and
+        C(replay_lag), which PostgreSQL leaves null when a standby is idle and caught up), or both (V(256MiB, 30s)).
+        V(0) turns the check off.
+      - When not set, V(256MiB) applies. The positions are shown only to superusers and members of
+        C(pg_read_all_stats) (C(pg_monitor) includes it). A set O(max_replica_lag) that the login role cannot
+        enforce because standbys are connected whose positions it cannot see fails the run before anything is
+        deleted, naming the fix; the default then only warns, and the result says the lag was not watched
+        (C(pacing.replicas_watched=false)).
+      - Replication slots that are not active and hold more WAL than the size are reported (and warned about)
+        before the run starts.
+    type: str
+  max_lag_wait:
+    description:
+      - Seconds one pause for replica lag may last. A standby still too far behind after that ends the run with
+        RV(capped_by=replica_lag), naming it and its lag; the next run continues. V(0) stops at once.
+    type: int
+    default: 300
+  ignore_replicas:
+    description:
+      - Standbys (their C(application_name)) whose lag does not pause the run, such as a delayed standby
+        (C(recovery_min_apply_delay)) that is always behind by design. They are still reported.
+    type: list
+    elements: str
+    default: []
+  max_wal_rate:
+    description:
+      - WAL the run's transactions may write per second, such as V(8MB); V(0) means no limit. After a batch that
+        wrote C(w) bytes the next one starts no sooner than C(w / max_wal_rate) seconds after it began, so the rate
+        holds over every span of batches and a pause earns no burst afterwards. Measured from the WAL position
+        before and after each batch, so WAL other sessions write during a batch counts too.
+      - At least V(64kB) when set.
+    type: str
+    default: '0'
+  pause_file:
+    description:
+      - While this file exists the run pauses between batches, so an operator can slow a running prune without
+        stopping it (C(touch) it, later C(rm) it). It is only ever tested with C(lstat), never opened nor followed.
+      - The pause ends the run (RV(capped_by=pause_file)) when O(max_duration) runs out; with O(max_duration=0) it
+        lasts until the file is gone. The run holds O(lock_file) meanwhile, so backups wait.
+      - An absolute path whose directory exists.
+    type: path
   wal_compression:
     description:
       - Compression of the full-page images in the run's WAL, set for the prune session only. Deleting old rows

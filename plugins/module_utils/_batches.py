@@ -8,6 +8,7 @@ The engine is split along its seams:
 - ``_walks.py``: rules, handler state, and the walk kinds that build each batch's statements;
 - ``_budget.py``: the run's budgets and the meter that says when one is spent;
 - ``_scheduler.py``: whose turn it is (round robin, the shared sweep of a table);
+- ``_pacing.py``: when the next batch may start (replica lag, WAL rate, an operator's pause file);
 - here: one transaction per batch, failure records, the backlog left, and the run's result.
 
 Handlers are independent: one failing does not stop the others, and the caller fails only
@@ -22,6 +23,7 @@ import time
 from ._budget import BUDGET_ARGUMENT_SPEC, Budget, BudgetMeter  # noqa: F401 - the modules' spec
 from ._connection import is_connection_lost
 from ._errors import InvalidRequest
+from ._pacing import Pacer, ReplicationProbe
 from ._scheduler import Scheduler
 from ._units import lsn_to_int
 from ._walks import REMAINING_EXACT_LIMIT, HandlerState, Rule, walk_for  # noqa: F401 - the rules' API
@@ -47,6 +49,11 @@ class DeleteEngine:
 
     def run(self, rules):
         started = time.monotonic()
+        pacer = Pacer(self.budget.pacing, ReplicationProbe(self.conn), check_mode=self.check_mode,
+                      batch_pause=0.0 if self.check_mode else self.budget.batch_pause, log=self.log,
+                      wal_budget=self.budget.max_wal_bytes)
+        # Before anything is read for the rules: a limit that cannot be enforced is refused here.
+        pacer.start()
         states = []
         id_ranges = {}     # one min/max per table, for every handler walking it
         for rule in rules:
@@ -63,7 +70,8 @@ class DeleteEngine:
         if self.check_mode:
             self._precount(states)
         meter = BudgetMeter(self.budget, self.check_mode, wal_start)
-        capped_by = Scheduler(self, meter, self.log).run(states)
+        pacer.deadline = meter.deadline()
+        capped_by = Scheduler(self, meter, self.log, pacer=pacer).run(states)
         for state in states:
             if state.failed or state.done or is_connection_lost(self.conn):
                 continue
@@ -95,6 +103,7 @@ class DeleteEngine:
             "duration_s": round(time.monotonic() - started, 3),
             "wal_bytes": total_wal,
             "budget": meter.describe(),
+            "pacing": pacer.report(),
         }
 
     def batch(self, state, limit, upper):

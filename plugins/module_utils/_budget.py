@@ -4,15 +4,18 @@
 """The run's budgets: what a prune may spend (rows, time, WAL) and the meter that says when it has.
 
 A backlogged database drains over several runs: each run stops when a budget is spent and
-reports ``capped: true`` with the budget that stopped it.
+reports ``capped: true`` with the budget that stopped it. How fast it may spend (replica lag,
+WAL rate, an operator's pause file) is the pacing's business (``_pacing.py``); its options
+travel with the budgets.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ._errors import InvalidRequest
+from ._pacing import PACING_ARGUMENT_SPEC, Pacing
 from ._units import parse_bytes
 
 BUDGET_ARGUMENT_SPEC = dict(
@@ -22,6 +25,7 @@ BUDGET_ARGUMENT_SPEC = dict(
     max_wal_bytes=dict(type="str", default="1GiB"),
     batch_pause=dict(type="float", default=0.0),
     wal_compression=dict(type="str", default="auto", choices=["auto", "server", "lz4", "zstd", "pglz"]),
+    **PACING_ARGUMENT_SPEC
 )
 
 @dataclass(frozen=True)
@@ -31,6 +35,7 @@ class Budget:
     max_duration: float = 1800.0    # seconds; 0: no time budget
     max_wal_bytes: int = 1 << 30    # 0: no WAL budget
     batch_pause: float = 0.0
+    pacing: Pacing = field(default_factory=Pacing)
 
     @classmethod
     def from_params(cls, params):
@@ -38,7 +43,8 @@ class Budget:
                      max_rows=params.get("max_rows", 1_000_000),
                      max_duration=float(params.get("max_duration", 1800)),
                      max_wal_bytes=parse_bytes(params.get("max_wal_bytes", "1GiB"), "max_wal_bytes"),
-                     batch_pause=float(params.get("batch_pause") or 0.0))
+                     batch_pause=float(params.get("batch_pause") or 0.0),
+                     pacing=Pacing.from_params(params))
         budget.validate()
         return budget
 
@@ -104,10 +110,11 @@ class BudgetMeter:
             return "max_wal_bytes"
         return None
 
-    def pause(self):
-        """The operator's pause between batches (real runs only)."""
-        if self.budget.batch_pause and not self.check_mode:
-            time.sleep(self.budget.batch_pause)
+    def deadline(self):
+        """When the time budget runs out (``time.monotonic()``), or None without one."""
+        if not self.budget.max_duration:
+            return None
+        return self.started + self.budget.max_duration
 
     def describe(self):
         b = self.budget

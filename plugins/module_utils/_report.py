@@ -122,6 +122,7 @@ def prune_metrics(result, job, database):
                 handler.get("duration_s", 0), **labels)
         m.gauge("handler_failed", "1 if the handler failed in the last run.",
                 handler.get("status") == "failed", **labels)
+    pacing_metrics(m, result, base)
     runs = (result.get("handlers") or {}).get("runs_retired")
     if runs:
         m.gauge("runs_retired", "Whole runs retired (or, in check mode, that would be) in the last run.",
@@ -130,3 +131,34 @@ def prune_metrics(result, job, database):
             m.gauge("runs_kept_past_retention", "Runs past their retention kept in the last run, by reason.",
                     count, reason=reason, **base)
     return m
+
+
+def pacing_metrics(m, result, base):
+    """How the run paced itself: time paused by reason, the highest replica lag seen, the WAL rate reached."""
+    if result.get("capped") and result.get("capped_by"):
+        m.gauge("run_capped_by", "1 for the budget or pacing limit that stopped the last run early.", 1,
+                reason=result["capped_by"], **base)
+    pacing = result.get("pacing")
+    if not pacing:
+        return
+    for reason, seconds in sorted((pacing.get("paused_s") or {}).items()):
+        m.gauge("paused_seconds", "Seconds the last run paused between batches, by reason.", seconds,
+                reason=reason, **base)
+    if pacing.get("replicas_visible") is not None:
+        m.gauge("replica_lag_visible", "1 if the login role could see every standby's position in the last run"
+                " (0: replica lag was not watched).", bool(pacing["replicas_visible"]), **base)
+    m.gauge("replica_lag_max_bytes", "Highest replica lag in bytes seen before a batch of the last run.",
+            pacing.get("max_replica_lag_bytes"), **base)
+    m.gauge("replica_lag_max_seconds", "Highest replica lag in seconds (write/flush/replay lag) seen in the last run.",
+            pacing.get("max_replica_lag_s"), **base)
+    limits = pacing.get("limits") or {}
+    m.gauge("replica_lag_limit_bytes", "max_replica_lag in bytes (0: none).", limits.get("max_replica_lag_bytes"),
+            **base)
+    m.gauge("wal_rate_limit_bytes_per_second", "max_wal_rate (0: unlimited).", limits.get("max_wal_rate"), **base)
+    m.gauge("wal_rate_bytes_per_second", "WAL the last run's batches wrote per second of their span, pauses included.",
+            pacing.get("wal_rate_bytes_s"), **base)
+    m.gauge("wal_rate_peak_bytes_per_second", "Highest WAL rate of the last run over any 5 seconds.",
+            pacing.get("wal_rate_peak_bytes_s"), **base)
+    for slot in pacing.get("inactive_slots") or ():
+        m.gauge("inactive_slot_retained_wal_bytes", "WAL kept on disk by a replication slot that is not active,"
+                " seen before the last run.", slot.get("retained_bytes"), slot=slot.get("slot_name") or "", **base)

@@ -6,7 +6,8 @@
 Turns go round robin, so a huge backlog in one category cannot starve the others, and one
 failing handler does not stop the rest. Handlers walking the same table by id also sweep it
 together (``Sweep``): none passes a shared frontier before all have reached it, so each id
-window's pages are read once for all of them.
+window's pages are read once for all of them. Before each batch the pacer (``_pacing.py``) may
+hold the turn (a standby behind, the WAL rate, an operator's pause file) or end the run.
 """
 
 from __future__ import annotations
@@ -25,13 +26,15 @@ class Scheduler:
 
     ``runner`` owns the transactions (``runner.batch(state, limit, upper)`` returns the rows a
     batch took, its duration and the WAL position after it) and the failure records
-    (``runner.fail``); ``meter`` owns the budgets.
+    (``runner.fail``); ``meter`` owns the budgets; ``pacer`` (optional) decides when the next
+    batch may start (``pacer.wait_turn()``) and books what each wrote (``pacer.after_batch(lsn)``).
     """
 
-    def __init__(self, runner, meter, log=None):
+    def __init__(self, runner, meter, log=None, pacer=None):
         self.runner = runner
         self.meter = meter
         self.log = log or (lambda msg: None)
+        self.pacer = pacer
 
     def run(self, states):
         """Returns the budget that ended the run early, ``connection_lost``, or None when all are done.
@@ -53,6 +56,12 @@ class Scheduler:
                 stop = self.meter.spent()
                 if stop:
                     return stop
+                if self.pacer is not None:
+                    stop = self.pacer.wait_turn()
+                    if stop == "connection_lost":
+                        self._fail_all(states, "connection lost during the run")
+                    if stop:
+                        return stop
                 limit = self.meter.batch_limit(state.rule)
                 upper = sweep.upper(state) if sweep.follows(state) else None
                 try:
@@ -60,9 +69,7 @@ class Scheduler:
                 except psycopg.Error as exc:
                     self.runner.fail(state, exc)
                     if is_connection_lost(self.runner.conn):
-                        for other in states:
-                            if not other.done and not other.failed:
-                                self.runner.fail(other, PgtidyError("connection lost during the run"))
+                        self._fail_all(states, "connection lost during the run")
                         return "connection_lost"
                     continue
                 state.batches += 1
@@ -72,7 +79,13 @@ class Scheduler:
                 state.deleted += count
                 if sweep.follows(state):
                     sweep.record(state, count)
-                self.meter.pause()
+                if self.pacer is not None:
+                    self.pacer.after_batch(lsn)
+
+    def _fail_all(self, states, reason):
+        for other in states:
+            if not other.done and not other.failed:
+                self.runner.fail(other, PgtidyError(reason))
 
 
 class Sweep:
