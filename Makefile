@@ -7,7 +7,7 @@ PYTEST_ARGS ?=
 # Two workers: the container tests (about ten minutes) run beside the rest. PYTEST_WORKERS= runs serially.
 PYTEST_WORKERS ?= -n 2 --dist loadgroup
 
-.PHONY: setup demo test unit lint sanity build doc bench clean
+.PHONY: setup demo test unit lint sanity build changelog doc bench clean
 
 setup:
 	bash scripts/bootstrap.sh
@@ -24,11 +24,21 @@ unit: setup
 build: setup
 	$(VENV)/bin/ansible-galaxy collection build --force --output-path build .
 
+# Records the fragments in changelogs/fragments/ under galaxy.yml's version in changelogs/changelog.yaml
+# (fragments are kept; edited ones are refreshed) and renders CHANGELOG.rst from it.
+changelog: setup
+	$(VENV)/bin/antsibull-changelog lint
+	$(VENV)/bin/antsibull-changelog release --reload-plugins --refresh-fragments without-archives \
+	  --ansible-doc-bin $(VENV)/bin/ansible-doc
+	$(VENV)/bin/antsibull-changelog lint-changelog-yaml changelogs/changelog.yaml
+	rm -f changelogs/.plugin-cache.yaml
+
 doc: setup
 	bash scripts/with-collection.sh $(VENV)/bin/ansible-doc pgtidy.maintenance.dagster_prune
 
+# The whole tree from the collection root, as Galaxy and Automation Hub import run it.
 lint: setup
-	bash scripts/with-collection.sh $(VENV)/bin/ansible-lint --offline --profile production playbooks roles
+	bash scripts/with-collection.sh $(VENV)/bin/ansible-lint --offline --profile production
 
 sanity: setup
 	bash scripts/sanity.sh
