@@ -136,6 +136,13 @@ def run_rows(pg, db):
     return rows
 
 
+def snapshot_refs(pg, db):
+    """Every stored snapshot id, and the job and execution-plan snapshot ids each run refers to."""
+    by_run = {run_id: {s for s in (snap, plan) if s} for run_id, snap, plan in q(
+        pg, db, "SELECT run_id, snapshot_id, run_body::json ->> 'execution_plan_snapshot_id' FROM runs")}
+    return {"all": {r[0] for r in q(pg, db, "SELECT snapshot_id FROM snapshots")}, "by_run": by_run}
+
+
 def references_to(pg, db, run_ids):
     """Rows in any table that still name one of ``run_ids``."""
     found = {}
@@ -181,6 +188,7 @@ def test_run_retention_keeps_every_asset_view_and_retires_exactly_what_the_rules
         before = views(instance)
         before_runs = dagster_fixture.snapshot(instance)
     rows_before = run_rows(pg, db)
+    snapshots_before = snapshot_refs(pg, db)
     assert len(retirable) >= len(rows_before) / 3, "the test must retire at least a third of the runs"
     assert kept_old, "some old runs must be kept for a reason, or the rules are not exercised"
 
@@ -210,6 +218,12 @@ def test_run_retention_keeps_every_asset_view_and_retires_exactly_what_the_rules
     deleted_events = sum(len([r for r in rows_before[x] if r.startswith("event_logs:")]) for x in retirable)
     assert handler["rows_by_table"]["event_logs"] == deleted_events
     assert handler["rows_by_table"]["runs"] == len(retirable)
+    # Snapshots: those only retired runs referred to are gone, every other one stays.
+    kept_refs = {ref for run_id, refs in snapshots_before["by_run"].items() if run_id not in retirable for ref in refs}
+    orphaned = {ref for run_id in retirable for ref in snapshots_before["by_run"][run_id]} - kept_refs
+    snapshots_after = snapshot_refs(pg, db)
+    assert snapshots_after["all"] == snapshots_before["all"] - orphaned
+    assert handler["rows_by_table"]["snapshots"] == len(orphaned) > 0
 
     with dagster_fixture.instance_for(dagster_db["home"]) as instance:
         after = views(instance)
