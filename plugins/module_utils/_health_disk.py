@@ -10,6 +10,7 @@ import json
 import os
 import time
 
+from ._health_gaps import role_name
 from ._report import write_atomic
 
 try:
@@ -21,28 +22,33 @@ except ImportError:  # pragma: no cover - the module reports the missing driver
 _LOCAL_HOSTS = ("", "localhost", "127.0.0.1", "::1")
 
 
-def disk_facts(cur, params):
-    """Free and used space of the data directory when the server is local, or of ``disk_path``."""
+def disk_facts(cur, params, user):
+    """Free and used space of the data directory when the server is local, or of ``disk_path``.
+
+    When it cannot be measured: ``available`` false, the ``reason`` and the ``fix``.
+    """
     path = params.get("disk_path")
     source = "disk_path"
+    mount_fix = "set disk_path to a mount, on this host, of the server's data directory"
     if not path:
         host = params.get("login_unix_socket") or params.get("login_host") or ""
         if not (host.startswith("/") or host in _LOCAL_HOSTS or host.startswith("127.")):
-            return {"available": False, "reason": "the server is not on this host (%s); set disk_path to a mount"
-                    " of its data directory to measure disk space" % host}
+            return {"available": False, "reason": "the server is not on this host (%s)" % host, "fix": mount_fix}
         try:
             cur.execute("SELECT current_setting('data_directory')")
             path = cur.fetchone()[0]
         except psycopg.Error as exc:
-            return {"available": False, "reason": "cannot read data_directory (%s); set disk_path"
-                    % str(exc).strip().splitlines()[0]}
+            return {"available": False, "reason": "cannot read data_directory (%s)" % str(exc).strip().splitlines()[0],
+                    "fix": "GRANT pg_read_all_settings TO %s (pg_monitor includes it), or set disk_path"
+                           % role_name(user)}
         source = "data_directory"
         if not os.path.isdir(path):
-            return {"available": False, "reason": "data directory %s is not on this host; set disk_path" % path}
+            return {"available": False, "reason": "data directory %s is not on this host" % path, "fix": mount_fix}
     try:
         st = os.statvfs(path)
     except OSError as exc:
-        return {"available": False, "reason": "cannot measure %s: %s" % (path, exc.strerror or exc)}
+        return {"available": False, "reason": "cannot measure %s: %s" % (path, exc.strerror or exc),
+                "fix": "set disk_path to a directory on the server's filesystem that this user can read"}
     used = (st.f_blocks - st.f_bfree) * st.f_frsize
     free = st.f_bavail * st.f_frsize
     usable = used + free

@@ -29,6 +29,9 @@ def health_metrics(result, job="health_info", database=None):
     if not up:
         return m
     db = result["database"]
+    m.gauge("health_incomplete_sections", "Sections the last health check could not read in full"
+            " (the report's incomplete_sections says why and what fixes it).",
+            len(result.get("incomplete_sections") or []), **base)
     m.gauge("database_size_bytes", "Size of the database on disk.", db["size_bytes"], **base)
     for t in result.get("tables") or []:
         labels = dict(base, schema=t["schema"], table=t["name"])

@@ -12,7 +12,7 @@ from ._health_retention import DAGSTER_RETENTION_KEYS, PREFECT_RETENTION_KEYS, p
 HEALTH_ARGUMENT_SPEC = dict(
     schema=dict(type="str", default="public"),
     profile=dict(type="str", default="auto", choices=["auto", "dagster", "prefect", "none"]),
-    fail_on_unavailable=dict(type="bool", default=False),
+    fail_on_unavailable=dict(type="bool", default=True),
     disk_path=dict(type="path"),
     history_file=dict(type="path"),
     history_days=dict(type="int", default=30),

@@ -32,12 +32,13 @@ def database_facts(cur):
                 " current_setting('autovacuum_vacuum_threshold')::int,"
                 " current_setting('autovacuum_vacuum_scale_factor')::float8,"
                 " current_setting('autovacuum_freeze_max_age')::bigint,"
-                " (SELECT stats_reset FROM pg_stat_database WHERE datname = current_database())")
+                " (SELECT stats_reset FROM pg_stat_database WHERE datname = current_database()),"
+                " current_user")
     row = cur.fetchone()
     return {"name": row[0], "size_bytes": row[1], "server_version": row[2], "max_connections": row[3],
             "superuser_reserved_connections": row[4], "autovacuum": row[5] == "on",
             "autovacuum_vacuum_threshold": row[6], "autovacuum_vacuum_scale_factor": row[7],
-            "autovacuum_freeze_max_age": row[8], "stats_reset": iso_or_none(row[9])}
+            "autovacuum_freeze_max_age": row[8], "stats_reset": iso_or_none(row[9]), "user": row[10]}
 
 
 TABLES_SQL = """
@@ -128,6 +129,11 @@ def connection_facts(cur, db):
     cur.execute("SELECT count(*), min(prepared) FROM pg_prepared_xacts")
     count, oldest_prepared = cur.fetchone()
     facts["prepared_transactions"] = {"count": count, "oldest": iso_or_none(oldest_prepared)}
+    # Without pg_read_all_stats, other roles' sessions show no backend type, state or times: they are
+    # left out of everything above, so say so rather than report a quiet server.
+    cur.execute("SELECT pg_has_role('pg_read_all_stats', 'USAGE'),"
+                " (SELECT count(*) FROM pg_stat_activity WHERE backend_type IS NULL)")
+    facts["sees_all_sessions"], facts["hidden_sessions"] = cur.fetchone()
     return facts
 
 

@@ -1,10 +1,12 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, pgtidy contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The human summary of a health result: a fixed-width table read at the end of a playbook."""
+"""What a person reads of a health result: ``msg``, one line, and ``summary_lines``, a fixed-width
+table printed at the end of a playbook."""
 
 from __future__ import annotations
 
+from ._health_gaps import gap_line
 from ._health_values import human_bytes, human_seconds, qualified_name
 
 
@@ -78,6 +80,22 @@ def summary_lines(result, top=10):
     for f in result["findings"]:
         lines.append("  %-8s %-20s %s: %s" % (f["severity"].upper(), f["check"], f["object"], f["message"]))
         lines.append("           -> %s" % f["recommendation"])
-    for note in result.get("notes") or []:
-        lines.append("  note: %s" % note)
+    gaps = result.get("incomplete_sections") or []
+    if gaps:
+        lines.append("")
+        lines.append("INCOMPLETE: %d section(s) not read in full" % len(gaps))
+        for entry in gaps:
+            lines.append("  %-11s %-20s %s" % (entry["status"].upper(), entry["section"], entry["reason"]))
+            lines.append("           -> %s" % entry["fix"])
     return lines
+
+
+def outcome_message(result):
+    """One line: the database, the findings by severity, and every section not read in full with its fix."""
+    counts = result["findings_by_severity"]
+    text = "health of %s: %d critical, %d warning, %d info finding(s)" % (
+        result["database"]["name"], counts["critical"], counts["warning"], counts["info"])
+    gaps = result.get("incomplete_sections") or []
+    if gaps:
+        text += "; incomplete: " + "; ".join(gap_line(entry) for entry in gaps)
+    return text

@@ -25,10 +25,16 @@ description:
     hold, and the size of C(pg_wal).
   - Free and used space of the data directory when the server runs on this host (or of O(disk_path)), and with a
     O(history_file) the growth per day and the days until the disk is full.
-  - C(findings), red flags with a severity and a one-line recommendation, and C(summary_lines), a fixed-width
-    table for people.
-  - An unreachable server is reported as data (C(available=false) and C(reason)), as
-    C(community.postgresql.postgresql_ping) does, unless O(fail_on_unavailable=true).
+  - C(findings), red flags with a severity and a one-line recommendation, C(summary_lines), a fixed-width
+    table for people, and C(msg), one line with the findings by severity and every section not read in full.
+  - A section the role cannot read (C(pg_ls_waldir()) without C(pg_monitor)), disk space it cannot measure, and
+    sessions of other roles it cannot see are listed once in C(incomplete_sections), C(summary_lines) and C(msg),
+    each with the grant or option that fixes it. They are not warnings, so a role kept small on purpose does not
+    warn on every run.
+  - A server that cannot be reached fails the task by default, after the report and the metrics are written
+    (C(available=false), C(pgtidy_health_up 0)), so a bare task or a timer does not stay green while the
+    database is down. With O(fail_on_unavailable=false) it is data only (C(available=false) and C(reason)), as
+    C(community.postgresql.postgresql_ping) does.
 author:
   - pgtidy contributors (@pgtidy)
 options:
@@ -42,14 +48,18 @@ options:
     default: auto
     choices: [ auto, dagster, prefect, none ]
   fail_on_unavailable:
-    description: Fail the task when the server cannot be reached, instead of returning C(available=false).
+    description:
+      - Fail the task when the server cannot be reached. The JSON report and the metrics are written first and say
+        the server is down (C(available=false), C(pgtidy_health_up 0)).
+      - V(false) returns C(available=false) with the C(reason) and ends C(ok), for plays that only gather facts.
     type: bool
-    default: false
+    default: true
   disk_path:
     description:
       - Path on this host whose filesystem holds the database (for example a mount of the server's volume).
       - Without it the data directory is measured when the server is local (Unix socket or a loopback address and the
-        directory exists here); otherwise disk facts are C(available=false) with the reason.
+        directory exists here); otherwise disk facts are C(available=false) with the C(reason) and the C(fix), and
+        C(disk) is listed in C(incomplete_sections).
     type: path
   history_file:
     description:
@@ -125,8 +135,11 @@ attributes:
 notes:
   - Takes no lockfile and no advisory lock, so a running backup or prune never delays it.
   - Sessions of other roles show their state only to superusers and members of C(pg_read_all_stats);
-    C(pg_ls_waldir()) needs C(pg_monitor) and the data directory C(pg_read_all_settings). A section the role cannot
-    read is reported in C(notes) and left null; everything else is still gathered.
+    C(pg_ls_waldir()) needs C(pg_monitor) and the data directory C(pg_read_all_settings) (both in C(pg_monitor)).
+    A section the role cannot read is left null and listed in C(incomplete_sections) with the grant that fixes it;
+    everything else is still gathered.
+  - Ansible prints the C(msg) of a failed task, but not of an C(ok) one without C(-v); register the result and
+    print C(msg) or C(summary_lines) (as C(playbooks/health.yml) does) to see sections not read in full.
   - Query texts of other sessions are not returned (they can hold secrets); C(pid), user, application and ages are.
 '''
 
@@ -143,7 +156,7 @@ EXAMPLES = r'''
     disk_path: /mnt/pgdata
   register: health
 
-- name: Print the summary
+- name: Print the summary (with the sections not read in full and their fixes)
   ansible.builtin.debug:
     msg: "{{ health.summary_lines }}"
 
@@ -161,6 +174,17 @@ EXAMPLES = r'''
     dagster_retention:
       log_retention_days: {debug: 3, info: 14, warning: 60}
       event_retention_days: 14
+
+- name: Facts only - a server that is down is data, not a failed task
+  pgtidy.maintenance.health_info:
+    login_db: dagster
+    fail_on_unavailable: false
+  register: health
+
+- name: Say so
+  ansible.builtin.debug:
+    msg: "{{ health.msg }}"
+  when: not health.available
 '''
 
 RETURN = r'''
@@ -179,6 +203,26 @@ reason:
   returned: when available is false
   type: str
   sample: 'cannot connect to PostgreSQL as postgres@db.internal:5432/dagster: connection refused'
+msg:
+  description:
+    - One line - the findings by severity and every section not read in full with its fix - or, when the server
+      cannot be reached, that it is unavailable and why.
+  returned: always
+  type: str
+  sample: "health of dagster: 0 critical, 1 warning, 0 info finding(s); incomplete: wal unavailable
+    (fix: GRANT pg_monitor TO monitor)"
+incomplete_sections:
+  description:
+    - What the check could not read in full, once each - C(section) (for example V(wal), V(disk), V(connections),
+      V(dagster retention), V(history)), C(status) (V(unavailable) or V(partial)), C(reason) and C(fix), the grant
+      or option that fixes it. Empty when everything was read.
+  returned: when available
+  type: list
+  elements: dict
+  sample: [{"section": "wal", "status": "unavailable", "reason": "permission denied for function pg_ls_waldir",
+            "fix": "GRANT pg_monitor TO monitor"},
+           {"section": "disk", "status": "unavailable", "reason": "the server is not on this host (db.internal)",
+            "fix": "set disk_path to a mount, on this host, of the server's data directory"}]
 check_mode:
   description: Whether the module ran in check mode (the facts are the same).
   returned: always
@@ -189,7 +233,7 @@ database:
   returned: when available
   type: dict
   sample: {"name": "dagster", "size_bytes": 5368709120, "server_version": "15.8", "max_connections": 100,
-           "autovacuum": true, "in_recovery": false, "stats_reset": null}
+           "autovacuum": true, "in_recovery": false, "stats_reset": null, "user": "monitor"}
 tables:
   description:
     - The largest O(top_tables) tables with C(total_bytes), C(table_bytes), C(index_bytes), C(toast_bytes),
@@ -216,6 +260,8 @@ connections:
   description:
     - Client connections C(by_state), C(total), C(max_connections), C(used_percent), the C(oldest_transaction)
       (pid, user, application, state, age) and the sessions C(idle_in_transaction), and C(prepared_transactions).
+    - C(sees_all_sessions) is false for a role without C(pg_read_all_stats); it sees only its own sessions, the
+      C(hidden_sessions) of other roles are left out, and C(connections) is listed in C(incomplete_sections).
   returned: when available
   type: dict
   sample: {"total": 12, "by_state": {"active": 2, "idle": 9, "idle in transaction": 1}, "max_connections": 100,
@@ -239,7 +285,9 @@ wal:
   type: dict
   sample: {"size_bytes": 1073741824, "files": 64, "wal_level": "replica"}
 disk:
-  description: Filesystem of the data directory or O(disk_path); C(available=false) with a C(reason) when not local.
+  description:
+    - Filesystem of the data directory or O(disk_path); C(available=false) with a C(reason) and a C(fix) when it
+      cannot be measured here.
   returned: when available
   type: dict
   sample: {"available": true, "path": "/var/lib/postgresql/15/main", "total_bytes": 107374182400,
@@ -261,7 +309,8 @@ orchestrator:
       C(log_lines_by_level)), C(runs) and C(job_ticks) by status, and C(retention) (what the next prune run deletes,
       per handler, and what is left after it).
     - For Prefect C(events) by event, C(log) by level, C(flow_run) by state type, and C(retention) (the same shape).
-    - C(retention) is null, with the reason in C(notes), when the schema lacks tables or columns the prune rules use.
+    - C(retention) is null, with the reason in C(incomplete_sections), when the schema lacks tables or columns the
+      prune rules use.
   returned: when a profile is recognised
   type: dict
   sample: {"event_logs": {"rows": 250000, "exact": true, "by_event_type": {"LOG": {"rows": 120000,
@@ -292,12 +341,6 @@ thresholds:
   returned: when available
   type: dict
   sample: {"disk_used_warning_percent": 80, "dead_ratio_warning_percent": 50}
-notes:
-  description: Sections that could not be read (for example for lack of privileges) and why.
-  returned: when available
-  type: list
-  elements: str
-  sample: ["wal: permission denied for function pg_ls_waldir"]
 schema:
   description: The schema the orchestrator tables were looked for in.
   returned: when available
@@ -309,7 +352,9 @@ duration_s:
   type: float
   sample: 0.42
 error_kind:
-  description: On failure, what went wrong (V(connection_failed) with O(fail_on_unavailable), V(invalid_request)).
+  description:
+    - On failure, what went wrong (V(connection_failed) when the server cannot be reached and O(fail_on_unavailable)
+      is true, V(invalid_request)).
   returned: failure
   type: str
   sample: connection_failed
@@ -329,8 +374,8 @@ def main():
     result = run_guarded(
         module, lambda: run_health(module.params, check_mode=module.check_mode),
         metrics_for=lambda r: health_metrics(r, "health_info", module.params.get("login_db") or "postgres"))
-    for note in result.get("notes") or []:
-        module.warn(note)
+    if result.get("failed"):
+        module.fail_json(**result)
     module.exit_json(**result)
 
 

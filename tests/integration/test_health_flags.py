@@ -3,13 +3,16 @@ WAL a slot can hold), then read back by health_info's core and through ansible-p
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 
 import psycopg
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import conn_params
+from conftest import COLLECTIONS_ROOT, ROOT, conn_params
 from pgserver import PgServer, free_port
 
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._health import run_health
@@ -213,16 +216,27 @@ def test_xid_age_and_disk_thresholds_from_real_values(srv):
     assert [f["severity"] for f in by_check(flagged, "disk_used")] == ["warning"]
 
 
-def test_role_without_monitoring_privileges_gets_notes_not_a_failure(srv, bloated_db):
-    with connect(srv) as c:
+def plain_reader(server):
+    with connect(server) as c:
         c.execute("DROP ROLE IF EXISTS plain_reader")
         c.execute("CREATE ROLE plain_reader LOGIN PASSWORD 'plain-Reader-pw'")
-    result = run_health(dict(core_params(srv, bloated_db), login_user="plain_reader",
-                             login_password="plain-Reader-pw"))
-    assert result["available"] is True
-    assert any(n.startswith("wal:") and "permission denied" in n for n in result["notes"])
+    return {"login_user": "plain_reader", "login_password": "plain-Reader-pw"}
+
+
+def gaps_by_section(result):
+    return {g["section"]: g for g in result["incomplete_sections"]}
+
+
+def test_role_without_monitoring_privileges_gets_incomplete_sections_not_a_failure(srv, bloated_db):
+    result = run_health(dict(core_params(srv, bloated_db), **plain_reader(srv)))
+    assert result["available"] is True and "failed" not in result
+    gaps = gaps_by_section(result)
+    assert gaps["wal"]["status"] == "unavailable" and "permission denied" in gaps["wal"]["reason"]
+    assert gaps["wal"]["fix"] == "GRANT pg_monitor TO plain_reader"
     assert result["wal"] is None
     assert result["disk"]["available"] is False and "data_directory" in result["disk"]["reason"]
+    assert gaps["disk"]["reason"] == result["disk"]["reason"]
+    assert "GRANT pg_read_all_settings TO plain_reader" in gaps["disk"]["fix"] and "disk_path" in gaps["disk"]["fix"]
     assert any(t["name"] == "bloated" for t in result["tables"])
     assert by_check(result, "dead_tuples", "public.bloated")
 
@@ -238,7 +252,8 @@ def test_check_mode_through_ansible_as_a_read_only_monitor(srv, bloated_db, ansi
     rc, checked, out = ansible.run_task("pgtidy.maintenance.health_info", args, check=True)
     assert rc == 0, out
     assert checked["changed"] is False and checked["check_mode"] is True
-    assert checked["notes"] == [] and checked["available"] is True
+    assert checked["incomplete_sections"] == [] and checked["available"] is True
+    assert checked["msg"].startswith("health of %s: 1 critical" % bloated_db) and "incomplete" not in checked["msg"]
     rc, real, out = ansible.run_task("pgtidy.maintenance.health_info", args)
     assert rc == 0, out
     assert real["changed"] is False and real["check_mode"] is False
@@ -250,33 +265,112 @@ def test_check_mode_through_ansible_as_a_read_only_monitor(srv, bloated_db, ansi
     assert stat(srv, bloated_db, "bloated", "vacuum_count") == 0
 
 
-def test_wrong_password_is_data_without_the_secret(srv, ansible):
+def playbook_vars(server, db, **extra):
+    values = {"pgtidy_login_host": "127.0.0.1", "pgtidy_login_port": server.port, "pgtidy_login_db": db,
+              "pgtidy_login_password": server.password or "", "pgtidy_ssl_mode": "disable"}
+    values.update(extra)
+    return values
+
+
+def test_limited_role_gets_incomplete_sections_once_with_fixes_not_warnings(srv, bloated_db, ansible, tmp_path):
+    """A role without pg_monitor, through ansible-playbook: no [WARNING] on the run, and what it could not read
+    is in the result, msg, metrics and the health playbook's default output, each with the grant that fixes it."""
+    reader = plain_reader(srv)
+    metrics = tmp_path / "health.prom"
+    playbook = os.path.join(ROOT, "playbooks", "health.yml")
+    extra = playbook_vars(srv, bloated_db, pgtidy_login_user="plain_reader",
+                          pgtidy_login_password=reader["login_password"])
+    vars_file = tmp_path / "vars.json"
+    vars_file.write_text(json.dumps(extra))
+    env = dict(ansible.env(), ANSIBLE_STDOUT_CALLBACK="ansible.builtin.default")
+    rc, result, out = ansible.run_task("pgtidy.maintenance.health_info",
+                                       dict(task_args(srv, bloated_db), metrics_file=str(metrics), **reader))
+    default_output = subprocess.run(
+        [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", "localhost,", "-c", "local",
+         playbook, "-e", "@%s" % vars_file], capture_output=True, text=True, env=env, cwd=ROOT)
+    assert rc == 0, out
+    assert not result.get("warnings"), result["warnings"]
+    gaps = gaps_by_section(result)
+    assert list(gaps) == ["wal", "connections", "disk"]
+    assert gaps["wal"]["fix"] == "GRANT pg_monitor TO plain_reader"
+    assert gaps["connections"]["status"] == "partial" and "other backend(s) hidden" in gaps["connections"]["reason"]
+    assert result["connections"]["sees_all_sessions"] is False and result["connections"]["hidden_sessions"] >= 1
+    assert gaps["connections"]["fix"] == "GRANT pg_read_all_stats TO plain_reader (pg_monitor includes it)"
+    assert gaps["disk"]["fix"].startswith("GRANT pg_read_all_settings TO plain_reader")
+    assert result["msg"].startswith("health of %s: 1 critical" % bloated_db)
+    assert "; incomplete: wal unavailable (fix: GRANT pg_monitor TO plain_reader); connections partial" in result["msg"]
+    lines = result["summary_lines"]
+    start = lines.index("INCOMPLETE: 3 section(s) not read in full")
+    assert lines[start + 1].split()[:3] == ["UNAVAILABLE", "wal", "permission"]
+    assert lines[start + 2].strip() == "-> GRANT pg_monitor TO plain_reader"
+    families = {f.name: f for f in text_string_to_metric_families(metrics.read_text())}
+    assert families["pgtidy_health_incomplete_sections"].samples[0].value == 3
+    assert families["pgtidy_health_up"].samples[0].value == 1
+
+    text = default_output.stdout + default_output.stderr
+    assert default_output.returncode == 0, text
+    assert "[WARNING]" not in text
+    assert "INCOMPLETE: 3 section(s) not read in full" in text
+    assert "-> GRANT pg_monitor TO plain_reader" in text and "pg_read_all_settings TO plain_reader" in text
+
+
+def test_wrong_password_fails_without_the_secret_or_is_data_when_asked(srv, ansible):
     wrong = "Wr0ng-Secret-Value-93"
     args = dict(task_args(srv, "postgres"), login_password=wrong)
     rc, result, out = ansible.run_task("pgtidy.maintenance.health_info", args)
-    assert rc == 0, out
-    assert result["available"] is False and result["changed"] is False
-    assert "password authentication failed" in result["reason"]
-    assert result["findings"][0]["check"] == "unavailable"
-    assert wrong not in out and PASSWORD not in out
-    rc, result, out = ansible.run_task("pgtidy.maintenance.health_info", dict(args, fail_on_unavailable=True))
     assert rc != 0
     assert result["failed"] is True and result["error_kind"] == "connection_failed"
+    assert result["available"] is False and "password authentication failed" in result["reason"]
     assert "password authentication failed" in result["msg"]
+    assert wrong not in out and PASSWORD not in out
+    rc, result, out = ansible.run_task("pgtidy.maintenance.health_info", dict(args, fail_on_unavailable=False))
+    assert rc == 0, out
+    assert result["available"] is False and result["changed"] is False and not result.get("failed")
+    assert "password authentication failed" in result["reason"] and result["msg"] == (
+        "database postgres is unavailable: %s" % result["reason"])
+    assert result["findings"][0]["check"] == "unavailable"
     assert wrong not in out and PASSWORD not in out
 
 
-def test_unreachable_server_is_reported_as_data_with_metrics(ansible, tmp_path):
-    metrics = tmp_path / "health.prom"
-    args = {"login_host": "127.0.0.1", "login_port": free_port(), "login_db": "nothing_here",
-            "ssl_mode": "disable", "connect_timeout": 3, "metrics_file": str(metrics)}
+def down_server_args(tmp_path, **extra):
+    args = {"login_host": "127.0.0.1", "login_port": free_port(), "login_db": "nothing_here", "ssl_mode": "disable",
+            "connect_timeout": 3, "metrics_file": str(tmp_path / "health.prom"),
+            "report_file": str(tmp_path / "health.json")}
+    args.update(extra)
+    return args
+
+
+def health_up(metrics_path):
+    families = {f.name: f for f in text_string_to_metric_families(metrics_path.read_text())}
+    up = families["pgtidy_health_up"].samples[0]
+    critical = [s.value for s in families["pgtidy_health_findings"].samples if s.labels["severity"] == "critical"]
+    assert "pgtidy_last_success_timestamp_seconds" not in families
+    return up.value, up.labels["database"], critical
+
+
+def test_server_down_fails_the_task_after_writing_report_and_metrics(ansible, tmp_path):
+    args = down_server_args(tmp_path)
     rc, result, out = ansible.run_task("pgtidy.maintenance.health_info", args)
-    assert rc == 0, out
+    assert rc != 0, out
+    assert result["failed"] is True and result["error_kind"] == "connection_failed"
     assert result["available"] is False
+    assert result["msg"].startswith("database nothing_here is unavailable: ")
     assert "refused" in result["reason"] or "could not connect" in result["reason"]
-    families = {f.name: f for f in text_string_to_metric_families(metrics.read_text())}
-    assert families["pgtidy_health_up"].samples[0].value == 0
-    assert families["pgtidy_health_up"].samples[0].labels["database"] == "nothing_here"
+    report = json.loads((tmp_path / "health.json").read_text())
+    assert report["available"] is False and report["failed"] is True and report["reason"] == result["reason"]
+    assert report["msg"] == result["msg"] and "UNAVAILABLE" in report["summary_lines"][0]
+    assert health_up(tmp_path / "health.prom") == (0, "nothing_here", [1])
+
+
+def test_server_down_is_data_with_fail_on_unavailable_false(ansible, tmp_path):
+    rc, result, out = ansible.run_task("pgtidy.maintenance.health_info",
+                                       down_server_args(tmp_path, fail_on_unavailable=False))
+    assert rc == 0, out
+    assert result["available"] is False and not result.get("failed") and "error_kind" not in result
+    assert result["msg"].startswith("database nothing_here is unavailable: ")
+    report = json.loads((tmp_path / "health.json").read_text())
+    assert report["available"] is False and "failed" not in report
+    assert health_up(tmp_path / "health.prom") == (0, "nothing_here", [1])
 
 
 def test_metrics_and_report_files_through_ansible(srv, bloated_db, ansible, tmp_path):
@@ -306,3 +400,37 @@ def test_metrics_and_report_files_through_ansible(srv, bloated_db, ansible, tmp_
     assert families["pgtidy_last_success_timestamp_seconds"].samples[0].value > time.time() - 600
     saved = json.loads(report.read_text())
     assert saved["findings"] == result["findings"] and saved["available"] is True
+
+
+def run_health_job(tmp_path, name, playbook_values):
+    """The timers role's health job as its service runs it: pgtidy-run with playbooks/health.yml."""
+    work = tmp_path / name
+    work.mkdir()
+    (work / "health.yml").write_text(json.dumps(playbook_values))
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=COLLECTIONS_ROOT, ANSIBLE_LOCALHOST_WARNING="false")
+    proc = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "roles", "timers", "files", "pgtidy-run"), "health",
+         "--playbook", os.path.join(ROOT, "playbooks", "health.yml"), "--vars", str(work / "health.yml"),
+         "--report", str(work / "health.json"), "--metrics", str(work / "health.prom"),
+         "--job-report", str(work / "health.run.json"), "--job-metrics", str(work / "health.run.prom"),
+         "--lock-file", str(work / "pgtidy.lock"), "--lock-wait", "5"],
+        capture_output=True, text=True, env=env, cwd=str(work))
+    return proc, work
+
+
+def test_timer_health_job_fails_while_the_server_is_down(tmp_path):
+    down = {"pgtidy_login_host": "127.0.0.1", "pgtidy_login_port": free_port(), "pgtidy_login_db": "nothing_here",
+            "pgtidy_ssl_mode": "disable"}
+    proc, work = run_health_job(tmp_path, "default", down)
+    assert proc.returncode != 0, proc.stdout + proc.stderr
+    job = json.loads((work / "health.run.json").read_text())
+    assert job["status"] == "failed" and "database nothing_here is unavailable" in job["message"]
+    report = json.loads((work / "health.json").read_text())
+    assert report["available"] is False and report["failed"] is True
+    assert health_up(work / "health.prom") == (0, "nothing_here", [1])
+
+    proc, work = run_health_job(tmp_path, "facts_only", dict(down, pgtidy_health_fail_on_unavailable=False))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert json.loads((work / "health.run.json").read_text())["status"] == "ok"
+    assert json.loads((work / "health.json").read_text())["available"] is False
+    assert health_up(work / "health.prom") == (0, "nothing_here", [1])

@@ -225,14 +225,16 @@ def test_prefect_profile_from_prefect_table_names(pg, fresh_db):
     assert orch["flow_run"]["by_state_type"] == {"COMPLETED": 2, "FAILED": 1, "RUNNING": 1}
     # only Prefect's table names, not its columns: the retention preview says why it is missing
     assert orch["retention"] is None
-    assert any(n.startswith("prefect retention:") and "Prefect" in n for n in result["notes"])
+    gaps = {g["section"]: g for g in result["incomplete_sections"]}
+    assert "Prefect" in gaps["prefect retention"]["reason"] and "schema" in gaps["prefect retention"]["fix"]
+    assert "prefect retention unavailable (fix: set schema" in result["msg"]
 
 
 def test_prefect_retention_preview_matches_a_real_prune(pg, prefect_db, lock_file):
     """A database made by a real Prefect server (tests/prefect_fixture.py): the preview is what prefect_prune deletes."""
     retention = {"flow_run_retention_days": 30, "event_retention_days": 7}
     result = run_health(health_params(pg, prefect_db, prefect_retention=retention))
-    assert result["profile"] == "prefect" and result["notes"] == []
+    assert result["profile"] == "prefect" and result["incomplete_sections"] == []
     with psycopg.connect(pg.dsn(prefect_db)) as c:
         by_event = dict(c.execute("SELECT event, count(*) FROM events GROUP BY 1").fetchall())
         by_state = dict(c.execute("SELECT state_type::text, count(*) FROM flow_run GROUP BY 1").fetchall())

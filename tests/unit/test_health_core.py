@@ -3,12 +3,15 @@ from __future__ import annotations
 
 import json
 
+import psycopg
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from ansible_collections.pgtidy.maintenance.plugins.module_utils import (
-    _health, _health_disk, _health_metrics, _health_options, _health_values)
-from ansible_collections.pgtidy.maintenance.plugins.module_utils._errors import ConnectionFailed, InvalidRequest
+    _health, _health_disk, _health_gaps, _health_metrics, _health_options, _health_summary, _health_values)
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._errors import (
+    ConnectionFailed, InvalidRequest, SchemaMismatch)
+from pgserver import free_port
 
 DAY = 86400.0
 
@@ -95,3 +98,55 @@ def test_unavailable_result_has_metrics_and_summary():
                                         (None, "-")])
 def test_human_bytes(value, text):
     assert _health_values.human_bytes(value) == text
+
+
+def test_unreachable_server_is_a_failed_result_by_default_and_data_when_asked():
+    params = {"login_host": "127.0.0.1", "login_port": free_port(), "login_db": "dagster", "ssl_mode": "disable",
+              "connect_timeout": 3}
+    failed = _health.run_health(params)
+    assert failed["failed"] is True and failed["error_kind"] == "connection_failed"
+    assert failed["available"] is False and failed["msg"] == "database dagster is unavailable: %s" % failed["reason"]
+    facts_only = _health.run_health(dict(params, fail_on_unavailable=False))
+    assert "failed" not in facts_only and "error_kind" not in facts_only and facts_only["available"] is False
+
+
+@pytest.mark.parametrize("section,exc,fix", [
+    ("wal", psycopg.errors.InsufficientPrivilege("permission denied for function pg_ls_waldir"),
+     "GRANT pg_monitor TO monitor"),
+    ("dagster", psycopg.errors.InsufficientPrivilege("permission denied for table event_logs"),
+     "GRANT pg_read_all_data TO monitor (PostgreSQL 14+), or GRANT SELECT ON ALL TABLES IN SCHEMA public TO monitor"),
+    ("dagster retention", psycopg.errors.QueryCanceled("canceling statement due to statement timeout"),
+     "raise statement_timeout (now 60s), or lower exact_count_limit so large tables are estimated, not counted"),
+    ("prefect retention", SchemaMismatch("schema 'public' is not a Prefect schema this version understands"),
+     "set schema to the one holding the prefect tables; the preview needs every table and column prefect_prune uses"),
+])
+def test_each_unreadable_section_names_its_fix(section, exc, fix):
+    entry = _health_gaps.section_gap(section, exc, "monitor", "public", {})
+    assert entry == {"section": section, "status": "unavailable", "reason": str(exc), "fix": fix}
+
+
+def test_grants_quote_a_role_name_only_when_needed():
+    assert _health_gaps.role_name("monitor_1") == "monitor_1"
+    assert _health_gaps.role_name("Grafana Reader") == '"Grafana Reader"'
+
+
+def test_incomplete_sections_in_msg_summary_and_metrics():
+    result = {"available": True, "database": {"name": "dagster", "size_bytes": 1, "server_version": "15.8"},
+              "profile": "dagster", "findings": [], "findings_by_severity": {"critical": 0, "warning": 1, "info": 0},
+              "incomplete_sections": [
+                  _health_gaps.gap("wal", "permission denied for function pg_ls_waldir", "GRANT pg_monitor TO m"),
+                  _health_gaps.disk_gap({"available": False, "reason": "the server is not on this host (db)",
+                                         "fix": "set disk_path"})]}
+    assert _health_summary.outcome_message(result) == (
+        "health of dagster: 0 critical, 1 warning, 0 info finding(s); incomplete:"
+        " wal unavailable (fix: GRANT pg_monitor TO m); disk unavailable (fix: set disk_path)")
+    lines = _health_summary.summary_lines(result)
+    start = lines.index("INCOMPLETE: 2 section(s) not read in full")
+    assert lines[start + 1:] == [
+        "  UNAVAILABLE wal                  permission denied for function pg_ls_waldir",
+        "           -> GRANT pg_monitor TO m",
+        "  UNAVAILABLE disk                 the server is not on this host (db)",
+        "           -> set disk_path"]
+    families = {f.name: f for f in text_string_to_metric_families(
+        _health_metrics.health_metrics(result, database="dagster").render())}
+    assert families["pgtidy_health_incomplete_sections"].samples[0].value == 2
