@@ -7,7 +7,7 @@ PYTEST_ARGS ?=
 # Two workers: the container tests (about ten minutes) run beside the rest. PYTEST_WORKERS= runs serially.
 PYTEST_WORKERS ?= -n 2 --dist loadgroup
 
-.PHONY: setup demo test unit lint sanity build changelog doc bench clean
+.PHONY: setup demo test unit lint sanity build changelog doc bench bench-steady clean
 
 setup:
 	bash scripts/bootstrap.sh
@@ -46,6 +46,11 @@ sanity: setup
 bench: setup
 	$(PY) bench/prune_bench.py
 	$(PY) bench/repack_vs_vacuum_full.py
+
+# 24 simulated months of a Dagster deployment pruned weekly (about 15 minutes on two quiet cores):
+# bench/steady_state.json and bench/steady_state.png
+bench-steady: setup
+	$(PY) bench/steady_state.py
 
 clean:
 	rm -rf build .pytest_cache
