@@ -38,7 +38,7 @@ doc: setup
 
 # The whole tree from the collection root, as Galaxy and Automation Hub import run it.
 lint: setup
-	bash scripts/with-collection.sh $(VENV)/bin/ansible-lint --offline --profile production
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bash scripts/with-collection.sh ansible-lint --offline --profile production
 
 sanity: setup
 	bash scripts/sanity.sh
