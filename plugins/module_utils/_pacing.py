@@ -44,10 +44,10 @@ DEFAULT_MAX_WAL_RATE = "0"
 
 # Below these a limit is a typo more likely than a wish: a standby is that far behind after any
 # ordinary batch, and at that rate one batch would wait minutes.
-MIN_REPLICA_LAG_BYTES = 64 * 1024
+MIN_REPLICA_LAG_BYTES = 64_000
 MIN_REPLICA_LAG_S = 0.1
 MAX_REPLICA_LAG_S = 86400.0
-MIN_WAL_RATE = 64 * 1024
+MIN_WAL_RATE = 64_000
 MAX_LAG_WAIT = 86400
 
 # How often a pause looks again, and the span the peak WAL rate is measured over.
@@ -122,25 +122,33 @@ class Pacing:
 
     @classmethod
     def from_params(cls, params):
+        """The limits from module parameters; every problem is named at once (InvalidRequest)."""
         raw_lag = params.get("max_replica_lag")
-        explicit = raw_lag is not None
-        lag_bytes, lag_s = parse_lag_limit(DEFAULT_MAX_REPLICA_LAG if raw_lag is None else raw_lag)
         wait = params.get("max_lag_wait")
         rate = params.get("max_wal_rate")
-        pacing = cls(max_lag_bytes=lag_bytes, max_lag_s=lag_s, lag_explicit=explicit,
+        problems = []
+        lag_bytes, lag_s, wal_rate = 0, 0.0, 0
+        try:
+            lag_bytes, lag_s = parse_lag_limit(DEFAULT_MAX_REPLICA_LAG if raw_lag is None else raw_lag)
+        except InvalidRequest as exc:
+            problems.append(exc.message)
+        try:
+            wal_rate = parse_bytes(DEFAULT_MAX_WAL_RATE if rate is None else rate, "max_wal_rate")
+        except InvalidRequest as exc:
+            problems.append(exc.message)
+        pacing = cls(max_lag_bytes=lag_bytes, max_lag_s=lag_s, lag_explicit=raw_lag is not None,
                      max_lag_wait=float(DEFAULT_MAX_LAG_WAIT if wait is None else wait),
                      ignore_replicas=tuple(str(n) for n in (params.get("ignore_replicas") or ())),
-                     max_wal_rate=parse_bytes(DEFAULT_MAX_WAL_RATE if rate is None else rate, "max_wal_rate"),
-                     pause_file=params.get("pause_file") or None)
-        pacing.validate()
+                     max_wal_rate=wal_rate, pause_file=params.get("pause_file") or None)
+        pacing.validate(problems)
         return pacing
 
     @property
     def watches_replicas(self):
         return bool(self.max_lag_bytes or self.max_lag_s)
 
-    def validate(self):
-        problems = []
+    def validate(self, problems=None):
+        problems = list(problems or ())
         if self.max_lag_bytes and self.max_lag_bytes < MIN_REPLICA_LAG_BYTES:
             problems.append("max_replica_lag of %s is less than any standby is behind after an ordinary batch;"
                             " use at least 64kB (or 0 to turn the check off)" % human_bytes(self.max_lag_bytes))
@@ -313,6 +321,7 @@ class Pacer:
         self.next_start = None          # wal_rate: the earliest start of the next batch
         self.batch_started = None
         self.batch_wal = 0
+        self.largest_batch_wal = 0
         self.first_start = None
         self.last_end = None
         self.samples = []               # (batch end, WAL of all batches so far) for the peak rate
@@ -455,6 +464,7 @@ class Pacer:
         if lsn is not None and self.batch_start_lsn is not None:
             wrote = max(0, lsn - self.batch_start_lsn)
             self.batch_wal += wrote
+            self.largest_batch_wal = max(self.largest_batch_wal, wrote)
             self.samples.append((now, self.batch_wal))
             while len(self.samples) > 2 and now - self.samples[1][0] >= RATE_WINDOW_S:
                 self.samples.pop(0)
@@ -559,6 +569,8 @@ class Pacer:
             "wal_rate_bytes_s": average,
             "wal_rate_peak_bytes_s": None if self.peak_rate is None else round(self.peak_rate),
             "batch_wal_bytes": self.batch_wal,
+            "largest_batch_wal_bytes": self.largest_batch_wal,
+            "batches_span_s": None if span is None else round(span, 3),
             "warnings": list(self.warnings),
             "notes": list(self.notes),
         }
