@@ -3,8 +3,11 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Prefect rules: the work of Prefect's db_vacuum service, done from outside under budgets.
 
-Prefect's tables have UUID keys, so every rule walks an indexed time column with the key as
-tie-breaker (the engine's ``walk="time"``). Logs and artifacts have no foreign key to
+Prefect's tables have UUID keys, so most rules walk an indexed time column with the key as
+tie-breaker (the engine's ``walk="time"``). Rules no time index serves bring their own walks
+(``_prefect_walks.py``): orphaned logs and artifacts skip through the distinct flow run ids of
+their ``flow_run_id`` index, logs by level walk ``log.level``'s index, and the sweep for event
+resources whose event is gone trails the events handlers. Logs and artifacts have no foreign key to
 ``flow_run``: deleting a flow run deletes its logs and artifacts in the same transaction
 (``cascade``), while task runs, states and inputs go by Prefect's own ``ON DELETE CASCADE``.
 Event resources go with their events the same way.
@@ -20,6 +23,7 @@ from __future__ import annotations
 import datetime
 
 from ._batches import Rule
+from ._prefect_walks import EventsWalk, LevelWalk, OrphanSkipWalk, TrailingSweep
 from ._tables import table_row_estimates
 from ._units import utc_cutoff
 from ._errors import InvalidRequest
@@ -218,15 +222,22 @@ def build_rules(plan, schema, indexed, now=None):
 
     if plan["prune_orphans"]:
         orphan_cutoff = (now - ORPHAN_GRACE).replace(tzinfo=datetime.timezone.utc)
-        sweep = "no index finds rows without a flow run: swept along %s in windows of %d rows"
-        rules.append(Rule(
-            name="orphaned_logs", table="log", cutoff=orphan_cutoff, walk="time", time_column="timestamp",
-            predicate=_orphan(schema), scan_limit=window, note=sweep % ("log.timestamp", window),
-            description="logs whose flow run no longer exists (older than one hour)"))
-        rules.append(Rule(
-            name="orphaned_artifacts", table="artifact", cutoff=orphan_cutoff, walk="time", time_column="updated",
-            predicate=_orphan(schema), scan_limit=window, note=sweep % ("artifact.updated", window),
-            description="artifacts whose flow run no longer exists (older than one hour)"))
+        for name, table, time_column, what in (("orphaned_logs", "log", "timestamp", "logs"),
+                                               ("orphaned_artifacts", "artifact", "updated", "artifacts")):
+            description = "%s whose flow run no longer exists (older than one hour)" % what
+            if (table, "flow_run_id") in indexed:
+                rules.append(Rule(
+                    name=name, table=table, cutoff=orphan_cutoff, walk=OrphanSkipWalk(schema, window),
+                    time_column=time_column, scan_limit=window, description=description,
+                    note="walks the distinct flow run ids of %s.flow_run_id's index, %d per statement"
+                         " ('scanned' counts them), and deletes the rows of those without a flow run"
+                         % (table, window)))
+            else:
+                rules.append(Rule(
+                    name=name, table=table, cutoff=orphan_cutoff, walk="time", time_column=time_column,
+                    predicate=_orphan(schema), scan_limit=window, description=description,
+                    note="no index on %s.flow_run_id: swept along %s.%s in windows of %d rows"
+                         % (table, table, time_column, window)))
 
     for level, days in sorted(plan["log_retention_days"].items(), key=lambda kv: LOG_LEVELS[kv[0]]):
         # Logs of flow runs the flow-run handler owns are left to it, so counts never overlap.
@@ -235,29 +246,42 @@ def build_rules(plan, schema, indexed, now=None):
         if flow_cutoff is not None:
             owned = sql.SQL(" AND NOT ({})").format(flow_run_candidate(schema, "f"))
             params["flow_cutoff"] = flow_cutoff
-        predicate = sql.SQL(
-            "t.level = %(level)s AND (t.flow_run_id IS NULL OR EXISTS (SELECT 1 FROM {fr} AS f"
-            " WHERE f.id = t.flow_run_id{owned}))").format(fr=sql.Identifier(schema, "flow_run"), owned=owned)
-        rules.append(Rule(
-            name="logs_%s" % level, table="log", cutoff=_aware_cutoff(days, now), walk="time",
-            time_column="timestamp", predicate=predicate, params=params, scan_limit=window,
-            note="log.level has no index with the time: swept along log.timestamp in windows of %d rows" % window,
-            description="%s logs older than %d days (ERROR and CRITICAL are kept)" % (level.upper(), days)))
+        kept_runs = sql.SQL(
+            "t.flow_run_id IS NULL OR EXISTS (SELECT 1 FROM {fr} AS f WHERE f.id = t.flow_run_id{owned})").format(
+            fr=sql.Identifier(schema, "flow_run"), owned=owned)
+        description = "%s logs older than %d days (ERROR and CRITICAL are kept)" % (level.upper(), days)
+        if ("log", "level") in indexed:
+            rules.append(Rule(
+                name="logs_%s" % level, table="log", cutoff=_aware_cutoff(days, now), walk=LevelWalk(schema),
+                time_column="timestamp", predicate=kept_runs, params=params, description=description,
+                note="walks log.level's index: reads the rows of this level only, those still inside the"
+                     " retention once per run"))
+        else:
+            rules.append(Rule(
+                name="logs_%s" % level, table="log", cutoff=_aware_cutoff(days, now), walk="time",
+                time_column="timestamp", params=params, scan_limit=window, description=description,
+                predicate=sql.SQL("t.level = %(level)s AND ({})").format(kept_runs),
+                note="no index on log.level: swept along log.timestamp in windows of %d rows" % window))
 
     event_days = plan["event_retention_days"]
     if event_days is not None:
         deps, note = cascade((("event_resources", "event_id"),))
+        board = {}
+        events_walk = EventsWalk(schema, board)
+        leaders = []
         for n, (event_type, days) in enumerate(sorted(plan["event_retention_overrides"].items())):
             cutoff = (now - datetime.timedelta(days=days)).replace(tzinfo=datetime.timezone.utc)
+            leaders.append("events_override_%d" % (n + 1))
             rules.append(Rule(
-                name="events_override_%d" % (n + 1), table="events", cutoff=cutoff, walk="time",
+                name=leaders[-1], table="events", cutoff=cutoff, walk=events_walk,
                 time_column="occurred", predicate=sql.SQL("t.event = %(event_type)s"),
                 params={"event_type": event_type}, cascade=deps,
                 description="%s events older than %g days, with their resources" % (event_type, days),
                 **walk("events", "event", note)))
         overridden = sorted(plan["event_retention_overrides"])
+        leaders.append("old_events")
         rules.append(Rule(
-            name="old_events", table="events", cutoff=_aware_cutoff(event_days, now), walk="time",
+            name="old_events", table="events", cutoff=_aware_cutoff(event_days, now), walk=events_walk,
             time_column="occurred",
             predicate=sql.SQL("NOT (t.event = ANY(%(overridden)s))") if overridden else None,
             params={"overridden": overridden} if overridden else {}, cascade=deps,
@@ -265,12 +289,13 @@ def build_rules(plan, schema, indexed, now=None):
             **walk("events", "occurred", note)))
         rules.append(Rule(
             name="orphaned_event_resources", table="event_resources", cutoff=_aware_cutoff(event_days, now),
-            walk="time", time_column="occurred",
+            walk=TrailingSweep(schema, board, leaders), time_column="occurred",
             predicate=sql.SQL("NOT EXISTS (SELECT 1 FROM {ev} AS e WHERE e.id = t.event_id)").format(
                 ev=sql.Identifier(schema, "events")),
             scan_limit=window,
             note="no index finds resources without their event: swept along event_resources.occurred"
-                 " in windows of %d rows" % window,
+                 " in windows of %d rows, behind the events handlers (what they have passed is all"
+                 " that can be left)" % window,
             description="event resources older than %d days whose event is gone" % event_days))
     return rules
 

@@ -59,10 +59,10 @@ def test_check_mode_predicts_the_run_and_a_rerun_changes_nothing(pg, prefect_db,
     assert handlers["orphaned_event_resources"]["deleted"] >= 1    # resources of the event deleted by SQL
     assert handlers["artifact_collections"]["repointed"] == 1      # "report": latest version came from an old run
     assert handlers["artifact_collections"]["deleted"] == 3        # only-old, failing-report, orphan-key
-    assert "no index finds rows without a flow run" in handlers["orphaned_logs"]["note"]
-    # The sweeps examined rows, and check mode says how many it examined (it used to say 0). It reads the
-    # windows the real batches read, but nothing is deleted before it, so it examines at least as many:
-    # the rows of the old flow runs deleted first by the real run are still there.
+    assert "walks the distinct flow run ids" in handlers["orphaned_logs"]["note"]
+    # The orphan walks examine flow run ids, the resources sweep rows, and check mode says how many (it
+    # used to say 0). It reads what the real batches read, but nothing is deleted before it, so it examines
+    # at least as many: the rows of the old flow runs and events deleted first by the real run are still there.
     for sweep in ("orphaned_logs", "orphaned_artifacts", "orphaned_event_resources"):
         assert plan["handlers"][sweep]["scanned"] >= handlers[sweep]["scanned"] > 0, sweep
         # where no other handler deletes first, check mode examines exactly what the real run examines
@@ -150,6 +150,139 @@ def test_budgets_cap_the_run_and_the_next_runs_finish(pg, prefect_db, prefect_hi
                        % ",".join("'%s'" % i for i in old_run_ids(prefect_history)), prefect_db)) == 0
     assert pg.psql("SELECT count(*) FROM artifact_collection c WHERE NOT EXISTS"
                    " (SELECT 1 FROM artifact a WHERE a.id = c.latest_id)", prefect_db) == "0"
+
+
+ONLY_ORPHANS = {"flow_run_retention_days": -1, "event_retention_days": -1, "prune_artifact_collections": False}
+ONLY_LEVELS = {"flow_run_retention_days": -1, "event_retention_days": -1, "prune_artifact_collections": False,
+               "prune_orphans": False}
+
+
+def test_a_clean_rerun_examines_flow_runs_not_log_rows(pg, prefect_db, lock_file):
+    """The orphan walks read one index entry per distinct flow run, however many rows each has."""
+    assert not prune(pg, prefect_db, lock_file)["failed_handlers"]
+    distinct = {t: int(pg.psql("SELECT count(DISTINCT flow_run_id) FROM %s" % t, prefect_db))
+                for t in ("log", "artifact")}
+    rerun = prune(pg, prefect_db, lock_file)
+    assert rerun["changed"] is False
+    assert rerun["handlers"]["orphaned_logs"]["scanned"] == distinct["log"] > 0
+    assert rerun["handlers"]["orphaned_artifacts"]["scanned"] == distinct["artifact"] > 0
+    # Twenty times the log rows of the same flow runs: the re-run examines exactly as much as before.
+    pg.psql("INSERT INTO log (name, level, flow_run_id, task_run_id, message, timestamp)"
+            " SELECT l.name, l.level, l.flow_run_id, l.task_run_id, l.message, l.timestamp"
+            " FROM log AS l, generate_series(1, 20) AS g", prefect_db)
+    rows = int(pg.psql("SELECT count(*) FROM log", prefect_db))
+    plan = prune(pg, prefect_db, lock_file, check=True)
+    rerun = prune(pg, prefect_db, lock_file)
+    assert rerun["changed"] is False and plan["changed"] is False
+    for result in (plan, rerun):
+        assert result["handlers"]["orphaned_logs"]["scanned"] == distinct["log"] < rows / 20
+
+
+def _orphan_some_kept_runs(pg, db, made, copies):
+    """Delete the kept ETL runs as the API does, leaving their logs and artifacts; past the grace, and
+    ``copies`` times as many logs, so batches end inside one flow run's rows."""
+    ids = "ARRAY[%s]::uuid[]" % ",".join("'%s'" % i for i in made["kept_etl"])
+    pg.psql("DELETE FROM flow_run WHERE id = ANY(%s);"
+            " UPDATE log SET timestamp = timestamp - interval '2 hours' WHERE flow_run_id = ANY(%s);"
+            " UPDATE artifact SET updated = updated - interval '2 hours' WHERE flow_run_id = ANY(%s);"
+            " INSERT INTO log (name, level, flow_run_id, message, timestamp) SELECT l.name, l.level, l.flow_run_id,"
+            "  l.message, l.timestamp FROM log AS l, generate_series(2, %d) AS g WHERE l.flow_run_id = ANY(%s)"
+            % (ids, ids, ids, copies, ids), db)
+    return int(pg.psql("SELECT count(*) FROM log AS l WHERE NOT EXISTS (SELECT 1 FROM flow_run AS f"
+                       " WHERE f.id = l.flow_run_id) AND l.timestamp < now() - interval '1 hour'", db))
+
+
+def test_orphan_walk_in_small_batches_capped_runs_and_check_mode(pg, prefect_db, prefect_history, lock_file):
+    orphans = _orphan_some_kept_runs(pg, prefect_db, prefect_history["made"], copies=6)
+    assert orphans > 60
+    # Capped runs: check mode predicts each, the cursor resumes inside a flow run's rows, nothing is lost.
+    taken = 0
+    for dummy in range(40):
+        plan = prune(pg, prefect_db, lock_file, check=True, batch_size=7, max_rows=25, **ONLY_ORPHANS)
+        run = prune(pg, prefect_db, lock_file, batch_size=7, max_rows=25, **ONLY_ORPHANS)
+        assert handler_view(plan) == handler_view(run)
+        assert plan["remaining_total"] == run["remaining_total"]
+        taken += run["handlers"]["orphaned_logs"]["deleted"]
+        if not run["capped"]:
+            break
+        assert run["remaining_total"] > 0
+    else:
+        pytest.fail("capped runs never finished")
+    assert taken == orphans
+    assert pg.psql("SELECT count(*) FROM log AS l WHERE l.flow_run_id IS NOT NULL AND NOT EXISTS"
+                   " (SELECT 1 FROM flow_run AS f WHERE f.id = l.flow_run_id)", prefect_db) == "0"
+    assert pg.psql("SELECT count(*) FROM artifact AS a WHERE a.flow_run_id IS NOT NULL AND NOT EXISTS"
+                   " (SELECT 1 FROM flow_run AS f WHERE f.id = a.flow_run_id)", prefect_db) == "0"
+
+
+def test_orphans_younger_than_the_grace_are_kept(pg, prefect_db, prefect_history, lock_file):
+    ids = "ARRAY[%s]::uuid[]" % ",".join("'%s'" % i for i in prefect_history["made"]["kept_etl"])
+    young = int(pg.psql("SELECT count(*) FROM log WHERE flow_run_id = ANY(%s) AND timestamp > now() - interval"
+                        " '1 hour'" % ids, prefect_db))
+    assert young > 0
+    pg.psql("DELETE FROM flow_run WHERE id = ANY(%s)" % ids, prefect_db)
+    prune(pg, prefect_db, lock_file, **ONLY_ORPHANS)
+    assert int(pg.psql("SELECT count(*) FROM log WHERE flow_run_id = ANY(%s)" % ids, prefect_db)) == young
+
+
+def test_logs_by_level_capped_runs_match_check_mode(pg, prefect_db, lock_file):
+    pg.psql("INSERT INTO log (name, level, flow_run_id, task_run_id, message, timestamp)"
+            " SELECT l.name, l.level, l.flow_run_id, l.task_run_id, l.message, l.timestamp - g * interval '1 day'"
+            " FROM log AS l, generate_series(1, 4) AS g", prefect_db)
+    levels = {"debug": 1, "info": 2, "warning": 3}
+    expected = {level: int(pg.psql(
+        "SELECT count(*) FROM log AS l WHERE l.level = %d AND l.timestamp < now() - interval '%d days' AND"
+        " (l.flow_run_id IS NULL OR EXISTS (SELECT 1 FROM flow_run AS f WHERE f.id = l.flow_run_id))"
+        % (value, days), prefect_db)) for (level, days), value in zip(levels.items(), (10, 20, 30))}
+    assert all(expected.values())
+    errors = pg.psql("SELECT count(*) FROM log WHERE level >= 40", prefect_db)
+    deleted = {level: 0 for level in levels}
+    for dummy in range(60):
+        plan = prune(pg, prefect_db, lock_file, check=True, batch_size=9, max_rows=30, log_retention_days=levels,
+                     **ONLY_LEVELS)
+        run = prune(pg, prefect_db, lock_file, batch_size=9, max_rows=30, log_retention_days=levels, **ONLY_LEVELS)
+        assert handler_view(plan) == handler_view(run)
+        assert plan["rows_after"] == run["rows_after"]
+        for level in levels:
+            deleted[level] += run["handlers"]["logs_%s" % level]["deleted"]
+        if not run["capped"]:
+            break
+    else:
+        pytest.fail("capped runs never finished")
+    assert deleted == expected
+    assert pg.psql("SELECT count(*) FROM log WHERE level >= 40", prefect_db) == errors
+    assert "walks log.level's index" in run["handlers"]["logs_debug"]["note"]
+
+
+def test_index_walks_read_through_their_indexes(pg, prefect_db, lock_file):
+    """The plans of the orphan and level walks: index scans only, however small the tables are."""
+    import psycopg
+    from ansible_collections.pgtidy.maintenance.plugins.module_utils._prefect import (
+        build_rules, leading_index_columns)
+    from ansible_collections.pgtidy.maintenance.plugins.module_utils._prefect_walks import held_to_indexes
+    from ansible_collections.pgtidy.maintenance.plugins.module_utils._walks import HandlerState
+
+    with psycopg.connect(pg.dsn(prefect_db), autocommit=True) as conn:
+        conn.execute("ANALYZE")
+        plan = validate_options(dict(RETENTION, log_retention_days={"debug": 1}))
+        rules = {r.name: r for r in build_rules(plan, "public", leading_index_columns(conn, "public"))}
+        for name in ("orphaned_logs", "orphaned_artifacts", "logs_debug"):
+            rule = rules[name]
+            state = HandlerState(rule)
+            rule.walk.prepare(conn, state, {})
+            for check_mode in (True, False):
+                if name == "logs_debug":
+                    stmt, params = rule.walk.statement(rule, check_mode), rule.walk.params(state, limit=10)
+                else:
+                    stmt = rule.walk.statement(rule, False, check_mode)
+                    params = rule.walk.params(state, lo=state.scratch["lo"], after=state.scratch["after"],
+                                              limit=10, page=100)
+                with held_to_indexes(conn) as cur:
+                    cur.execute(psycopg.sql.SQL("EXPLAIN {}").format(stmt), params)
+                    text = "\n".join(r[0] for r in cur.fetchall())
+                assert "Seq Scan" not in text and "Bitmap" not in text, (name, text)
+                index = "ix_log__level" if name == "logs_debug" else "flow_run_id"
+                assert index in text, (name, text)
 
 
 def test_wrong_schema_is_refused(pg, fresh_db, lock_file):
