@@ -63,7 +63,11 @@ def test_wal_compression_auto_uses_what_the_server_was_built_with(pg, dagster_db
     then the server's setting stays and the note says why), and the run deletes the same either way."""
     with psycopg.connect(pg.dsn(dagster_db["db"])) as conn:
         offered = conn.execute("SELECT enumvals FROM pg_settings WHERE name = 'wal_compression'").fetchone()[0]
-    result = run_prune(conn_params(pg, dagster_db["db"], lock_file=lock_file, **AGGRESSIVE), DagsterProfile())
+    # synchronous_commit as servers run it: pg_current_wal_lsn() is where WAL was written, and the session
+    # cluster's synchronous_commit=off leaves up to wal_writer_delay of it unwritten at the end of a quick run.
+    params = conn_params(pg, dagster_db["db"], lock_file=lock_file,
+                         connect_params={"options": "-c synchronous_commit=on"}, **AGGRESSIVE)
+    result = run_prune(params, DagsterProfile())
     assert result["deleted_total"] > 0 and not result["failed_handlers"]
     compression = result["wal_compression"]
     best = next((m for m in ("lz4", "zstd") if m in offered), None)
