@@ -398,6 +398,10 @@ class PrefectProfile:
         check_schema(conn, schema)
 
     def build_rules(self, plan, schema, conn):
+        # Every statement of a run is short, but the planner prices the subflow and orphan checks high
+        # enough to compile them with JIT, which takes longer (seconds) than running them (milliseconds).
+        with conn.cursor() as cur:
+            cur.execute("SELECT set_config('jit', 'off', false)")
         return build_rules(plan, schema, leading_index_columns(conn, schema), self.now)
 
     def table_rows(self, conn, schema):

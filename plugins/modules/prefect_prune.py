@@ -24,9 +24,12 @@ description:
   - Events and their resources older than O(event_retention_days), with per-event-type overrides, each capped by the
     global retention; resources whose event is already gone.
   - Optionally DEBUG, INFO or WARNING logs older than a retention per level; ERROR and CRITICAL logs are always kept.
-  - Prefect's tables have UUID keys, so every handler walks an indexed time column with the key as tie-breaker.
-    Where no index can find a handler's candidates (orphans, logs by level), the handler sweeps its table in windows
-    of O(orphan_scan_window) rows per statement and says so in its C(note).
+  - Prefect's tables have UUID keys, so most handlers walk an indexed time column with the key as tie-breaker.
+    The orphan handlers skip through the distinct flow run ids of the C(flow_run_id) index (one index probe per flow
+    run, whatever the number of rows) and delete the rows of those whose flow run is gone; the log level handlers
+    walk C(log.level)'s index. A handler whose index is missing, and the one for event resources whose event is
+    gone, sweeps its table in windows of O(orphan_scan_window) rows per statement; each handler says how it reads
+    in its C(note).
   - Refuses a database that is not a Prefect server schema, and refuses unsafe or absurd options, before anything is
     deleted.
 author:
@@ -52,7 +55,9 @@ options:
     type: bool
     default: true
   orphan_scan_window:
-    description: Rows examined per statement by the handlers that sweep (orphans, logs by level).
+    description:
+      - Flow run ids examined per statement by the orphan handlers, and rows examined per statement by the handlers
+        that sweep (event resources whose event is gone; any handler whose index is missing).
     type: int
     default: 10000
   prune_artifact_collections:
@@ -147,8 +152,10 @@ handlers:
     - Per handler (one rule under the run's budgets) the rows deleted, the C(remaining) estimate, C(capped),
       C(duration_s), C(wal_bytes), C(batches), C(longest_batch_s), C(status) (V(ok) or V(failed)) and C(error).
     - C(cascaded) counts dependent rows deleted with the handler's rows in the same transactions (logs and artifacts
-      of flow runs, resources of events). C(scanned) and C(note) appear on handlers that have no index to find their
-      candidates and sweep their table in bounded windows. C(artifact_collections) also reports C(repointed).
+      of flow runs, resources of events). C(scanned) counts what a handler examined to find its candidates, flow run
+      ids for the orphan handlers (one per distinct flow run, so a re-run on a clean database examines as many as
+      there are flow runs, not log rows), rows for the handlers that sweep. C(note) says how a handler reads.
+      C(artifact_collections) also reports C(repointed).
   returned: success
   type: dict
   sample: {"old_flow_runs": {"table": "flow_run", "deleted": 200, "cascaded": {"log": 5400, "artifact": 120},
