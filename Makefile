@@ -46,6 +46,7 @@ sanity: setup
 bench: setup
 	$(PY) bench/prune_bench.py
 	$(PY) bench/repack_vs_vacuum_full.py
+	PGTIDY_PREFECT_PYTHON=$(CURDIR)/.venv-prefect/bin/python $(PY) bench/prefect_bench.py
 
 # 24 simulated months of a Dagster deployment pruned weekly (about 15 minutes on two quiet cores):
 # bench/steady_state.json and bench/steady_state.png
