@@ -58,6 +58,7 @@ def run_pgtidy(args):
         "capped_by": result["capped_by"],
         "failed_handlers": result["failed_handlers"],
         "wal_compression": result.get("wal_compression"),
+        "pacing": result.get("pacing"),
         "handlers": {name: {k: h[k] for k in HANDLER_FIELDS} for name, h in handlers.items()},
         "peak_rss_mb": _peak_rss_mb(),
     }

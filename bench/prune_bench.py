@@ -11,6 +11,8 @@ prunes its own copy (CREATE DATABASE ... TEMPLATE) of the same data, in the same
   recipe+idx     the same after the two partial indexes that page recommends
   batch200       SELECT id ... LIMIT 200 + DELETE ... WHERE id IN (...) per category (Prefect's vacuum loop)
   pgtidy-walcap  pgtidy with a small max_wal_bytes, to check the WAL budget holds
+  pgtidy-unpaced pgtidy without pacing (max_wal_rate 0, max_replica_lag 0): the engine as it was
+  pgtidy-rate=X  pgtidy with max_wal_rate X (e.g. pgtidy-rate=4MB); pgtidy-lag=X with max_replica_lag X
 
 Every method deletes the same rows (the categories and cutoffs of pgtidy's defaults, finished runs
 only); the row counts left behind are compared. Measured for each: rows deleted per second, the
@@ -20,7 +22,12 @@ steady rate during the prune against the same writer idle just before. Every met
 rounds (default 3, interleaved): rates are medians, bounds the worst round, and the writer's
 percentiles come from the latencies of all rounds pooled.
 
+With --standby a streaming hot standby of the bench cluster replays every prune, and the standby's
+replay lag (bytes and PostgreSQL's replay_lag) is sampled every 0.1 s during each prune and until it
+has caught up again: a second table.
+
 Usage: python bench/prune_bench.py [--rows N] [--repeat N] [--json out.json] [--scaling] [--set OPTION=VALUE]
+       [--methods M,M,...] [--standby]
 The default (300,000 rows, three rounds) takes about four minutes on two cores. --scaling adds pgtidy on a
 1M and a 5M row table pruning the same 200,000 rows, --repeat times each on copies (about 10 more
 minutes: most of it is loading and copying).
@@ -32,10 +39,12 @@ import datetime
 import json
 import os
 import platform
+import re
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -62,6 +71,20 @@ TUNING_INDEXES = (
     " WHERE dagster_event_type IS NOT NULL",
 )
 RECIPES = ("recipe", "recipe+idx", "batch200")
+STANDBY = "bench_standby"
+# Pacing the same engine: the options each pgtidy method adds to the defaults (and to --set).
+PACED_METHODS = {"pgtidy-unpaced": {"max_wal_rate": "0", "max_replica_lag": "0"}}
+PACED_PREFIXES = {"pgtidy-rate=": "max_wal_rate", "pgtidy-lag=": "max_replica_lag"}
+
+
+def method_options(method):
+    """The dagster_prune options a pgtidy method runs with, beyond the defaults and --set."""
+    if method in PACED_METHODS:
+        return dict(PACED_METHODS[method])
+    for prefix, option in PACED_PREFIXES.items():
+        if method.startswith(prefix):
+            return {option: method[len(prefix):]}
+    return {}
 TARGETS = {"vs_recipe": 0.8, "vs_batch200": 3.0, "longest_txn_s": 1.0, "writer_p99_ratio": 2.0,
            "peak_rss_mb": 150.0, "scaling_ratio": 1.3}
 
@@ -124,6 +147,7 @@ class Bench:
         self.pg = PgServer(settings={"max_connections": "40"})
         self.lock_dir = tempfile.mkdtemp(prefix="pgtidy-bench-lock-")
         self.admin = None
+        self.standby = None
 
     def log(self, msg):
         print(msg, file=sys.stderr, flush=True)
@@ -152,10 +176,10 @@ class Bench:
 
     def measure(self, method, template):
         """One prune of a fresh copy by ``method``; the row plus the writer's raw idle and busy latencies."""
-        db = "m_" + method.replace("+", "_").replace("-", "_")
+        db = "m_" + re.sub(r"\W", "_", method)
         self.admin.execute('DROP DATABASE IF EXISTS "%s"' % db)
         self.admin.execute('CREATE DATABASE "%s" TEMPLATE "%s" STRATEGY FILE_COPY' % (db, template))
-        extra = {}
+        extra = {"load_1min": round(os.getloadavg()[0], 2)}
         with psycopg.connect(self.pg.dsn(db), autocommit=True) as conn:
             if method == "recipe+idx":
                 t0 = time.monotonic()
@@ -164,6 +188,8 @@ class Bench:
                 conn.execute("ANALYZE event_logs")
                 extra["index_build_s"] = round(time.monotonic() - t0, 2)
         self.admin.execute("CHECKPOINT")
+        if self.standby:
+            self.caught_up()
         writer = spawn("writer", {"conninfo": self.pg.dsn(db), "rate": self.opts.writer_rate, "run_id": WRITER_RUN})
         writer.stdout.readline()
         idle_start, idle_lsn = time.monotonic(), lsn(self.admin)
@@ -176,14 +202,18 @@ class Bench:
                 params["max_wal_bytes"] = self.opts.wal_cap
             elif method == "pgtidy-uncompressed":
                 params["wal_compression"] = "server"
+            params.update(method_options(method))
             worker = spawn("pgtidy", {"params": params})
         else:
             args = {"conninfo": self.pg.dsn(db), "categories": categories(utc_now())}
             worker = spawn("recipe" if method.startswith("recipe") else "batch", args)
+        sampler = LagSampler(self.pg.dsn("postgres")) if self.standby else None
         t0 = time.monotonic()
         result = finish(worker)
         t1 = time.monotonic()
         end_lsn = lsn(self.admin)
+        if sampler:
+            extra["standby"] = sampler.stop(end_lsn)
         writer.terminate()
         samples = finish(writer)["latencies"]
         wal = end_lsn - start_lsn
@@ -203,6 +233,15 @@ class Bench:
                     "statements", "categories", "wal_compression"):
             if key in result:
                 row[key] = result[key]
+        row["wal_rate_run"] = round(row["wal_bytes"] / row["seconds"]) if row["seconds"] else None
+        pacing = result.get("pacing")
+        if pacing:
+            row["max_wal_rate"] = pacing["limits"]["max_wal_rate"]
+            row["wal_rate_batches"] = pacing["wal_rate_bytes_s"]
+            row["wal_rate_peak"] = pacing["wal_rate_peak_bytes_s"]
+            row["paused_s"] = pacing["paused_s_total"]
+            row["paused_by"] = pacing["paused_s"]
+            row["pacing_max_lag_bytes"] = pacing["max_replica_lag_bytes"]
         self.admin.execute('DROP DATABASE "%s" WITH (FORCE)' % db)
         idle = [lat for at, lat in samples if idle_start <= at < idle_end]
         busy = [lat for at, lat in samples if t0 <= at < t1]
@@ -246,6 +285,11 @@ class Bench:
                 self.log("building the template (%d rows)" % self.opts.rows)
                 took, size = self.build("bench_template", self.opts.rows)
                 report["template"] = {"fill_s": round(took, 1), "event_logs_bytes": size}
+            if self.opts.standby:
+                self.log("starting a streaming standby (pg_basebackup)")
+                self.standby = PgServer(settings=dict(self.pg.settings, cluster_name=STANDBY,
+                                                      wal_receiver_status_interval="1")).start_standby_of(self.pg)
+                report["standby"] = STANDBY
             runs = {method: [] for method in self.opts.methods}
             # Rounds interleave the methods, so a slow spell of the machine falls on all of them.
             for rnd in range(self.opts.repeat):
@@ -262,7 +306,67 @@ class Bench:
             self.admin.close()
             return report
         finally:
+            if self.standby:
+                self.standby.stop()
             self.pg.stop()
+
+    def caught_up(self, timeout=600):
+        """Wait until the standby replayed everything written so far (before a measurement starts)."""
+        target = lsn(self.admin)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            row = self.admin.execute("SELECT (replay_lsn - '0/0'::pg_lsn)::bigint FROM pg_stat_replication"
+                                     " WHERE application_name = %s", (STANDBY,)).fetchone()
+            if row and row[0] is not None and row[0] >= target:
+                return
+            time.sleep(0.2)
+        raise RuntimeError("the standby did not catch up within %d s" % timeout)
+
+
+class LagSampler:
+    """The standby's replay lag seen from the primary every 0.1 s, from the start of a prune until the
+    standby has replayed everything the prune wrote."""
+
+    def __init__(self, conninfo):
+        self.conn = psycopg.connect(conninfo, autocommit=True)
+        self.samples = []           # (t, lag bytes, replay_lag s)
+        self.target = None
+        self.t0 = time.monotonic()
+        self.ended = None
+        self.caught = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        while True:
+            now = time.monotonic()
+            row = self.conn.execute(
+                "SELECT (pg_current_wal_lsn() - replay_lsn)::bigint, extract(epoch FROM replay_lag)::float8,"
+                " (replay_lsn - '0/0'::pg_lsn)::bigint FROM pg_stat_replication WHERE application_name = %s",
+                (STANDBY,)).fetchone()
+            if row and row[0] is not None:
+                self.samples.append((now - self.t0, int(row[0]), row[1]))
+                if self.target is not None and row[2] >= self.target:
+                    self.caught = now
+                    return
+            if self.target is not None and now - self.ended > 600:
+                return
+            time.sleep(0.1)
+
+    def stop(self, end_lsn):
+        """The prune ended with the WAL at ``end_lsn``: sample until the standby has replayed it."""
+        self.ended = time.monotonic()
+        self.target = end_lsn
+        self.thread.join()
+        self.conn.close()
+        during = [s for s in self.samples if s[0] <= self.ended - self.t0] or self.samples
+        lags = [s[1] for s in during]
+        times = [s[2] for s in during if s[2] is not None]
+        return {"lag_max_bytes": max(lags) if lags else None,
+                "lag_p50_bytes": percentile(lags, 50), "lag_p99_bytes": percentile(lags, 99),
+                "replay_lag_max_s": round(max(times), 2) if times else None,
+                "catch_up_s": None if self.caught is None else round(self.caught - self.ended, 2),
+                "samples": len(during)}
 
 
 def combine(measurements):
@@ -273,16 +377,26 @@ def combine(measurements):
     idle = [lat for _row, lat_idle, _busy in measurements for lat in lat_idle]
     busy = [lat for _row, _idle, lat_busy in measurements for lat in lat_busy]
     out = dict(rows[len(rows) // 2])        # the middle round's details (handlers, statements)
-    for key in ("seconds", "rows_per_s", "wal_bytes", "wal_bytes_raw"):
+    for key in ("seconds", "rows_per_s", "wal_bytes", "wal_bytes_raw", "wal_rate_run", "wal_rate_batches",
+                "paused_s"):
         values = [r[key] for r in rows if r.get(key) is not None]
         if values:
             out[key] = median(values)
-    for key in ("longest_txn_s", "peak_rss_mb", "engine_wal_bytes"):     # bounds: the worst round counts
+    for key in ("longest_txn_s", "peak_rss_mb", "engine_wal_bytes", "wal_rate_peak"):     # bounds: the worst round
         values = [r[key] for r in rows if r.get(key) is not None]
         if values:
             out[key] = max(values)
     out["deleted"] = median([r["deleted"] for r in rows])
     out["rows_left"] = max(r["rows_left"] for r in rows)
+    lag = [r["standby"] for r in rows if r.get("standby")]
+    if lag:
+        out["standby"] = {
+            "lag_max_bytes": max(x["lag_max_bytes"] or 0 for x in lag),
+            "lag_p50_bytes": median([x["lag_p50_bytes"] or 0 for x in lag]),
+            "lag_p99_bytes": max(x["lag_p99_bytes"] or 0 for x in lag),
+            "replay_lag_max_s": max([x["replay_lag_max_s"] for x in lag if x["replay_lag_max_s"] is not None] or [0]),
+            "catch_up_s": max([x["catch_up_s"] for x in lag if x["catch_up_s"] is not None] or [0]),
+        }
     out["rounds"] = [{k: r.get(k) for k in ("deleted", "seconds", "rows_per_s", "longest_txn_s", "wal_bytes")}
                      for r in rows]
     out.update({
@@ -362,6 +476,23 @@ def analyse(report):
                 checks.append((name, extra, "not comparable: capped by %s" % pg.get("capped_by"), None))
             else:
                 checks.append((name, extra, "0 .. %d" % jitter, 0 <= extra <= jitter))
+    batch = by.get("batch200")
+    for row in report["results"]:
+        method = row["method"]
+        if not method.startswith("pgtidy"):
+            continue
+        if method != "pgtidy" and batch and batch["rows_per_s"] and row["rows_per_s"]:
+            checks.append(("throughput %s/batch200" % method, round(row["rows_per_s"] / batch["rows_per_s"], 2),
+                           "-", None))
+        limit = row.get("max_wal_rate")
+        if limit and row.get("wal_rate_batches"):
+            # The pacing's own measure, over the span of its batches (pauses included).
+            ratio = row["wal_rate_batches"] / float(limit)
+            checks.append(("WAL rate over the batches / max_wal_rate (%s)" % method, round(ratio, 3),
+                           "0.9 .. 1.1", 0.9 <= ratio <= 1.1))
+            if row.get("wal_rate_run"):
+                checks.append(("WAL rate over the whole run / max_wal_rate (%s)" % method,
+                               round(row["wal_rate_run"] / float(limit), 3), "-", None))
     cap = by.get("pgtidy-walcap")
     if cap:
         per_batch = max([h["wal_bytes"] / h["batches"] for h in cap["handlers"].values() if h["batches"]] or [0])
@@ -381,6 +512,8 @@ COLUMNS = (("method", "method", "%s"), ("deleted", "rows", "%d"), ("seconds", "s
            ("wal_bytes", "WAL MB", None), ("peak_rss_mb", "peak RSS MB", "%.1f"),
            ("writer_idle_p50_ms", "idle p50 ms", "%.2f"), ("writer_idle_p99_ms", "idle p99 ms", "%.2f"),
            ("writer_p50_ms", "p50 ms", "%.2f"), ("writer_p99_ms", "p99 ms", "%.2f"),
+           ("wal_rate_run", "WAL MB/s", None), ("wal_rate_batches", "batches WAL MB/s", None),
+           ("paused_s", "paused s", "%.1f"),
            ("capped_by", "capped by", "%s"), ("wal_compression", "WAL compression", "%s"))
 
 
@@ -394,7 +527,7 @@ def table(report):
                 value = (value or {}).get("used")
             if value is None:
                 cells.append("-")
-            elif key == "wal_bytes":
+            elif key in ("wal_bytes", "wal_rate_run", "wal_rate_batches"):
                 cells.append("%.1f" % (value / 1e6))
             else:
                 cells.append(fmt % value)
@@ -404,6 +537,19 @@ def table(report):
     lines.append("|---|---|---|---|")
     for name, value, target, met in report["checks"]:
         lines.append("| %s | %s | %s | %s |" % (name, value, target, "-" if met is None else ("yes" if met else "NO")))
+    if any(r.get("standby") for r in report["results"]):
+        lines.append("")
+        lines.append("| method | rows | s | replay lag max MB | p50 MB | p99 MB | replay_lag max s |"
+                     " catch-up after the prune s | paused for lag s |")
+        lines.append("|---|---|---|---|---|---|---|---|---|")
+        for r in report["results"]:
+            lag = r.get("standby")
+            if not lag:
+                continue
+            lines.append("| %s | %d | %.1f | %.1f | %.1f | %.1f | %.2f | %.2f | %s |" % (
+                r["method"], r["deleted"], r["seconds"], lag["lag_max_bytes"] / 1e6, lag["lag_p50_bytes"] / 1e6,
+                lag["lag_p99_bytes"] / 1e6, lag["replay_lag_max_s"], lag["catch_up_s"],
+                "%.1f" % r["paused_by"]["replica_lag"] if r.get("paused_by") else "-"))
     if report.get("scaling"):
         lines.append("")
         lines.append("| table rows | deleted | s (median) | batches s | rounds s | longest txn s | peak RSS MB |")
@@ -429,6 +575,8 @@ def main(argv=None):
     parser.add_argument("--repeat", type=int, default=3,
                         help="rounds of every method on fresh copies (default 3): medians, pooled writer latencies")
     parser.add_argument("--scaling", action="store_true", help="also prune the same rows from a 1M and a 5M table")
+    parser.add_argument("--standby", action="store_true",
+                        help="replay every prune on a streaming standby and sample its replay lag (a second table)")
     parser.add_argument("--scaling-rows", default="1000000,5000000")
     parser.add_argument("--scaling-delete", type=int, default=200_000)
     opts = parser.parse_args(argv)
