@@ -100,15 +100,27 @@ ORDER BY c.relname
 """
 
 
+INDEX_SIZES = """
+SELECT t.relname, i.relname, pg_relation_size(i.oid)
+FROM pg_index AS x JOIN pg_class AS i ON i.oid = x.indexrelid JOIN pg_class AS t ON t.oid = x.indrelid
+JOIN pg_namespace AS n ON n.oid = t.relnamespace
+WHERE n.nspname = 'public'
+"""
+
+
 def measure(conn):
-    """Database size and, per table: total, heap, index and TOAST bytes, rows, dead rows, vacuums."""
+    """Database size and, per table: total, heap, index (and each index's) and TOAST bytes, rows, dead rows,
+    vacuums."""
     with conn.cursor() as cur:
         database = cur.execute("SELECT pg_database_size(current_database())").fetchone()[0]
         tables = {}
         for name, total, heap, indexes, toast, dead, autovacuums, vacuums in cur.execute(TABLE_STATS).fetchall():
             rows = cur.execute('SELECT count(*) FROM "%s"' % name).fetchone()[0]
             tables[name] = {"bytes": total, "heap": heap, "indexes": indexes, "toast": toast, "rows": rows,
-                            "dead": dead, "autovacuums": autovacuums, "vacuums": vacuums}
+                            "dead": dead, "autovacuums": autovacuums, "vacuums": vacuums, "index_bytes": {}}
+        for table, index, size in cur.execute(INDEX_SIZES).fetchall():
+            if table in tables:
+                tables[table]["index_bytes"][index] = size
     return {"database_bytes": database, "tables": tables}
 
 

@@ -28,8 +28,8 @@ TOAST), rows, dead rows and vacuum counts; it prints a table, writes them as JSO
 
 Usage: python bench/steady_state.py [--months 24] [--events-per-day 3000] [--autovacuum compressed|server]
                                     [--json bench/steady_state.json] [--png bench/steady_state.png]
-The default run takes about 15 minutes on two quiet cores (much longer while other work shares them);
---months 2 --events-per-day 500 takes a few minutes.
+The default run took 80 minutes on two cores shared with other work (bench/README.md); --months 2
+--events-per-day 500 takes a few minutes, and --lines runs a subset of the lines.
 """
 from __future__ import annotations
 
@@ -373,7 +373,7 @@ def draw(report, path):
         rows = [m["lines"][key]["tables"]["event_logs"]["rows"] / 1000.0 for m in report["months"]]
         axes[0].plot(months, sizes, style, color=color, marker=".", label=label)
         axes[1].plot(months, rows, style, color=color, marker=".", label=label)
-    if len(months) > 6:
+    if len(months) > 6 and "retention" in report["months"][6]["lines"]:
         ref = mib(report["months"][6]["lines"]["retention"]["database_bytes"])
         axes[0].axhline(ref * TARGET_RATIO, color="tab:blue", linestyle=":", linewidth=1,
                         label="target: %.1f x month 6 of run retention" % TARGET_RATIO)
@@ -382,14 +382,15 @@ def draw(report, path):
     axes[1].set_title("event_logs rows")
     axes[1].set_ylabel("thousands of rows")
     # What the retention line is made of, table by table.
-    entries = [m["lines"]["retention"]["tables"] for m in report["months"]]
+    stacked = RATIO_LINES[0] if RATIO_LINES else LINES[-1][0]
+    entries = [m["lines"][stacked]["tables"] for m in report["months"]]
     last = entries[-1]
     big = [t for t in sorted(last, key=lambda t: -last[t]["bytes"])][:6]
     stacks = [[mib(e.get(t, {"bytes": 0})["bytes"]) for e in entries] for t in big]
-    rest = [mib(report["months"][i]["lines"]["retention"]["database_bytes"]) - sum(s[i] for s in stacks)
+    rest = [mib(report["months"][i]["lines"][stacked]["database_bytes"]) - sum(s[i] for s in stacks)
             for i in range(len(entries))]
     axes[2].stackplot(months, *stacks, rest, labels=big + ["catalogs and other tables"], alpha=0.85)
-    axes[2].set_title("Noise + run retention: size by table")
+    axes[2].set_title("%s: size by table" % dict((k, l) for k, l, _o in LINES)[stacked].split(" (")[0])
     axes[2].set_ylabel("MiB")
     for ax in axes:
         ax.set_xlabel("simulated month")
@@ -409,6 +410,7 @@ def draw(report, path):
 
 
 def main(argv=None):
+    global LINES, RATIO_LINES
     parser = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
     parser.add_argument("--months", type=int, default=24, help="simulated months (default 24)")
     parser.add_argument("--events-per-day", type=int, default=3000, help="event_logs rows a day (default 3000)")
@@ -419,7 +421,16 @@ def main(argv=None):
     parser.add_argument("--json", default=os.path.join(HERE, "steady_state.json"), help="write the report here")
     parser.add_argument("--png", default=os.path.join(HERE, "steady_state.png"), help="draw the sizes here")
     parser.add_argument("--no-png", action="store_true", help="do not draw (matplotlib not needed)")
+    parser.add_argument("--lines", help="comma-separated subset of the lines (default all: %s)"
+                        % ",".join(k for k, _l, _o in LINES))
     opts = parser.parse_args(argv)
+    if opts.lines:
+        chosen = [k.strip() for k in opts.lines.split(",") if k.strip()]
+        unknown = [k for k in chosen if k not in {key for key, _l, _o in LINES}]
+        if unknown or not chosen:
+            parser.error("unknown line(s) %s" % ", ".join(unknown))
+        LINES = tuple(line for line in LINES if line[0] in chosen)
+        RATIO_LINES = tuple(k for k in RATIO_LINES if k in chosen)
     # Stopped with SIGTERM (kill, timeout): unwind, so the private cluster is stopped and removed.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     report = SteadyState(opts).run()
