@@ -162,10 +162,11 @@ options:
     default: []
   max_wal_rate:
     description:
-      - WAL the run's transactions may write per second, such as V(8MB); V(0) means no limit. After a batch that
-        wrote C(w) bytes the next one starts no sooner than C(w / max_wal_rate) seconds after it began, so the rate
-        holds over every span of batches and a pause earns no burst afterwards. Measured from the WAL position
-        before and after each batch, so WAL other sessions write during a batch counts too.
+      - WAL the run's transactions may write per second, such as V(8MB); V(0) means no limit. Each batch's WAL is
+        paid for at this rate from when the batch began, and the next batch waits until all but one second of it
+        is paid, so over any span of T seconds the run writes at most T + 1 seconds' worth plus one batch, and a
+        long pause earns no more credit than that second. Measured from the WAL position before and after each
+        batch, so WAL other sessions write during a batch counts too.
       - At least V(64kB) when set.
     type: str
     default: '0'

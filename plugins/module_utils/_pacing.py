@@ -12,9 +12,10 @@ Three signals, each a reason to pause between batches (never inside a transactio
   caught up). A standby that stays behind for ``max_lag_wait`` seconds ends the run with
   ``capped_by: replica_lag``, naming it.
 - ``wal_rate``: the WAL the prune's transactions write is spread to at most ``max_wal_rate``
-  bytes a second. A batch that wrote ``w`` bytes is followed by a pause until ``w / rate``
-  seconds after it began, so the rate holds over every batch and every span of batches; a
-  long pause earns no credit for a burst afterwards.
+  bytes a second. Each batch's WAL is due at the rate from when the batch began; the next
+  batch waits until all but ``RATE_BURST_S`` seconds of it are paid. Over any span of ``T``
+  seconds the run writes at most ``rate * (T + RATE_BURST_S)`` plus one batch, and a long
+  pause earns no more credit than that one second.
 - ``pause_file``: while the file exists the run pauses (an operator's throttle, as gh-ost's
   flag file). It is only ever looked at with ``lstat``: never opened, never followed.
 
@@ -53,6 +54,9 @@ MAX_LAG_WAIT = 86400
 # How often a pause looks again, and the span the peak WAL rate is measured over.
 POLL_S = 0.5
 RATE_WINDOW_S = 5.0
+# WAL-rate credit a batch slower than the rate leaves for the next ones, in seconds of the rate: without
+# it every slow batch (reading more than it deletes) would be time lost to the rate for good.
+RATE_BURST_S = 1.0
 REASONS = ("replica_lag", "wal_rate", "pause_file", "batch_pause")
 
 PACING_ARGUMENT_SPEC = dict(
@@ -318,7 +322,7 @@ class Pacer:
         self.inactive_slots = []
         self.pause_file_at_start = None
         self.batch_start_lsn = None
-        self.next_start = None          # wal_rate: the earliest start of the next batch
+        self.due = None                 # wal_rate: when the WAL written so far is paid for at the rate
         self.batch_started = None
         self.batch_wal = 0
         self.largest_batch_wal = 0
@@ -416,10 +420,11 @@ class Pacer:
                                           % (behind.label, detail))
                 else:
                     lag_since = None
-                    if self.next_start is not None and now < self.next_start:
-                        why, hint = "wal_rate", self.next_start - now
+                    start_at = None if self.due is None else self.due - RATE_BURST_S
+                    if start_at is not None and now < start_at:
+                        why, hint = "wal_rate", start_at - now
                         detail = "%s a second" % human_bytes(p.max_wal_rate)
-                        if self.deadline is not None and self.next_start >= self.deadline:
+                        if self.deadline is not None and start_at >= self.deadline:
                             self._end_pause(current, now)
                             return "max_duration"
             if why is None:
@@ -473,7 +478,9 @@ class Pacer:
                 rate = (self.batch_wal - first_w) / (now - first_t)
                 self.peak_rate = rate if self.peak_rate is None else max(self.peak_rate, rate)
             if self.pacing.max_wal_rate and self.batch_started is not None:
-                self.next_start = self.batch_started + wrote / float(self.pacing.max_wal_rate)
+                # The generic cell rate algorithm: the WAL is due at the rate from when it started
+                # being written; the next batch may start up to RATE_BURST_S before it is all paid.
+                self.due = max(self.due or 0.0, self.batch_started) + wrote / float(self.pacing.max_wal_rate)
         # Without a probe before each batch, the next batch starts where this one ended.
         self.batch_start_lsn = None if self._probing else lsn
         if self.batch_pause:

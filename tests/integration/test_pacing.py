@@ -22,6 +22,7 @@ from pgserver import PgServer
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._batches import DeleteEngine
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._dagster import DagsterProfile
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._errors import InvalidRequest
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._pacing import RATE_BURST_S
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._prune import run_prune
 
 STANDBY = "pgtidy_pacing"
@@ -266,16 +267,20 @@ def test_pause_file_there_from_the_start_holds_the_run_until_max_duration(pg, da
 
 def test_max_wal_rate_spaces_the_batches(pg, dagster_db, lock_file):
     db = dagster_db["db"]
+    add_old_debug_lines(pg, db, 2000)
     rate = 64_000
-    params = conn_params(pg, db, lock_file=lock_file, batch_size=100, max_rows=500, max_wal_rate="64kB",
+    params = conn_params(pg, db, lock_file=lock_file, batch_size=100, max_rows=1500, max_wal_rate="64kB",
                          max_replica_lag="0", **AGGRESSIVE)
     result = run_prune(params, DagsterProfile())
     pacing = result["pacing"]
-    assert result["deleted_total"] == 500 and result["capped_by"] == "max_rows"
+    assert pacing["batch_wal_bytes"] > 2 * rate, "too little WAL for the rate to matter: %r" % pacing
+    assert result["deleted_total"] == 1500 and result["capped_by"] == "max_rows"
     assert pacing["limits"]["max_wal_rate"] == rate and pacing["largest_batch_wal_bytes"] > 0
     assert pacing["pauses"]["wal_rate"] >= 1 and pacing["paused_s"]["wal_rate"] > 0
-    # The pacing's guarantee: the batches wrote no more than the rate over their span, plus the last batch.
-    assert pacing["batch_wal_bytes"] <= rate * pacing["batches_span_s"] + pacing["largest_batch_wal_bytes"]
+    # The pacing's guarantee: the batches wrote no more than the rate over their span and one second of
+    # credit, plus the last batch.
+    assert pacing["batch_wal_bytes"] <= rate * (pacing["batches_span_s"] + RATE_BURST_S) + \
+        pacing["largest_batch_wal_bytes"]
 
 
 def test_the_module_takes_the_options_and_reports_the_limits_nonsense_is_refused(
