@@ -12,7 +12,8 @@ prunes its own copy (CREATE DATABASE ... TEMPLATE) of the same data, in the same
   batch200       SELECT id ... LIMIT 200 + DELETE ... WHERE id IN (...) per category (Prefect's vacuum loop)
   pgtidy-walcap  pgtidy with a small max_wal_bytes, to check the WAL budget holds
   pgtidy-unpaced pgtidy without pacing (max_wal_rate 0, max_replica_lag 0): the engine as it was
-  pgtidy-rate=X  pgtidy with max_wal_rate X (e.g. pgtidy-rate=4MB); pgtidy-lag=X with max_replica_lag X
+  pgtidy-rate=X  pgtidy with max_wal_rate X (e.g. pgtidy-rate=4MB); pgtidy-lag=X with max_replica_lag X;
+                 any pgtidy method takes more options after slashes: pgtidy-rate=4MB/batch_size=1000
 
 Every method deletes the same rows (the categories and cutoffs of pgtidy's defaults, finished runs
 only); the row counts left behind are compared. Measured for each: rows deleted per second, the
@@ -78,15 +79,24 @@ PACED_PREFIXES = {"pgtidy-rate=": "max_wal_rate", "pgtidy-lag=": "max_replica_la
 
 
 def method_options(method):
-    """The dagster_prune options a pgtidy method runs with, beyond the defaults and --set."""
-    if method in PACED_METHODS:
-        return dict(PACED_METHODS[method])
+    """The dagster_prune options a pgtidy method runs with, beyond the defaults and --set.
+
+    A method may add options of its own after slashes: ``pgtidy-rate=4MB/batch_size=1000``.
+    """
+    name, *extra = method.split("/")
+    options = {}
+    if name in PACED_METHODS:
+        options.update(PACED_METHODS[name])
     for prefix, option in PACED_PREFIXES.items():
-        if method.startswith(prefix):
-            return {option: method[len(prefix):]}
-    return {}
-TARGETS = {"vs_recipe": 0.8, "vs_batch200": 3.0, "longest_txn_s": 1.0, "writer_p99_ratio": 2.0,
-           "peak_rss_mb": 150.0, "scaling_ratio": 1.3}
+        if name.startswith(prefix):
+            options[option] = name[len(prefix):]
+    for item in extra:
+        key, _sep, value = item.partition("=")
+        try:
+            options[key] = json.loads(value)
+        except ValueError:
+            options[key] = value
+    return options
 
 
 def categories(now):
