@@ -16,7 +16,7 @@ from ansible_collections.pgtidy.maintenance.plugins.module_utils._pacing import 
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._report import prune_metrics
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._units import parse_bytes
 
-MB = 1000 ** 2
+MB = 1024 ** 2
 
 
 class Clock:
@@ -133,7 +133,7 @@ def test_a_standby_that_stays_behind_ends_the_run_after_max_lag_wait_and_is_name
     assert p.wait_turn() == "replica_lag"
     report = p.report()
     assert report["stopped_by"] == "replica_lag"
-    assert "'stuck' (10.0.0.7)" in report["stop_reason"] and "900.0 MB behind" in report["stop_reason"]
+    assert "'stuck' (10.0.0.7)" in report["stop_reason"] and "900.0 MiB behind" in report["stop_reason"]
     assert "42.0 s behind" in report["stop_reason"] and "max_lag_wait 3" in report["stop_reason"]
     assert p.paused_s["replica_lag"] >= 3
     assert [s["application_name"] for s in report["standbys"]] == ["fast", "stuck"]
@@ -206,7 +206,7 @@ def test_an_inactive_slot_holding_more_than_the_limit_is_reported_before_the_run
     report = p.report()
     assert [s["slot_name"] for s in report["inactive_slots"]] == ["old_standby", "small"]
     assert len(report["warnings"]) == 1
-    assert "'old_standby'" in report["warnings"][0] and "3.0 GB" in report["warnings"][0]
+    assert "'old_standby'" in report["warnings"][0] and "2.9 GiB" in report["warnings"][0]
     assert "lost" in report["warnings"][0]
 
 
@@ -349,7 +349,7 @@ def test_prune_metrics_carry_the_pacing():
     result = {"handlers": {}, "capped": True, "capped_by": "replica_lag", "pacing": p.report()}
     text = prune_metrics(result, "dagster_prune", "dagster").render()
     assert 'pgtidy_paused_seconds{database="dagster",job="dagster_prune",reason="replica_lag"} 0' in text
-    assert 'pgtidy_replica_lag_max_bytes{database="dagster",job="dagster_prune"} 300000000' in text
+    assert 'pgtidy_replica_lag_max_bytes{database="dagster",job="dagster_prune"} 314572800' in text
     assert 'pgtidy_replica_lag_max_seconds{database="dagster",job="dagster_prune"} 4' in text
     assert 'pgtidy_replica_lag_visible{database="dagster",job="dagster_prune"} 1' in text
     assert 'pgtidy_run_capped_by{database="dagster",job="dagster_prune",reason="replica_lag"} 1' in text
