@@ -23,7 +23,7 @@ from __future__ import annotations
 import datetime
 
 from ._batches import Rule
-from ._prefect_walks import EventsWalk, LevelWalk, OrphanSkipWalk, TrailingSweep
+from ._prefect_walks import EventsWalk, LevelWalk, OrphanSkipWalk, TrailingSweep, WatchedTimeWalk
 from ._tables import table_row_estimates
 from ._units import utc_cutoff
 from ._errors import InvalidRequest
@@ -138,14 +138,21 @@ def check_schema(conn, schema):
 
 
 def leading_index_columns(conn, schema):
-    """{(table, column)} for every valid index whose first key column is that column."""
+    """{(table, column)} for every valid index whose first key column is that column, and
+    {(table, "first,second")} for its first two."""
     with conn.cursor() as cur:
         cur.execute(
-            "SELECT c.relname, a.attname FROM pg_index i"
+            "SELECT c.relname, a.attname, b.attname FROM pg_index i"
             " JOIN pg_class c ON c.oid = i.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace"
             " JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]"
+            " LEFT JOIN pg_attribute b ON b.attrelid = i.indrelid AND i.indnkeyatts > 1 AND b.attnum = i.indkey[1]"
             " WHERE n.nspname = %s AND i.indisvalid AND c.relname = ANY(%s)", (schema, list(REQUIRED_COLUMNS)))
-        return set(cur.fetchall())
+        out = set()
+        for table, first, second in cur.fetchall():
+            out.add((table, first))
+            if second:
+                out.add((table, "%s,%s" % (first, second)))
+        return out
 
 
 def flow_run_candidate(schema, alias):
@@ -195,6 +202,7 @@ def build_rules(plan, schema, indexed, now=None):
     window = plan["orphan_scan_window"]
     flow_days = plan["flow_run_retention_days"]
     flow_cutoff = _aware_cutoff(flow_days, now) if flow_days is not None else None
+    board = {}          # the states of handlers other handlers wait for
 
     def walk(table, column, note=""):
         """Scan window and note for a walk along ``table.column``: bounded windows when nothing indexes it."""
@@ -212,7 +220,8 @@ def build_rules(plan, schema, indexed, now=None):
     if flow_days is not None:
         deps, note = cascade((("log", "flow_run_id"), ("artifact", "flow_run_id")))
         rules.append(Rule(
-            name="old_flow_runs", table="flow_run", cutoff=flow_cutoff, walk="time", time_column="end_time",
+            name="old_flow_runs", table="flow_run", cutoff=flow_cutoff, walk=WatchedTimeWalk(schema, board),
+            time_column="end_time",
             predicate=flow_run_candidate(schema, "t"), params={"flow_cutoff": flow_cutoff}, cascade=deps,
             batch_limit=plan["flow_run_batch_size"],
             description="flow runs in a terminal state (%s) that ended more than %d days ago, with their logs and"
@@ -250,12 +259,20 @@ def build_rules(plan, schema, indexed, now=None):
             "t.flow_run_id IS NULL OR EXISTS (SELECT 1 FROM {fr} AS f WHERE f.id = t.flow_run_id{owned})").format(
             fr=sql.Identifier(schema, "flow_run"), owned=owned)
         description = "%s logs older than %d days (ERROR and CRITICAL are kept)" % (level.upper(), days)
-        if ("log", "level") in indexed:
+        if ("log", "level,timestamp") in indexed:
             rules.append(Rule(
-                name="logs_%s" % level, table="log", cutoff=_aware_cutoff(days, now), walk=LevelWalk(schema),
-                time_column="timestamp", predicate=kept_runs, params=params, description=description,
-                note="walks log.level's index: reads the rows of this level only, those still inside the"
-                     " retention once per run"))
+                name="logs_%s" % level, table="log", cutoff=_aware_cutoff(days, now), walk="time",
+                time_column="timestamp", params=params, description=description,
+                predicate=sql.SQL("t.level = %(level)s AND ({})").format(kept_runs),
+                note="walks an index on log (level, timestamp): reads the candidates only"))
+        elif ("log", "level") in indexed:
+            rules.append(Rule(
+                name="logs_%s" % level, table="log", cutoff=_aware_cutoff(days, now),
+                walk=LevelWalk(schema, board, after=("old_flow_runs",)), time_column="timestamp",
+                predicate=kept_runs, params=params, description=description,
+                note="walks log.level's index after old_flow_runs: reads the rows of this level only, those"
+                     " still inside the retention at least once per run (an index on log (level, timestamp)"
+                     " would read the candidates only)"))
         else:
             rules.append(Rule(
                 name="logs_%s" % level, table="log", cutoff=_aware_cutoff(days, now), walk="time",
@@ -266,8 +283,8 @@ def build_rules(plan, schema, indexed, now=None):
     event_days = plan["event_retention_days"]
     if event_days is not None:
         deps, note = cascade((("event_resources", "event_id"),))
-        board = {}
-        events_walk = EventsWalk(schema, board)
+        events_board = {}
+        events_walk = EventsWalk(schema, events_board)
         leaders = []
         for n, (event_type, days) in enumerate(sorted(plan["event_retention_overrides"].items())):
             cutoff = (now - datetime.timedelta(days=days)).replace(tzinfo=datetime.timezone.utc)
@@ -289,7 +306,7 @@ def build_rules(plan, schema, indexed, now=None):
             **walk("events", "occurred", note)))
         rules.append(Rule(
             name="orphaned_event_resources", table="event_resources", cutoff=_aware_cutoff(event_days, now),
-            walk=TrailingSweep(schema, board, leaders), time_column="occurred",
+            walk=TrailingSweep(schema, events_board, leaders), time_column="occurred",
             predicate=sql.SQL("NOT EXISTS (SELECT 1 FROM {ev} AS e WHERE e.id = t.event_id)").format(
                 ev=sql.Identifier(schema, "events")),
             scan_limit=window,

@@ -18,7 +18,13 @@ the events handlers' batches.
   first old enough rows of that level. The entries of rows deleted by earlier batches are
   marked dead by the first scan that meets them and skipped without a heap visit, so the
   work of a run is the rows deleted plus one visit of each row of that level still inside
-  its retention; rows of other levels are never read.
+  its retention; rows of other levels are never read. The logs of the flow runs
+  ``old_flow_runs`` deletes are the oldest, at the start of the index, and are not this
+  walk's to delete: it waits (turns without a statement) until that handler is done, or every
+  batch would step again over them. Where rows inside the retention sit among older ones
+  (new rows in the space vacuum freed), every batch steps over them again: an index on
+  ``log (level, timestamp)``, if the operator adds one, is walked instead and reads the
+  candidates only.
 - ``EventsWalk`` and ``TrailingSweep``: events go with their resources (about three per event),
   so an events batch takes as many events as make ``batch_size`` rows with their resources,
   from the tables' row estimates. The sweep for resources whose event is gone reads only
@@ -189,10 +195,16 @@ class LevelWalk(Walk):
 
     kind = "level"
 
-    def __init__(self, schema, column="level"):
+    def __init__(self, schema, board=None, after=(), column="level"):
         super().__init__(schema)
         self.column = column
+        self.board = board if board is not None else {}
+        self.after = tuple(after)       # handlers whose rows this one must not read first
         self._statements = {}
+
+    def waiting(self):
+        """Whether a handler this one follows is still walking (its rows lie at the start of the level index)."""
+        return any(not (s.done or s.failed) for name, s in self.board.items() if name in self.after)
 
     def _candidates_sql(self, rule):
         pred = rule.predicate if rule.predicate is not None else sql.SQL("true")
@@ -227,6 +239,8 @@ class LevelWalk(Walk):
         return self._count(conn, state, cap if cap is not None else 2 ** 62)
 
     def batch(self, conn, state, limit, upper, check_mode, precounted=None):
+        if self.waiting():
+            return 0                    # a turn without a statement; check mode waits the same turns
         if check_mode:
             count = max(0, min(limit, (precounted or 0) - state.deleted))
             state.done = count < limit
@@ -245,6 +259,17 @@ class LevelWalk(Walk):
             left = self._count(conn, state, REMAINING_EXACT_LIMIT + 1)
             exact = left <= REMAINING_EXACT_LIMIT
         state.remaining, state.remaining_exact = max(0, left), exact
+
+
+class WatchedTimeWalk(TimeWalk):
+    """A time walk whose state other walks watch (``board``: rule name -> state)."""
+
+    def __init__(self, schema, board):
+        super().__init__(schema)
+        self.board = board
+
+    def prepare(self, conn, state, id_ranges):
+        self.board[state.rule.name] = state
 
 
 class EventsWalk(TimeWalk):

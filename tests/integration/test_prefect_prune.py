@@ -225,7 +225,10 @@ def test_orphans_younger_than_the_grace_are_kept(pg, prefect_db, prefect_history
     assert int(pg.psql("SELECT count(*) FROM log WHERE flow_run_id = ANY(%s)" % ids, prefect_db)) == young
 
 
-def test_logs_by_level_capped_runs_match_check_mode(pg, prefect_db, lock_file):
+@pytest.mark.parametrize("level_time_index", [False, True], ids=["prefect-indexes", "with-level-time-index"])
+def test_logs_by_level_capped_runs_match_check_mode(pg, prefect_db, lock_file, level_time_index):
+    if level_time_index:
+        pg.psql("CREATE INDEX ix_extra_log__level_timestamp ON log (level, timestamp)", prefect_db)
     pg.psql("INSERT INTO log (name, level, flow_run_id, task_run_id, message, timestamp)"
             " SELECT l.name, l.level, l.flow_run_id, l.task_run_id, l.message, l.timestamp - g * interval '1 day'"
             " FROM log AS l, generate_series(1, 4) AS g", prefect_db)
@@ -251,7 +254,22 @@ def test_logs_by_level_capped_runs_match_check_mode(pg, prefect_db, lock_file):
         pytest.fail("capped runs never finished")
     assert deleted == expected
     assert pg.psql("SELECT count(*) FROM log WHERE level >= 40", prefect_db) == errors
-    assert "walks log.level's index" in run["handlers"]["logs_debug"]["note"]
+    note = run["handlers"]["logs_debug"]["note"]
+    assert ("walks an index on log (level, timestamp)" if level_time_index else "walks log.level's index") in note
+
+
+def test_logs_by_level_leave_the_old_flow_runs_logs_to_their_handler(pg, prefect_db, lock_file):
+    """With flow run retention on, the level handlers wait for old_flow_runs, and their counts never overlap."""
+    opts = dict(log_retention_days={"debug": 1, "info": 1}, prune_orphans=False, prune_artifact_collections=False,
+                event_retention_days=-1)
+    plan = prune(pg, prefect_db, lock_file, check=True, batch_size=4, **opts)
+    run = prune(pg, prefect_db, lock_file, batch_size=4, **opts)
+    assert handler_view(plan) == handler_view(run)
+    assert plan["rows_after"] == run["rows_after"]
+    assert run["handlers"]["old_flow_runs"]["cascaded"]["log"] > 0 and run["handlers"]["logs_debug"]["deleted"] > 0
+    assert "after old_flow_runs" in run["handlers"]["logs_debug"]["note"]
+    assert pg.psql("SELECT count(*) FROM log WHERE level IN (10, 20) AND timestamp < now() - interval '1 day'",
+                   prefect_db) == "0"
 
 
 def test_index_walks_read_through_their_indexes(pg, prefect_db, lock_file):
