@@ -372,6 +372,12 @@ def analyse(report):
     checks.append(("longest transaction pgtidy (s)", pg["longest_txn_s"], "<= 1.0",
                    pg["longest_txn_s"] <= TARGETS["longest_txn_s"]))
     checks.append(("longest transaction prefect (s)", pf["longest_txn_s"], "-", None))
+    levels = report.get("levels")
+    if levels:
+        checks.append(("longest transaction pgtidy with log retention by level (s)", levels["longest_txn_s"],
+                       "<= 1.0", levels["longest_txn_s"] <= TARGETS["longest_txn_s"]))
+        checks.append(("re-run after VACUUM with log retention by level (s)", levels["rerun_vacuumed"]["seconds"],
+                       "<= %s" % TARGETS["rerun_s"], levels["rerun_vacuumed"]["seconds"] <= TARGETS["rerun_s"]))
     for key, when in (("rerun_vacuumed", "after VACUUM"), ("rerun", "right after the prune")):
         rerun = pg[key]
         distinct, rows = rerun["distinct_flow_runs_in_log"], rerun["log_rows"]
