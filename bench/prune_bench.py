@@ -5,8 +5,8 @@ from the real ``dagster instance migrate``; event_logs is filled by SQL to --row
 event mix, JSON sizes and 180-day time spread of real runs (bench/_prune_data.py). Each method then
 prunes its own copy (CREATE DATABASE ... TEMPLATE) of the same data, in the same run:
 
-  pgtidy         dagster_prune core with default settings (run_prune, in a child process)
-  pgtidy-uncompressed  the same with wal_compression: server (the server's own WAL setting)
+  pgtidy         dagster_prune core with default settings (run_prune, in a child process), paced
+  pgtidy-uncompressed  unpaced, with wal_compression: server (the server's own WAL setting)
   recipe         one unbounded DELETE per category (Dagster's database-tuning clean-up)
   recipe+idx     the same after the two partial indexes that page recommends
   batch200       SELECT id ... LIMIT 200 + DELETE ... WHERE id IN (...) per category (Prefect's vacuum loop)
@@ -74,7 +74,8 @@ TUNING_INDEXES = (
 RECIPES = ("recipe", "recipe+idx", "batch200")
 STANDBY = "bench_standby"
 # Pacing the same engine: the options each pgtidy method adds to the defaults (and to --set).
-PACED_METHODS = {"pgtidy-unpaced": {"max_wal_rate": "0", "max_replica_lag": "0"}}
+UNPACED = {"max_wal_rate": "0", "max_replica_lag": "0"}
+PACED_METHODS = {"pgtidy-unpaced": UNPACED, "pgtidy-uncompressed": UNPACED}
 PACED_PREFIXES = {"pgtidy-rate=": "max_wal_rate", "pgtidy-lag=": "max_replica_lag"}
 TARGETS = {"vs_recipe": 0.8, "vs_batch200": 3.0, "longest_txn_s": 1.0, "writer_p99_ratio": 2.0,
            "peak_rss_mb": 150.0, "scaling_ratio": 1.3, "wal_rate_ratio": 0.1}
@@ -272,7 +273,9 @@ class Bench:
                 db = source + "_copy"
                 self.admin.execute('CREATE DATABASE "%s" TEMPLATE "%s" STRATEGY FILE_COPY' % (db, source))
                 self.admin.execute("CHECKPOINT")
-                result = finish(spawn("pgtidy", {"params": self.params(db, max_rows=self.opts.scaling_delete)}))
+                # The engine's own cost: unpaced, or the WAL rate would set the time at both sizes.
+                result = finish(spawn("pgtidy", {"params": self.params(db, max_rows=self.opts.scaling_delete,
+                                                                       **UNPACED)}))
                 rounds.append({"deleted": result["deleted"], "seconds": round(result["elapsed_s"], 3),
                                "batch_s": round(sum(h["duration_s"] for h in result["handlers"].values()), 3),
                                "longest_txn_s": result["longest_txn_s"], "peak_rss_mb": round(result["peak_rss_mb"], 1)})
@@ -598,7 +601,8 @@ def main(argv=None):
     parser.add_argument("--set", dest="pgtidy_set", action="append", default=[], metavar="OPTION=VALUE",
                         help="a dagster_prune option for the pgtidy runs instead of its default (repeatable),"
                              " e.g. --set batch_size=1000 --set batch_pause=0.05")
-    parser.add_argument("--methods", default="pgtidy,pgtidy-uncompressed,recipe,recipe+idx,batch200,pgtidy-walcap")
+    parser.add_argument("--methods", default="pgtidy,pgtidy-unpaced,pgtidy-rate=4MB,pgtidy-rate=16MB,"
+                                             "pgtidy-uncompressed,recipe,recipe+idx,batch200,pgtidy-walcap")
     parser.add_argument("--repeat", type=int, default=3,
                         help="rounds of every method on fresh copies (default 3): medians, pooled writer latencies")
     parser.add_argument("--scaling", action="store_true", help="also prune the same rows from a 1M and a 5M table")

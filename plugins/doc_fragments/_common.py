@@ -167,9 +167,11 @@ options:
         is paid, so over any span of T seconds the run writes at most T + 1 seconds' worth plus one batch, and a
         long pause earns no more credit than that second. Measured from the WAL position before and after each
         batch, so WAL other sessions write during a batch counts too.
-      - At least V(64kB) when set.
+      - At least V(64kB) when set. The default, V(8MB), is where a concurrent writer's commit latency came back
+        near its idle level in the measurements (docs/pacing.md) while the run stays several times faster than a
+        batch-200 loop; it caps a run's full O(max_wal_bytes) budget at about two minutes.
     type: str
-    default: '0'
+    default: 8MB
   pause_file:
     description:
       - While this file exists the run pauses between batches, so an operator can slow a running prune without

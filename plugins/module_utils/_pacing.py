@@ -41,7 +41,7 @@ except ImportError:  # pragma: no cover - the module reports the missing driver
 # Defaults, measured (bench/README.md, "Pacing"): see docs/pacing.md for the reasoning.
 DEFAULT_MAX_REPLICA_LAG = "256MiB"
 DEFAULT_MAX_LAG_WAIT = 300
-DEFAULT_MAX_WAL_RATE = "0"
+DEFAULT_MAX_WAL_RATE = "8MB"
 
 # Below these a limit is a typo more likely than a wish: a standby is that far behind after any
 # ordinary batch, and at that rate one batch would wait minutes.
