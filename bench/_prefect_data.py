@@ -16,14 +16,17 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
+import sys
 import tempfile
 import time
-import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+TESTS = os.path.join(os.path.dirname(HERE), "tests")
+if TESTS not in sys.path:
+    sys.path.insert(0, TESTS)
+
+from prefect_fixture import PrefectServer, prefect_env  # noqa: E402  (the tests' own server harness)
 
 DAYS = 180
 # The tables copied, in load order (foreign keys are not checked during the load: every id is mapped).
@@ -43,65 +46,6 @@ LIVE_KEYS = 100
 RETIRED_KEYS = 50
 WRITER_FLOW_RUN = "00000000-0000-4000-8000-00000000b0b0"
 WRITER_EVENT = "bench.writer.tick"
-
-
-def prefect_env(pg, db, home, **extra):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-    env.update({
-        "PREFECT_HOME": home,
-        "PREFECT_API_DATABASE_CONNECTION_URL": pg.url(db, "postgresql+asyncpg"),
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "PREFECT_UI_ENABLED": "false",
-        "PREFECT_SERVER_SERVICES_DB_VACUUM_ENABLED": "orphans",
-        "PREFECT_SERVER_SERVICES_DB_VACUUM_ORPHAN_CLEANUP_LOOP_SECONDS": "86400",
-        "PREFECT_LOGGING_LEVEL": "DEBUG",
-    })
-    env.update(extra)
-    return env
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class PrefectServer:
-    """``prefect server start`` on a free port, until ``stop()`` (by its process group)."""
-
-    def __init__(self, python, env):
-        self.port = _free_port()
-        self.url = "http://127.0.0.1:%d/api" % self.port
-        self.log = tempfile.NamedTemporaryFile(prefix="prefect-server-", suffix=".log", delete=False)
-        self.proc = subprocess.Popen([python, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port",
-                                      str(self.port)], env=env, stdout=self.log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
-
-    def wait_healthy(self, timeout):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and self.proc.poll() is None:
-            try:
-                with urllib.request.urlopen(self.url + "/health", timeout=2) as resp:
-                    if resp.status == 200:
-                        return self
-            except OSError:
-                time.sleep(0.5)
-        with open(self.log.name) as fh:
-            output = fh.read()[-3000:]
-        self.stop()
-        raise RuntimeError("the Prefect server did not become healthy:\n" + output)
-
-    def stop(self):
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
-        self.log.close()
-        if os.path.exists(self.log.name):
-            os.unlink(self.log.name)
 
 
 def record_history(pg, db, python, log=print):

@@ -18,11 +18,12 @@ import json
 import os
 import signal
 import sys
-import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
+
+from _bench_common import collection_on_path, peak_rss_mb  # noqa: E402
 
 TABLES = ("flow_run", "flow_run_state", "task_run", "task_run_state", "log", "artifact", "artifact_collection",
           "events", "event_resources")
@@ -40,15 +41,6 @@ PHASES = (
     ("events", {"flow_run_retention_days": -1, "prune_orphans": False, "prune_artifact_collections": False}),
 )
 WRITER_EVENT = "bench.writer.tick"
-
-
-def peak_rss_mb():
-    """VmHWM: the high-water mark of this process image."""
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024.0
-    return 0.0
 
 
 def _delta(before, after):
@@ -79,14 +71,6 @@ def settled_stats(conn, wait=1.5):
 
 # -- pgtidy ----------------------------------------------------------------------------------------
 
-def _collection_on_path():
-    root = tempfile.mkdtemp(prefix="pgtidy-bench-coll-")
-    os.makedirs(os.path.join(root, "ansible_collections", "pgtidy"))
-    source = os.environ.get("PGTIDY_BENCH_COLLECTION") or ROOT
-    os.symlink(os.path.abspath(source), os.path.join(root, "ansible_collections", "pgtidy", "maintenance"))
-    sys.path.insert(0, root)
-
-
 def _summary(result):
     handlers = result["handlers"]
     return {
@@ -104,7 +88,7 @@ def _summary(result):
 def run_pgtidy(args):
     """One run_prune; or, with ``phased``, one per handler group with the statistics of each."""
     import psycopg
-    _collection_on_path()
+    collection_on_path()
     from ansible_collections.pgtidy.maintenance.plugins.module_utils._prefect import PrefectProfile
     from ansible_collections.pgtidy.maintenance.plugins.module_utils._prune import run_prune
     phased = bool(args.get("phased"))

@@ -8,40 +8,21 @@ from __future__ import annotations
 import datetime
 import json
 import os
-import resource
 import signal
 import sys
-import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
+from _bench_common import collection_on_path, peak_rss_mb  # noqa: E402
+
 
 HANDLER_FIELDS = ("deleted", "batches", "duration_s", "longest_batch_s", "wal_bytes", "remaining", "capped")
 
 
-def _peak_rss_mb():
-    """VmHWM: the high-water mark of this process image (ru_maxrss would carry the parent's over exec)."""
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024.0
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
-def _collection_on_path():
-    """The collection must be importable as ansible_collections.pgtidy.maintenance."""
-    root = tempfile.mkdtemp(prefix="pgtidy-bench-coll-")
-    os.makedirs(os.path.join(root, "ansible_collections", "pgtidy"))
-    # PGTIDY_BENCH_COLLECTION: another checkout of the collection, to compare engine versions.
-    source = os.environ.get("PGTIDY_BENCH_COLLECTION") or ROOT
-    os.symlink(os.path.abspath(source), os.path.join(root, "ansible_collections", "pgtidy", "maintenance"))
-    sys.path.insert(0, root)
-
-
 def run_pgtidy(args):
-    _collection_on_path()
+    collection_on_path()
     from ansible_collections.pgtidy.maintenance.plugins.module_utils._dagster import DagsterProfile
     from ansible_collections.pgtidy.maintenance.plugins.module_utils._prune import run_prune
     t0 = time.monotonic()
@@ -60,7 +41,7 @@ def run_pgtidy(args):
         "wal_compression": result.get("wal_compression"),
         "pacing": result.get("pacing"),
         "handlers": {name: {k: h[k] for k in HANDLER_FIELDS} for name, h in handlers.items()},
-        "peak_rss_mb": _peak_rss_mb(),
+        "peak_rss_mb": peak_rss_mb(),
     }
 
 
@@ -84,7 +65,7 @@ def run_recipe(args):
             out["deleted"] += count
             out["longest_txn_s"] = max(out["longest_txn_s"], took)
     out["elapsed_s"] = time.monotonic() - t0
-    out["peak_rss_mb"] = _peak_rss_mb()
+    out["peak_rss_mb"] = peak_rss_mb()
     return out
 
 
@@ -114,7 +95,7 @@ def run_batch_loop(args):
                                       "seconds": round(time.monotonic() - c0, 3)})
             out["deleted"] += deleted
     out["elapsed_s"] = time.monotonic() - t0
-    out["peak_rss_mb"] = _peak_rss_mb()
+    out["peak_rss_mb"] = peak_rss_mb()
     return out
 
 

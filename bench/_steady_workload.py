@@ -301,7 +301,7 @@ class Workload:
 
     def _run_events(self, run, rng, daemon):
         """The event sequence of one run, as an in-process run writes it plus the run queue's events."""
-        job, t = run.job, run.launch
+        t = run.launch
         events = []
 
         def add(etype, step=None, level=10, asset=None, partition=None, gap=0.3):

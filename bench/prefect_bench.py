@@ -33,9 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -48,6 +46,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests"))
 import psycopg  # noqa: E402
 
 import _prefect_data  # noqa: E402
+from _bench_common import finish, lsn, machine, median, percentile, spawn as _spawn  # noqa: E402
 from pgserver import PgServer  # noqa: E402
 
 WORKER = os.path.join(HERE, "_prefect_workers.py")
@@ -73,33 +72,8 @@ LEFT_SQL = {
 }
 
 
-def percentile(values, q):
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q / 100.0 * (len(ordered) - 1))))]
-
-
-def median(values):
-    ordered = sorted(values)
-    mid = len(ordered) // 2
-    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2.0
-
-
-def lsn(conn):
-    return int(conn.execute("SELECT pg_current_wal_lsn() - '0/0'::pg_lsn").fetchone()[0])
-
-
 def spawn(mode, args, python=None):
-    return subprocess.Popen([python or sys.executable, WORKER, mode, json.dumps(args)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-
-
-def finish(proc):
-    out, err = proc.communicate()
-    if proc.returncode != 0:
-        raise RuntimeError("worker failed (%s): %s" % (proc.returncode, err.strip()[-3000:]))
-    return json.loads(out.strip().splitlines()[-1])
+    return _spawn(WORKER, mode, args, python)
 
 
 def default_prefect_python():
@@ -342,19 +316,6 @@ def combine(rows):
     out["rounds"] = [{k: r[k] for k in ("deleted", "seconds", "rows_per_s", "longest_txn_s", "wal_bytes")}
                      for r in rows]
     return out
-
-
-def machine(conn):
-    mem = 0
-    with open("/proc/meminfo") as fh:
-        for line in fh:
-            if line.startswith("MemTotal:"):
-                mem = int(line.split()[1]) * 1024
-    return {"nproc": os.cpu_count(), "ram_gib": round(mem / 2 ** 30, 1), "platform": platform.platform(),
-            "python": platform.python_version(), "postgres": conn.execute("SHOW server_version").fetchone()[0],
-            "settings": dict(conn.execute(
-                "SELECT name, setting FROM pg_settings WHERE name IN ('fsync', 'synchronous_commit',"
-                " 'full_page_writes', 'shared_buffers', 'max_wal_size', 'wal_compression')").fetchall())}
 
 
 def analyse(report):

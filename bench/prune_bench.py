@@ -39,10 +39,8 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import re
 import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -56,6 +54,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests"))
 import psycopg  # noqa: E402
 
 import _prune_data  # noqa: E402
+from _bench_common import finish, lsn, machine, median, percentile, spawn as _spawn  # noqa: E402
 from pgserver import PgServer  # noqa: E402
 
 WORKER = os.path.join(HERE, "_prune_workers.py")
@@ -131,27 +130,8 @@ def utc_now():
     return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
 
 
-def percentile(values, q):
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q / 100.0 * (len(ordered) - 1))))]
-
-
-def lsn(conn):
-    return int(conn.execute("SELECT pg_current_wal_lsn() - '0/0'::pg_lsn").fetchone()[0])
-
-
 def spawn(mode, args):
-    return subprocess.Popen([sys.executable, WORKER, mode, json.dumps(args)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-
-
-def finish(proc):
-    out, err = proc.communicate()
-    if proc.returncode != 0:
-        raise RuntimeError("worker failed (%s): %s" % (proc.returncode, err.strip()[-2000:]))
-    return json.loads(out.strip().splitlines()[-1])
+    return _spawn(WORKER, mode, args)
 
 
 class Bench:
@@ -429,28 +409,6 @@ def combine(measurements):
         "writer_inserts": len(busy),
     })
     return out
-
-
-def median(values):
-    ordered = sorted(values)
-    mid = len(ordered) // 2
-    if len(ordered) % 2:
-        return ordered[mid]
-    return (ordered[mid - 1] + ordered[mid]) / 2.0
-
-
-def machine(conn):
-    mem = 0
-    with open("/proc/meminfo") as fh:
-        for line in fh:
-            if line.startswith("MemTotal:"):
-                mem = int(line.split()[1]) * 1024
-    return {"nproc": os.cpu_count(), "ram_gib": round(mem / 2 ** 30, 1), "platform": platform.platform(),
-            "python": platform.python_version(),
-            "postgres": conn.execute("SHOW server_version").fetchone()[0],
-            "settings": dict(conn.execute(
-                "SELECT name, setting FROM pg_settings WHERE name IN ('fsync', 'synchronous_commit',"
-                " 'full_page_writes', 'shared_buffers', 'max_wal_size', 'checkpoint_timeout')").fetchall())}
 
 
 def analyse(report):

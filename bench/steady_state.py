@@ -59,7 +59,7 @@ import psycopg  # noqa: E402
 import _prune_data  # noqa: E402
 import _steady_load  # noqa: E402
 import _steady_workload  # noqa: E402
-from _prune_workers import _collection_on_path  # noqa: E402
+from _bench_common import collection_on_path  # noqa: E402
 from pgserver import PgServer  # noqa: E402
 
 MONTH_DAYS = 365.25 / 12
@@ -87,7 +87,7 @@ def log(msg):
 # -- the prune, on simulated time ----------------------------------------------------------------
 def load_collection():
     """Import every module of the collection's core, so the clock patch reaches all of them."""
-    _collection_on_path()
+    collection_on_path()
     package = importlib.import_module(COLLECTION + ".plugins.module_utils")
     for info in pkgutil.iter_modules(package.__path__):
         importlib.import_module("%s.plugins.module_utils.%s" % (COLLECTION, info.name))
