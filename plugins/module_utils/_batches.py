@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import time
 
-from ._budget import BUDGET_ARGUMENT_SPEC, Budget, BudgetMeter  # noqa: F401 - the modules' spec
+from ._budget import BudgetMeter
 from ._connection import is_connection_lost
 from ._errors import InvalidRequest
 from ._pacing import Pacer, ReplicationProbe
 from ._scheduler import Scheduler
 from ._units import lsn_to_int
-from ._walks import REMAINING_EXACT_LIMIT, HandlerState, Rule, walk_for  # noqa: F401 - the rules' API
+from ._walks import REMAINING_EXACT_LIMIT, HandlerState, walk_for
 
 try:
     import psycopg

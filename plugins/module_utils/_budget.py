@@ -28,6 +28,7 @@ BUDGET_ARGUMENT_SPEC = dict(
     **PACING_ARGUMENT_SPEC
 )
 
+
 @dataclass(frozen=True)
 class Budget:
     batch_size: int = 5000

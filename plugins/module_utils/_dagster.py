@@ -10,7 +10,7 @@ types a newer Dagster adds. Rows are only deleted for runs that are finished
 
 from __future__ import annotations
 
-from ._batches import Rule
+from ._walks import Rule
 from ._tables import table_row_estimates
 from ._units import utc_cutoff
 from ._connection import is_connection_lost

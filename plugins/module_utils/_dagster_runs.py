@@ -151,17 +151,16 @@ class RunRetirement(Walk):
         return sql.SQL("coalesce(r.end_time, extract(epoch FROM r.update_timestamp))")
 
     def _past_retention_sql(self):
-        parts = [sql.SQL("(r.status = {} AND {} < {})").format(sql.Literal(status), self._end_sql(),
-                                                                sql.Literal(_epoch(cutoff)))
-                 for status, cutoff in sorted(self.cutoffs.items())]
+        parts = [sql.SQL("(r.status = {} AND {} < {})").format(
+            sql.Literal(status), self._end_sql(), sql.Literal(_epoch(cutoff)))
+            for status, cutoff in sorted(self.cutoffs.items())]
         return sql.SQL(" OR ").join(parts)
 
     def _candidates(self, cur, cursor):
         """The next runs past their status's retention, in id order, and where the scan got to."""
         cur.execute(sql.SQL(
-            "WITH scan AS (SELECT r.id, r.run_id, r.status, r.pipeline_name, {end} AS ended, ({past}) AS old"
-            " FROM {runs} AS r WHERE r.id > %s ORDER BY r.id LIMIT %s)"
-            " SELECT id, run_id, status, pipeline_name, ended, old FROM scan ORDER BY id").format(
+            "SELECT r.id, r.run_id, r.status, r.pipeline_name, {end}, ({past})"
+            " FROM {runs} AS r WHERE r.id > %s ORDER BY r.id LIMIT %s").format(
             end=self._end_sql(), past=self._past_retention_sql(), runs=self._t("runs")), (cursor, SCAN_RUNS))
         rows = cur.fetchall()
         last = rows[-1][0] if rows else None
@@ -469,9 +468,6 @@ class RunRetirement(Walk):
                 (free, retired))
         state.extra["rows_by_table"]["snapshots"] += n
         return n
-
-    def precount(self, conn, state, cap):
-        return None
 
     def remaining(self, conn, state, check_mode, precounted=None):
         """Runs past retention beyond the cursor: an upper bound (some of them will be kept)."""

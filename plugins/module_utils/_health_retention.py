@@ -7,7 +7,8 @@ delete engine counting only)."""
 
 from __future__ import annotations
 
-from ._batches import Budget, DeleteEngine
+from ._batches import DeleteEngine
+from ._budget import Budget
 
 BUDGET_KEYS = ("batch_size", "max_rows")
 DAGSTER_RETENTION_KEYS = ("log_retention_days", "event_retention_days", "event_types", "prune_superseded_planned",

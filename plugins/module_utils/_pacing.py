@@ -31,7 +31,7 @@ import time
 from dataclasses import dataclass, field
 
 from ._errors import InvalidRequest
-from ._units import parse_bytes
+from ._units import human_bytes, parse_bytes
 
 try:
     import psycopg
@@ -70,15 +70,6 @@ PACING_ARGUMENT_SPEC = dict(
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|sec|min|h)$")
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "sec": 1.0, "min": 60.0, "h": 3600.0}
-
-
-def human_bytes(value):
-    if value is None:
-        return "unknown"
-    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if abs(value) >= size:
-            return "%.1f %s" % (value / size, unit)
-    return "%d B" % value
 
 
 def parse_lag_limit(value):

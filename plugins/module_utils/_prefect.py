@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import datetime
 
-from ._batches import Rule
+from ._walks import Rule
 from ._prefect_walks import EventsWalk, LevelWalk, OrphanSkipWalk, TrailingSweep, WatchedTimeWalk
 from ._tables import table_row_estimates
 from ._units import utc_cutoff

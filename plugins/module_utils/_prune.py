@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import time
 
-from ._batches import Budget, DeleteEngine
+from ._batches import DeleteEngine
+from ._budget import Budget
 from ._connection import connect, server_facts, set_wal_compression
 from ._errors import InvalidRequest, SchemaMismatch, StandbyServer
 from ._lock import AdvisoryLock, LockFile

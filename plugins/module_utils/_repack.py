@@ -18,7 +18,7 @@ import signal
 import subprocess
 import time
 
-from ._units import parse_bytes
+from ._units import human_bytes, parse_bytes
 from ._connection import conninfo_from_params, connect, redact, server_facts
 from ._errors import InvalidRequest, LockBusy, PgtidyError
 from ._lock import AdvisoryLock, LockFile
@@ -544,14 +544,6 @@ REASON_TEXT = {
 QUIET_REASONS = ("below_threshold",)
 
 
-def human_bytes(n):
-    n = float(n or 0)
-    for unit in ("bytes", "KiB", "MiB", "GiB"):
-        if abs(n) < 1024 or unit == "GiB":
-            return ("%d %s" % (n, unit)) if unit == "bytes" else ("%.1f %s" % (n, unit))
-        n /= 1024.0
-
-
 def outcome_messages(result):
     """(msg, action_needed) of a run: one line saying what happened to every table, and one line per
     thing a person has to act on (a whole run skipped, a table skipped or failed for a reason that has
@@ -564,7 +556,7 @@ def outcome_messages(result):
     parts = []
     if result["repacked"]:
         parts.append("%s %s (%s %s)" % ("would repack" if check else "repacked", ", ".join(result["repacked"]),
-                                       "estimated" if check else "reclaimed", human_bytes(result["reclaimed_bytes"])))
+                                        "estimated" if check else "reclaimed", human_bytes(result["reclaimed_bytes"])))
     else:
         parts.append("nothing would be repacked" if check else "nothing repacked")
     for status, label in (("skipped", "skipped"), ("failed", "failed"), ("deferred", "deferred to the next run")):
@@ -580,7 +572,7 @@ def outcome_messages(result):
         if t["status"] in ("skipped", "failed") and t["reason"] not in QUIET_REASONS:
             what = (t.get("error") or REASON_TEXT.get(t["reason"]) or t["reason"]).strip().replace("\n", " / ")
             action.append("%s %s (%s): %s. Fix: %s" % (name, t["status"], t["reason"], what,
-                                                      t.get("fix") or "see the output in tables"))
+                                                       t.get("fix") or "see the output in tables"))
     for item in result.get("leftovers") or []:
         action.append("leftover of an interrupted pg_repack: %s. Fix: %s (or cleanup_leftovers: true)"
                       % (item["object"], item["fix"]))

@@ -34,6 +34,16 @@ def parse_bytes(value, name="size"):
     return result
 
 
+def human_bytes(value):
+    """Bytes for people, in binary units: '900.0 MiB', '512 B'; 'unknown' for None."""
+    if value is None:
+        return "unknown"
+    for unit, size in (("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if abs(value) >= size:
+            return "%.1f %s" % (value / size, unit)
+    return "%d B" % value
+
+
 def lsn_to_int(text):
     if text is None:
         return None

@@ -146,6 +146,7 @@ class Walk:
 
     def __init__(self, schema):
         self.schema = schema
+        self._statements = {}           # built once per rule and mode, reused by every batch
 
     def table(self, rule, name=None):
         return sql.Identifier(self.schema, name or rule.table)
@@ -300,11 +301,10 @@ class IdWalk(Walk):
         return count
 
     def _statement(self, rule, check_mode):
-        cache = self.__dict__.setdefault("_statements", {})
         key = (rule.name, check_mode)
-        if key not in cache:
-            cache[key] = self.count_statement(rule) if check_mode else self.batch_statement(rule)
-        return cache[key]
+        if key not in self._statements:
+            self._statements[key] = self.count_statement(rule) if check_mode else self.batch_statement(rule)
+        return self._statements[key]
 
     def count_candidates(self, conn, state, limit, lower_from_cursor=True):
         query = sql.SQL("SELECT count(*) FROM ({cands} LIMIT %(count_limit)s) AS c").format(
@@ -462,11 +462,8 @@ class TimeWalk(IdWalk):
     def batch(self, conn, state, limit, upper, check_mode, precounted=None):
         if check_mode:
             return self._count_batch(conn, state, limit, precounted)
-        stmt = self.__dict__.setdefault("_statements", {}).get(state.rule.name)
-        if stmt is None:
-            stmt = self._statements[state.rule.name] = self.batch_statement(state.rule)
         with conn.cursor() as cur:
-            cur.execute(stmt, self.params(state, limit=limit))
+            cur.execute(self._statement(state.rule, False), self.params(state, limit=limit))
             row = cur.fetchone()
         self._advance(state, row, limit)
         return row[0]

@@ -241,7 +241,7 @@ error_kind:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.pgtidy.maintenance.plugins.module_utils._batches import BUDGET_ARGUMENT_SPEC
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._budget import BUDGET_ARGUMENT_SPEC
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._dagster import DagsterProfile
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._lock import LOCK_ARGUMENT_SPEC
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._module_support import (

@@ -223,7 +223,7 @@ error_kind:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.pgtidy.maintenance.plugins.module_utils._batches import BUDGET_ARGUMENT_SPEC
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._budget import BUDGET_ARGUMENT_SPEC
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._lock import LOCK_ARGUMENT_SPEC
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._module_support import (
     argument_spec, exit_prune, require_psycopg)
