@@ -199,7 +199,7 @@ def _copy_sql(conn, table, copies, recent=0):
             '    THEN make_interval(secs => %d * 86400.0 * (%d - k) / %d)'
             '    ELSE make_interval(secs => %d * 86400.0 * (%d - k) / %d) END AS shift'
             '  FROM generate_series(%%(k0)s::int, %%(k1)s::int) AS k) AS g%s ORDER BY g.k, %s'
-            % (table, ", ".join('"%s"' % c for c, _ in cols), ", ".join(exprs), table, copies, DAYS, copies, copies,
+            % (table, ", ".join('"%s"' % c for c, unused in cols), ", ".join(exprs), table, copies, DAYS, copies, copies,
                RECENT_DAYS, copies + recent, max(1, recent), lateral, order))
 
 

@@ -222,7 +222,7 @@ class Workload:
         # The sensor: every few minutes, mostly skipped; some ticks find new files and launch imports.
         slots = 24 * 60 // SENSOR_EVERY_MIN
         launches = {}
-        for _ in range(self.sensor_runs_per_day):
+        for unused in range(self.sensor_runs_per_day):
             launches.setdefault(rng.randrange(slots), []).append(None)
         for slot in range(slots):
             when = midnight + datetime.timedelta(minutes=slot * SENSOR_EVERY_MIN, seconds=rng.uniform(0, 3))
@@ -239,7 +239,7 @@ class Workload:
                 ticks.append(self._tick(rng, SENSOR[0], "SENSOR", when, status, []))
         # A backfill of the last week's daily partitions, every few weeks.
         if self.day_no % BACKFILL_EVERY_DAYS == BACKFILL_EVERY_DAYS // 2:
-            backfill_id = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(8))
+            backfill_id = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for unused in range(8))
             when = midnight + datetime.timedelta(hours=10)
             partitions = [(date - datetime.timedelta(days=d)).isoformat()
                           for d in range(BACKFILL_PARTITIONS + 1, 1, -1)]

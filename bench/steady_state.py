@@ -226,7 +226,7 @@ class SteadyState:
         try:
             for week in range(weeks):
                 days = []
-                for _ in range(7):
+                for unused in range(7):
                     t0 = time.monotonic()
                     day = queue.get()
                     self.timing["generate_wait_s"] += time.monotonic() - t0
@@ -385,7 +385,7 @@ def draw(report, path):
     stacked = RATIO_LINES[0] if RATIO_LINES else LINES[-1][0]
     entries = [m["lines"][stacked]["tables"] for m in report["months"]]
     last = entries[-1]
-    big = [t for t in sorted(last, key=lambda t: -last[t]["bytes"])][:6]
+    big = sorted(last, key=lambda t: -last[t]["bytes"])[:6]
     stacks = [[mib(e.get(t, {"bytes": 0})["bytes"]) for e in entries] for t in big]
     rest = [mib(report["months"][i]["lines"][stacked]["database_bytes"]) - sum(s[i] for s in stacks)
             for i in range(len(entries))]

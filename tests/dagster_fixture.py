@@ -193,6 +193,18 @@ def backdate(conn, days=180, keep_recent_runs=3):
     return conn
 
 
+def reexecute_from_failure(home, failed_run):
+    """Re-execute a failed etl_job run from failure; returns (its status before, the steps that succeeded)."""
+    import dagster as dg
+    with instance_for(home) as instance:
+        status = instance.get_run_by_id(failed_run).status
+        options = dg.ReexecutionOptions.from_failure(failed_run, instance)
+        with dg.execute_job(dg.reconstructable(dagster_defs.etl_job), instance=instance,
+                            reexecution_options=options) as result:
+            assert result.success
+            return status, {e.step_key for e in result.all_events if e.event_type_value == "STEP_SUCCESS"}
+
+
 def snapshot(instance, manifest=None):
     """What Dagster itself shows: everything the UI and re-execution read, through the instance API."""
     import dagster as dg

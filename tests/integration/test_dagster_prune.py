@@ -105,18 +105,12 @@ def test_prune_keeps_everything_dagster_shows(pg, dagster_db, lock_file):
 
 def test_old_failed_run_reexecutes_from_failure_after_prune(pg, dagster_db, lock_file):
     import dagster as dg
-    import dagster_defs
     failed_run = dagster_db["manifest"]["failed_runs"][0]
     run_prune(conn_params(pg, dagster_db["db"], lock_file=lock_file, **AGGRESSIVE), DagsterProfile())
-    with dagster_fixture.instance_for(dagster_db["home"]) as instance:
-        assert instance.get_run_by_id(failed_run).status == dg.DagsterRunStatus.FAILURE
-        options = dg.ReexecutionOptions.from_failure(failed_run, instance)
-        with dg.execute_job(dg.reconstructable(dagster_defs.etl_job), instance=instance,
-                            reexecution_options=options) as result:
-            assert result.success
-            executed = {e.step_key for e in result.all_events if e.event_type_value == "STEP_SUCCESS"}
-        # extract succeeded in the parent run, so only the failed part is executed again.
-        assert executed == {"transform", "load"}
+    status, executed = dagster_fixture.reexecute_from_failure(dagster_db["home"], failed_run)
+    assert status == dg.DagsterRunStatus.FAILURE
+    # extract succeeded in the parent run, so only the failed part is executed again.
+    assert executed == {"transform", "load"}
 
 
 def test_unfinished_runs_and_recent_rows_are_never_touched(pg, dagster_db, lock_file):

@@ -235,7 +235,7 @@ def test_run_retention_keeps_every_asset_view_and_retires_exactly_what_the_rules
         assert after[key] == before[key], key
     assert rebuilt == before["status_cache"]
     kept_ids = set(rows_after)
-    assert [r for r in after_runs["runs"]] == [r for r in before_runs["runs"] if r[0] in kept_ids]
+    assert list(after_runs["runs"]) == [r for r in before_runs["runs"] if r[0] in kept_ids]
     for run_id in kept_ids:
         assert after_runs["run_stats"][run_id] == before_runs["run_stats"][run_id]
         assert after_runs["step_stats"][run_id] == before_runs["step_stats"][run_id]
@@ -246,20 +246,14 @@ def test_run_retention_keeps_every_asset_view_and_retires_exactly_what_the_rules
 def test_kept_old_failed_run_reexecutes_from_failure(pg, dagster_db, lock_file):
     """Failures kept by status, successes retired around them: the failed run's snapshots and events stay."""
     import dagster as dg
-    import dagster_defs
     failed_run = dagster_db["manifest"]["failed_runs"][0]
-    options = dict(RETENTION, run_retention_days={"success": DAYS, "failure": -1, "canceled": DAYS})
+    options = {**RETENTION, "run_retention_days": {"success": DAYS, "failure": -1, "canceled": DAYS}}
     result = run_prune(conn_params(pg, dagster_db["db"], lock_file=lock_file, **options), DagsterProfile())
     handler = result["handlers"]["runs_retired"]
     assert handler["runs_retired"] > 0 and "FAILURE" not in handler["retired_by_status"]
     assert failed_run not in handler["run_ids"]
-    with dagster_fixture.instance_for(dagster_db["home"]) as instance:
-        assert instance.get_run_by_id(failed_run).status == dg.DagsterRunStatus.FAILURE
-        reexecution = dg.ReexecutionOptions.from_failure(failed_run, instance)
-        with dg.execute_job(dg.reconstructable(dagster_defs.etl_job), instance=instance,
-                            reexecution_options=reexecution) as run:
-            assert run.success
-            executed = {e.step_key for e in run.all_events if e.event_type_value == "STEP_SUCCESS"}
+    status, executed = dagster_fixture.reexecute_from_failure(dagster_db["home"], failed_run)
+    assert status == dg.DagsterRunStatus.FAILURE
     assert executed == {"transform", "load"}
 
 
@@ -389,7 +383,7 @@ def test_a_failing_run_retention_leaves_the_other_handlers_and_every_run_whole(p
     q(pg, db, "GRANT SELECT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO no_runs_delete")
     q(pg, db, "REVOKE DELETE ON runs FROM no_runs_delete")
     rows_before = run_rows(pg, db)
-    options = dict(RETENTION, log_retention_days={"debug": 1, "info": 1, "warning": 1})
+    options = {**RETENTION, "log_retention_days": {"debug": 1, "info": 1, "warning": 1}}
     params = conn_params(pg, db, lock_file=lock_file, login_user="no_runs_delete", login_password="secret-pw",
                          **options)
     result = run_prune(params, DagsterProfile())

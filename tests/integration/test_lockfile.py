@@ -96,13 +96,13 @@ def module_runs(tmp_path_factory):
     cases["safe"] = ("pgtidy.maintenance.dagster_prune", private / "pgtidy.lock", {}, None)
 
     tasks = [{"name": case, module: params(lock, **extra), "ignore_errors": True}
-             for case, (module, lock, extra, _) in cases.items()]
+             for case, (module, lock, extra, unused) in cases.items()]
     play = root / "play.json"
     play.write_text(json.dumps([{"hosts": "localhost", "gather_facts": False, "tasks": tasks}]))
     proc = runner.run_playbook(str(play))
     results = {case: (task_result(proc.stdout, case), lock, other)
                for case, (module, lock, extra, other) in cases.items()}
-    assert all(result for result, _, _ in results.values()), proc.stdout + proc.stderr
+    assert all(result for result, unused, unused in results.values()), proc.stdout + proc.stderr
     yield results
     shutil.rmtree(root)
 
@@ -124,31 +124,31 @@ def test_planted_symlink_fails_the_run_and_leaves_its_target(module_runs):
 
 
 def test_foreign_owned_lock_file_is_refused_by_repack(module_runs):
-    result, lock, _ = module_runs["foreign_owner"]
+    result, lock, unused = module_runs["foreign_owner"]
     assert_refused(result, lock, "it belongs to nobody", "Remove it")
 
 
 def test_world_writable_lock_file_is_refused_by_prefect_prune(module_runs):
-    result, lock, _ = module_runs["world_writable"]
+    result, lock, unused = module_runs["world_writable"]
     assert_refused(result, lock, "writable by others (mode 0646)", "chmod o-w")
     assert lock.read_text() == "planted\n"
 
 
 def test_typo_in_the_lock_directory_is_refused_not_created(module_runs):
-    result, lock, _ = module_runs["typo"]
+    result, lock, unused = module_runs["typo"]
     assert_refused(result, lock, "does not exist", "typo")
     assert not lock.parent.exists()
 
 
 def test_parent_that_is_a_file_names_lock_file(module_runs):
-    result, lock, _ = module_runs["parent_is_a_file"]
+    result, lock, unused = module_runs["parent_is_a_file"]
     assert_refused(result, lock, "/etc/hostname is not a directory")
     assert "Errno" not in result["msg"]
 
 
 def test_a_safe_lock_file_gets_past_the_lock(module_runs):
     """The control: the same run with a lock file in a private directory reaches the (missing) server."""
-    result, lock, _ = module_runs["safe"]
+    result, lock, unused = module_runs["safe"]
     assert result.get("failed") and result.get("error_kind") == "connection_failed", result
 
 
@@ -202,7 +202,8 @@ def test_role_tmpfiles_make_a_root_only_directory_the_service_group_can_lock(tim
               "    assert held.writable\n"
               "    print(open(sys.argv[1]).read())\n")
     run = subprocess.run(NOBODY + [sys.executable, "-c", script, str(lock)], capture_output=True, text=True,
-                         env=dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p)), cwd="/")
+                         env=dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p)), cwd="/",
+                         check=False)
     assert run.returncode == 0 and '"job": "prune"' in run.stdout, run.stderr
     with LockFile(str(lock), wait=0):
         pass

@@ -129,7 +129,7 @@ def artifacts(tmp_path_factory):
 def controller(artifacts, tmp_path_factory):
     """The tarball and its dependencies installed into an empty, configured collections path."""
     ctl = Controller(str(tmp_path_factory.mktemp("controller")))
-    _, output = ctl.install(artifacts["tarball"], *[d["path"] for d in artifacts["deps"].values()])
+    unused, output = ctl.install(artifacts["tarball"], *[d["path"] for d in artifacts["deps"].values()])
     ctl.install_output = output
     return ctl
 
@@ -181,7 +181,7 @@ def test_the_tarball_alone_does_not_resolve_the_role(artifacts, tmp_path):
     assert "community.docker" in output or "containers.podman" in output, output[-2000:]
 
     # -p with a directory Ansible does not search: installed, with the warning the README explains.
-    _, output = ctl.install(artifacts["tarball"], extra=("--no-deps", "-p", str(tmp_path / "elsewhere")))
+    unused, output = ctl.install(artifacts["tarball"], extra=("--no-deps", "-p", str(tmp_path / "elsewhere")))
     assert PATH_WARNING in " ".join(output.split()), output
     ctl.install(artifacts["tarball"], extra=("--no-deps",))
     play = ctl.write_play("roles.yml", import_every_task_file_play(
@@ -194,8 +194,8 @@ def test_the_tarball_alone_does_not_resolve_the_role(artifacts, tmp_path):
 
 def test_install_puts_exactly_the_collection_and_its_dependencies_on_the_configured_path(artifacts, controller):
     assert PATH_WARNING not in controller.install_output
-    _, output = run([ansible("ansible-galaxy"), "collection", "list", "--format", "json"], env=controller.env(),
-                    cwd=controller.base)
+    unused, output = run([ansible("ansible-galaxy"), "collection", "list", "--format", "json"], env=controller.env(),
+                         cwd=controller.base)
     listing = json.loads(output[output.index("{"):])
     installed = listing.pop(os.path.join(controller.collections, "ansible_collections"))
     # What remains is ansible-core's own internal collections, nothing from any other place.
@@ -238,7 +238,7 @@ def test_playbooks_run_from_the_installed_collection(controller, pg, fresh_db, t
 
     # The collection's own playbook, by its fully qualified name.
     report = str(tmp_path / "health.json")
-    _, output = controller.playbook(
+    unused, output = controller.playbook(
         "pgtidy.maintenance.health", "-e", json.dumps({
             "pgtidy_login_host": "127.0.0.1", "pgtidy_login_port": pg.port, "pgtidy_login_db": fresh_db,
             "pgtidy_ssl_mode": "disable", "pgtidy_report_file": report}))
@@ -249,15 +249,15 @@ def test_playbooks_run_from_the_installed_collection(controller, pg, fresh_db, t
 
 def test_docs_and_role_specs_render_from_the_installed_collection(controller):
     env = controller.env()
-    _, listing = run([ansible("ansible-doc"), "-l", "pgtidy.maintenance"], env=env, cwd=controller.base)
+    unused, listing = run([ansible("ansible-doc"), "-l", "pgtidy.maintenance"], env=env, cwd=controller.base)
     modules = {os.path.basename(p)[:-3] for p in glob.glob(os.path.join(ROOT, "plugins", "modules", "*.py"))
                if not os.path.basename(p).startswith("_")}
     assert {m.split()[0] for m in listing.splitlines() if m.startswith("pgtidy.")} == \
         {"pgtidy.maintenance." + m for m in modules}
-    _, doc = run([ansible("ansible-doc"), "pgtidy.maintenance.dagster_prune"], env=env, cwd=controller.base)
+    unused, doc = run([ansible("ansible-doc"), "pgtidy.maintenance.dagster_prune"], env=env, cwd=controller.base)
     assert "login_host" in doc and "psycopg" in doc    # the shared doc fragment resolved
-    _, role_doc = run([ansible("ansible-doc"), "-t", "role", "pgtidy.maintenance.repack_image"], env=env,
-                      cwd=controller.base)
+    unused, role_doc = run([ansible("ansible-doc"), "-t", "role", "pgtidy.maintenance.repack_image"], env=env,
+                           cwd=controller.base)
     assert "repack_image_engine" in role_doc
 
 
@@ -346,7 +346,7 @@ def test_execution_environment_for_another_postgresql_major(controller, tmp_path
     definition = json.loads(json.dumps(EE_DEFINITION))
     definition["dependencies"].update({"system": ["pg_repack_16 [platform:rpm]"],
                                        "exclude": {"system": ["pg_repack_17"]}})
-    _, _, depends = render_execution_environment(definition, controller, str(tmp_path / "pg16"))
+    depends = render_execution_environment(definition, controller, str(tmp_path / "pg16"))[2]
     rpm = packages_for(depends, *RPM)
     assert "pg_repack_16" in rpm and "pg_repack_17" not in rpm and "postgresql" in rpm
 

@@ -11,6 +11,9 @@ retention preview, and the module through ansible-playbook with its metrics and 
 """
 from __future__ import annotations
 
+# The test functions and fixtures imported below are collected here again, on another server or interpreter.
+# pylint: disable=unused-import
+
 import pytest
 
 from pgserver import PgServer

@@ -10,6 +10,9 @@ against the real run through ansible-playbook, Dagster's own instance API on the
 """
 from __future__ import annotations
 
+# The test functions and fixtures imported below are collected here again, on another server or interpreter.
+# pylint: disable=unused-import
+
 import psycopg
 import pytest
 

@@ -7,6 +7,9 @@ only the managed host's interpreter differs (``ansible_python_interpreter``).
 """
 from __future__ import annotations
 
+# The test functions and fixtures imported below are collected here again, on another server or interpreter.
+# pylint: disable=unused-import
+
 import os
 import subprocess
 

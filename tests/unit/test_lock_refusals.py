@@ -121,7 +121,7 @@ def test_lock_file_created_first_by_another_user_is_refused_not_waited_on(shared
     holder = subprocess.Popen(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--",
                                "flock", str(lock), "sleep", "30"], start_new_session=True)
     try:
-        for _ in range(50):
+        for unused in range(50):
             if lock.exists():
                 break
             time.sleep(0.1)

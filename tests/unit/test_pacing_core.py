@@ -223,7 +223,7 @@ def test_wal_rate_spaces_batches_by_what_each_wrote():
     p = pacer(Pacing(max_lag_bytes=0, max_wal_rate=4 * MB), WalProbe([]), clock)
     p.start()
     starts = []
-    for _ in range(20):
+    for unused in range(20):
         assert p.wait_turn() is None
         starts.append(clock.now)
         clock.now += 0.1                  # the batch itself
@@ -333,7 +333,7 @@ def test_batch_pause_is_accounted_as_a_pause():
     clock = Clock()
     p = pacer(Pacing(max_lag_bytes=0), Probe([(1, [])]), clock, batch_pause=0.25)
     p.start()
-    for _ in range(4):
+    for unused in range(4):
         p.wait_turn()
         p.after_batch(10)
     assert p.pauses["batch_pause"] == 4 and p.paused_s["batch_pause"] == pytest.approx(1.0)

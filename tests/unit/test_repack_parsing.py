@@ -97,7 +97,6 @@ def test_statistics_estimate():
     assert _repack.estimate_from_statistics(_facts(nstats=0)) is None
 
 
-
 @pytest.mark.parametrize("facts,state", [
     (_facts(), "current"),
     (_facts(mod_since_analyze=1050), "current"),   # what autovacuum tolerates: 10 % of the rows + 50
