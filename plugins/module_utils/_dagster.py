@@ -14,7 +14,7 @@ from ._walks import Rule
 from ._tables import table_row_estimates
 from ._units import utc_cutoff
 from ._connection import is_connection_lost
-from ._dagster_runs import TABLES as RUN_TABLES, run_retention_rule, validate_run_retention
+from ._dagster_runs import TABLES as RUN_TABLES, run_retention_rules, validate_run_retention
 from ._errors import InvalidRequest
 from ._prune import require_schema
 
@@ -220,9 +220,7 @@ def build_rules(plan, schema, now=None):
                 description="%s ticks with status %s older than %d days, except each instigator's newest tick"
                             % (kind, status.upper(), tdays)))
     if plan.get("run_retention"):
-        rule = run_retention_rule(plan["run_retention"], schema, lambda d: utc_cutoff(d, now))
-        if rule is not None:
-            rules.append(rule)
+        rules.extend(run_retention_rules(plan["run_retention"], schema, newer, lambda d: utc_cutoff(d, now)))
     return rules
 
 
@@ -340,7 +338,7 @@ class DagsterProfile:
     def build_rules(self, plan, schema, conn):
         rules = build_rules(plan, schema)
         # Kept for extra_steps: the kept-newest count must use the very cutoffs the handlers used.
-        self.tick_rules = [rule for rule in rules if rule.table == "job_ticks"]
+        self.tick_rules = [rule for rule in rules if rule.table == "job_ticks" and "tick_type" in rule.params]
         return rules
 
     def table_rows(self, conn, schema):

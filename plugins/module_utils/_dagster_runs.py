@@ -22,7 +22,7 @@ import zlib
 
 from ._errors import InvalidRequest
 from ._units import utc_cutoff
-from ._walks import Rule, Walk
+from ._walks import IdWalk, Rule, Walk
 
 try:
     from psycopg import sql
@@ -89,21 +89,99 @@ def validate_run_retention(params, check_days):
         problems.append("keep_runs_per_job must be a whole number from 1 to %d, not %r: the newest run of a job"
                         " keeps its job snapshot, which a new run of the same code reuses"
                         % (MAX_KEEP_RUNS_PER_JOB, keep))
+    retire_ticks = params.get("retire_run_ticks", True)
+    if retire_ticks is None:
+        retire_ticks = True
+    if not isinstance(retire_ticks, bool):
+        problems.append("retire_run_ticks must be true or false, not %r" % (retire_ticks,))
     for status in RUN_STATUSES:
         days.setdefault(status, None)
-    return {"days": days, "keep_runs_per_job": keep}, problems
+    return {"days": days, "keep_runs_per_job": keep, "retire_run_ticks": retire_ticks is not False}, problems
 
 
-def run_retention_rule(plan, schema, cutoff=utc_cutoff):
-    """The rule that retires runs, or None when no status has a retention. ``cutoff(days)`` is the clock."""
+def run_retention_rules(plan, schema, newer_tick, cutoff=utc_cutoff):
+    """The rules of run retention: runs, then the ticks of retired runs. ``cutoff(days)`` is the clock.
+
+    Empty when no status has a retention; ``newer_tick`` is the SQL test that a tick is not its
+    instigator's newest.
+    """
     cutoffs = {RUN_STATUSES[s]: cutoff(d) for s, d in plan["days"].items() if d is not None}
     if not cutoffs:
-        return None
+        return []
     described = ", ".join("%s %d days" % (s, d) for s, d in plan["days"].items() if d is not None)
-    return Rule(name="runs_retired", table="runs", cutoff=max(cutoffs.values()), time_column="end_time",
-                walk=RunRetirement(schema, cutoffs, plan["keep_runs_per_job"]),
-                description="finished runs past run retention (%s), newest %d per job kept, with all their rows"
-                            % (described, plan["keep_runs_per_job"]))
+    retirement = RunRetirement(schema, cutoffs, plan["keep_runs_per_job"])
+    rules = [Rule(name="runs_retired", table="runs", cutoff=max(cutoffs.values()), time_column="end_time",
+                  walk=retirement,
+                  description="finished runs past run retention (%s), newest %d per job kept, with all their rows"
+                              % (described, plan["keep_runs_per_job"]))]
+    if plan.get("retire_run_ticks"):
+        days = min(d for d in plan["days"].values() if d is not None)
+        rules.append(Rule(
+            name="ticks_of_retired_runs", table="job_ticks", cutoff=cutoff(days),
+            predicate=_retired_run_ticks_predicate(schema, newer_tick), walk=RetiredRunTicks(schema, retirement),
+            description="finished ticks older than %d days whose launched runs are all retired, except each"
+                        " instigator's newest tick" % days,
+            note="runs after runs_retired; counts the runs it retires (or, in check mode, would retire) as gone"))
+    return rules
+
+
+# The run ids a tick body names: those it launched, and those it reserved for runs it was about to
+# launch. Lax JSON path with a type filter: a missing key or a JSON null names nothing.
+_TICK_RUN_IDS = ('$.run_ids[*] ? (@.type() == "string")', '$.reserved_run_ids[*] ? (@.type() == "string")')
+
+
+def _retired_run_ticks_predicate(schema, newer_tick):
+    """Ticks that launched runs of which none is left.
+
+    A schedule or sensor tick lists the runs it launched in its JSON body; once run retention has
+    retired them all, the tick's links lead nowhere and, under Dagster's default tick retention
+    (schedule and successful sensor ticks kept forever), the table would grow without end. A tick
+    goes only when it is finished (not STARTED), names at least one run, none of its launched or
+    reserved runs exists any more (``%(retiring)s``: runs this run retires count as gone), and its
+    instigator has a later tick (``newer_tick``), so every schedule and sensor keeps its newest tick.
+    Ticks that launched nothing (skipped ones) are left to ``tick_retention_days``.
+    """
+    named = sql.SQL(" UNION ALL ").join(
+        sql.SQL("SELECT jsonb_path_query(t.tick_body::jsonb, {}) #>> '{{}}'").format(sql.Literal(path))
+        for path in _TICK_RUN_IDS)
+    return sql.SQL(
+        "t.status <> 'STARTED' AND t.tick_body IS NOT NULL"
+        " AND jsonb_path_exists(t.tick_body::jsonb, {launched})"
+        " AND NOT EXISTS (SELECT 1 FROM {runs} AS r WHERE r.run_id IN ({named})"
+        " AND r.run_id <> ALL(%(retiring)s::text[]))"
+        " AND {newer}").format(launched=sql.Literal(_TICK_RUN_IDS[0]), runs=sql.Identifier(schema, "runs"),
+                               named=named, newer=newer_tick)
+
+
+class RetiredRunTicks(IdWalk):
+    """The id walk of ``job_ticks``, waiting for run retirement to finish.
+
+    A tick can go once its runs are gone, so the walk starts after ``runs_retired`` is done (or has
+    failed) and treats the runs that handler retired, or in check mode would retire, as gone: check
+    mode predicts the ticks the real run deletes. It keeps its own cursor rather than the table's
+    shared frontier, which the other tick rules would otherwise wait on.
+    """
+
+    kind = "run_ticks"
+    shares_frontier = False
+
+    def __init__(self, schema, retirement):
+        super().__init__(schema)
+        self.retirement = retirement
+
+    def waiting(self):
+        state = self.retirement.state
+        return state is not None and not (state.done or state.failed)
+
+    def params(self, state, **extra):
+        runs = self.retirement.state
+        retiring = sorted(runs.scratch.get("retired", ())) if runs is not None and runs.scratch else []
+        return super().params(state, retiring=retiring, **extra)
+
+    def batch(self, conn, state, limit, upper, check_mode, precounted=None):
+        if self.waiting():
+            return 0                    # a turn without a statement; check mode waits the same turns
+        return super().batch(conn, state, limit, state.boundary, check_mode, precounted)
 
 
 def _epoch(cutoff):
@@ -123,6 +201,7 @@ class RunRetirement(Walk):
         self.lineage_seen = 0          # runs.id up to which run bodies were read for re-executions
         self.body_root = {}            # run_id -> root run_id, from run bodies
         self.body_members = {}         # root run_id -> run_ids naming it, from run bodies
+        self.state = None              # this run's handler state, read by RetiredRunTicks
 
     # -- planning -----------------------------------------------------------------
     def prepare(self, conn, state, id_ranges):
@@ -139,6 +218,7 @@ class RunRetirement(Walk):
             "oldest_kept": None, "rows_by_table": {t: 0 for t in TABLES}, "run_ids": [], "run_ids_truncated": False,
         })
         state.scratch = {"retired": set(), "snapshots": set()}
+        self.state = state
 
     def _t(self, name):
         return sql.Identifier(self.schema, name)

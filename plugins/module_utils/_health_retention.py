@@ -12,7 +12,8 @@ from ._budget import Budget
 
 BUDGET_KEYS = ("batch_size", "max_rows")
 DAGSTER_RETENTION_KEYS = ("log_retention_days", "event_retention_days", "event_types", "prune_superseded_planned",
-                          "tick_retention_days", "run_retention_days", "keep_runs_per_job") + BUDGET_KEYS
+                          "tick_retention_days", "run_retention_days", "keep_runs_per_job",
+                          "retire_run_ticks") + BUDGET_KEYS
 PREFECT_RETENTION_KEYS = ("flow_run_retention_days", "flow_run_batch_size", "event_retention_days",
                           "event_retention_overrides", "log_retention_days", "prune_orphans", "orphan_scan_window",
                           "prune_artifact_collections") + BUDGET_KEYS

@@ -87,6 +87,18 @@ options:
         job's page keeps its recent history. Defaults to 25 (a page of Dagster's run list). At least 1, because
         a job's newest run keeps the job snapshot that a new run of unchanged code reuses.
     type: int
+  retire_run_ticks:
+    description:
+      - With O(run_retention_days), also delete the schedule and sensor ticks whose launched runs are all gone,
+        once they are older than the shortest run retention. Such a tick only links to runs that no longer
+        exist, and Dagster's default tick retention keeps schedule ticks and successful sensor ticks forever,
+        so without this the C(job_ticks) table grows without end (see docs/dagster-runs.md).
+      - A tick stays while it is V(STARTED), while any run it launched or reserved still exists, and when it is
+        its schedule's or sensor's newest tick. Ticks that launched nothing are left to O(tick_retention_days).
+      - Reported as the handler C(ticks_of_retired_runs). V(false) keeps every tick that O(tick_retention_days)
+        keeps.
+    type: bool
+    default: true
 extends_documentation_fragment:
   - pgtidy.maintenance._common
   - pgtidy.maintenance._common.LOCK
@@ -233,7 +245,9 @@ database:
   type: str
   sample: dagster
 error_kind:
-  description: On failure, what went wrong (V(connection_failed), V(schema_mismatch), V(invalid_request), V(busy), V(standby)).
+  description:
+    - On failure, what went wrong (V(connection_failed), V(schema_mismatch), V(invalid_request), V(busy), V(standby),
+      V(lock_file_refused)); V(error) for anything else.
   returned: failure
   type: str
   sample: busy
@@ -259,6 +273,7 @@ def main():
         tick_retention_days=dict(type="dict", default={}),
         run_retention_days=dict(type="dict"),
         keep_runs_per_job=dict(type="int"),
+        retire_run_ticks=dict(type="bool", default=True),
     )
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
     require_psycopg(module, missing_required_lib)

@@ -105,7 +105,7 @@ options:
     description:
       - The retention the Dagster prune runs with, keyed as the options of M(pgtidy.maintenance.dagster_prune)
         (C(log_retention_days), C(event_retention_days), C(event_types), C(prune_superseded_planned),
-        C(tick_retention_days), C(run_retention_days), C(keep_runs_per_job), C(batch_size), C(max_rows));
+        C(tick_retention_days), C(run_retention_days), C(keep_runs_per_job), C(retire_run_ticks), C(batch_size), C(max_rows));
         defaults are that module's defaults. With C(run_retention_days) the preview includes the handler
         C(runs_retired) (rows of whole runs that would be retired).
       - The prediction is that module's own check-mode prediction, so it matches what its next run deletes.

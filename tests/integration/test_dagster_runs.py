@@ -395,3 +395,70 @@ def test_a_failing_run_retention_leaves_the_other_handlers_and_every_run_whole(p
         assert {r for r in rows if not r.startswith("event_logs:")} == \
             {r for r in rows_before[run_id] if not r.startswith("event_logs:")}
     assert "secret-pw" not in json.dumps(result)
+
+
+def test_ticks_of_retired_runs_go_once_every_run_they_launched_is_gone(pg, dagster_db, lock_file):
+    """Under Dagster's default tick retention, ticks that launched runs are kept forever; once run
+    retention has retired every run a tick launched, the tick only links to missing runs and goes,
+    unless it is still STARTED or is its instigator's newest tick. Check mode predicts it, including
+    the ticks of runs the same run retires."""
+    from dagster._core.definitions.run_request import InstigatorType
+    from dagster._core.scheduler.instigation import TickData, TickStatus
+    from dagster._utils.error import SerializableErrorInfo
+    db = dagster_db["db"]
+    old = cutoff_ts() - 10 * 86400
+    with dagster_fixture.instance_for(dagster_db["home"]) as instance:
+        retirable, kept_old = expected_retirement(instance, pg, db)
+        retired, kept = sorted(retirable), sorted(kept_old)
+        assert len(retired) >= 7 and kept
+        made = {}
+
+        def tick(name, kind, label, status, when, run_ids, reserved=None):
+            origin = dagster_fixture._instigator_origin(name)
+            made[label] = instance.create_tick(TickData(
+                instigator_origin_id=origin.get_id(), instigator_name=name, instigator_type=kind, status=status,
+                timestamp=when, selector_id=origin.get_selector().get_id(), run_ids=run_ids, run_keys=[],
+                reserved_run_ids=reserved,
+                error=SerializableErrorInfo("sensor raised", [], "RuntimeError") if status == TickStatus.FAILURE
+                else None)).tick_id
+            return origin
+
+        sensor = InstigatorType.SENSOR
+        schedule = InstigatorType.SCHEDULE
+        s = tick("retire_sensor", sensor, "all_runs_retired", TickStatus.SUCCESS, old, [retired[0]])
+        tick("retire_sensor", sensor, "one_run_kept", TickStatus.SUCCESS, old + 1, [retired[1], kept[0]])
+        tick("retire_sensor", sensor, "reserved_run_kept", TickStatus.SUCCESS, old + 2, [retired[2]], [kept[0]])
+        tick("retire_sensor", sensor, "still_started", TickStatus.STARTED, old + 3, [retired[3]])
+        tick("retire_sensor", sensor, "newest_of_sensor", TickStatus.SUCCESS, old + 5, [retired[4]])
+        c = tick("retire_schedule", schedule, "failed_tick_runs_retired", TickStatus.FAILURE, old, [retired[5]])
+        # Skipped schedule ticks are kept forever by Dagster's default tick retention: this one launched nothing.
+        tick("retire_schedule", schedule, "launched_nothing", TickStatus.SKIPPED, old + 1, [])
+        tick("retire_schedule", schedule, "recent", TickStatus.SUCCESS, time.time() - 3600, [retired[6]])
+        ticks_before = {o.get_id(): [t.tick_id for t in instance.get_ticks(o.get_id(), o.get_selector().get_id())]
+                        for o in (s, c)}
+    expected_gone = {made["all_runs_retired"], made["failed_tick_runs_retired"]}
+    # Dagster writes ticks as they happen, so ids grow with time (the id walk relies on it): the fixture's
+    # earlier ticks are made older than the ones above.
+    q(pg, db, "UPDATE job_ticks SET timestamp = to_timestamp(%s) at time zone 'utc' WHERE id <> ALL(%s)",
+      (old - 86400, list(made.values())))
+
+    off = run_prune(conn_params(pg, db, lock_file=lock_file, retire_run_ticks=False, **RETENTION), DagsterProfile(),
+                    check_mode=True)
+    assert "ticks_of_retired_runs" not in off["handlers"]
+    plan = run_prune(conn_params(pg, db, lock_file=lock_file, **RETENTION), DagsterProfile(), check_mode=True)
+    result = run_prune(conn_params(pg, db, lock_file=lock_file, **RETENTION), DagsterProfile())
+    again = run_prune(conn_params(pg, db, lock_file=lock_file, **RETENTION), DagsterProfile())
+
+    assert set(result["handlers"]["runs_retired"]["run_ids"]) == retirable
+    handler = result["handlers"]["ticks_of_retired_runs"]
+    assert handler["deleted"] == len(expected_gone)
+    assert plan["handlers"]["ticks_of_retired_runs"]["deleted"] == len(expected_gone), plan["handlers"]
+    assert again["handlers"]["ticks_of_retired_runs"]["deleted"] == 0 and again["changed"] is False
+    left = {r[0] for r in q(pg, db, "SELECT id FROM job_ticks")}
+    assert not expected_gone & left
+    assert set(made.values()) - expected_gone <= left
+    with dagster_fixture.instance_for(dagster_db["home"]) as instance:
+        for o in (s, c):
+            after = [t.tick_id for t in instance.get_ticks(o.get_id(), o.get_selector().get_id())]
+            assert after == [t for t in ticks_before[o.get_id()] if t not in expected_gone]
+            assert after[0] == ticks_before[o.get_id()][0], "an instigator's newest tick must stay"
