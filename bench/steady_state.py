@@ -10,9 +10,11 @@ simulated week:
   none             nothing is pruned
   noise            dagster_prune with its defaults (log lines, framework noise, ticks per Dagster's retention)
   retention        the same plus run retention: run_retention_days 90 for every final status,
-                   keep_runs_per_job 25
-  retention_ticks  the same plus tick_retention_days 90 for schedule ticks and finished sensor ticks (Dagster's
-                   default keeps those forever), to show what is left growing once ticks are bounded too
+                   keep_runs_per_job 25 (and, with it by default, the ticks whose runs are all retired)
+  retention_repack the same plus, every simulated month, the repack module as the timers role runs it
+                   (auto, profile any, its defaults): tables, or only their indexes, past 20 % reclaimable
+
+A month's numbers are taken before that month's repack, so they show the database at its largest.
 
 Each prune is the real core (``run_prune(params, DagsterProfile())``), run in this process with the
 retention clock set to the end of the simulated week: every ``utc_cutoff`` of the collection's modules
@@ -28,6 +30,9 @@ TOAST), rows, dead rows and vacuum counts; it prints a table, writes them as JSO
 
 Usage: python bench/steady_state.py [--months 24] [--events-per-day 3000] [--autovacuum compressed|server]
                                     [--json bench/steady_state.json] [--png bench/steady_state.png]
+                                    [--lines KEY,...] [--merge-from EARLIER.json]
+--merge-from takes the lines not run this time from an earlier report of the same months, events a day
+and seed (the workload is the same row for row), so a change that affects one line re-runs only that one.
 The default run took 80 minutes on two cores shared with other work (bench/README.md); --months 2
 --events-per-day 500 takes a few minutes, and --lines runs a subset of the lines.
 """
@@ -44,6 +49,7 @@ import multiprocessing
 import os
 import pkgutil
 import platform
+import shutil
 import signal
 import sys
 import tempfile
@@ -64,18 +70,22 @@ from pgserver import PgServer  # noqa: E402
 
 MONTH_DAYS = 365.25 / 12
 RUN_RETENTION = {"run_retention_days": {"success": 90, "failure": 90, "canceled": 90}, "keep_runs_per_job": 25}
-# Dagster's default tick retention keeps schedule ticks and successful sensor ticks forever.
-TICK_RETENTION = {"tick_retention_days": {"schedule": 90, "sensor": {"success": 90, "failure": 90, "started": 90}}}
+# The repack module's options as playbooks/repack.yml (the timers role's monthly job) passes them by default.
+REPACK_DEFAULTS = {"auto": True, "profile": "any", "schema": "public", "min_table_size": "100MiB",
+                   "min_reclaimable_fraction": 0.2, "max_tables": 5, "max_duration": 3600, "wait_timeout": 60,
+                   "free_space_check": "auto"}
 # (key, label, dagster_prune options or None for no pruning)
 LINES = (
     ("none", "no pruning", None),
     ("noise", "noise pruning (defaults)", {}),
     ("retention", "noise + run retention (90 days, 25 runs per job)", RUN_RETENTION),
-    ("retention_ticks", "the same + tick retention 90 days", dict(RUN_RETENTION, **TICK_RETENTION)),
+    ("retention_repack", "the same + the monthly repack", RUN_RETENTION),
 )
-RATIO_LINES = ("retention", "retention_ticks")
+REPACK_LINES = ("retention_repack",)
+RATIO_LINES = ("retention", "retention_repack")
 TARGET_RATIO = 1.1
 COLLECTION = "ansible_collections.pgtidy.maintenance"
+REPACK_BIN = shutil.which("pg_repack") or "/usr/lib/postgresql/15/bin/pg_repack"
 SHOWN_TABLES = ("event_logs", "runs", "run_tags", "job_ticks", "asset_event_tags", "asset_check_executions",
                 "asset_keys", "snapshots", "bulk_actions", "instigators")
 
@@ -93,7 +103,8 @@ def load_collection():
         importlib.import_module("%s.plugins.module_utils.%s" % (COLLECTION, info.name))
     prune = importlib.import_module(COLLECTION + ".plugins.module_utils._prune")
     dagster = importlib.import_module(COLLECTION + ".plugins.module_utils._dagster")
-    return prune.run_prune, dagster.DagsterProfile
+    repack = importlib.import_module(COLLECTION + ".plugins.module_utils._repack")
+    return prune.run_prune, dagster.DagsterProfile, repack.run_repack
 
 
 @contextlib.contextmanager
@@ -131,7 +142,7 @@ class SteadyState:
         self.conns = {}
         self.admin = None
         self.timing = {"generate_wait_s": 0.0, "weeks_s": 0.0, "load_s": 0.0, "prune_s": 0.0, "autovacuum_wait_s": 0.0,
-                       "measure_s": 0.0}
+                       "measure_s": 0.0, "repack_s": 0.0}
 
     def params(self, key, line_options):
         """dagster_prune options of a line: no budget stops a weekly run; a lockfile of its own per line."""
@@ -152,7 +163,35 @@ class SteadyState:
         for key, _label, _options in LINES:
             self.admin.execute('CREATE DATABASE "steady_%s" TEMPLATE steady_template' % key)
             self.conns[key] = psycopg.connect(self.pg.dsn("steady_" + key), autocommit=True)
+            if key in REPACK_LINES:
+                self.conns[key].execute("CREATE EXTENSION pg_repack")
         return workload
+
+    def repack_month(self, run_repack):
+        """The monthly repack of the lines that have one, as the timers role runs it; returns what it did."""
+        done = {}
+        for key in self.conns:
+            if key not in REPACK_LINES:
+                continue
+            params = {k: v for k, v in self.params(key, REPACK_DEFAULTS).items()
+                      if k not in ("max_rows", "max_wal_bytes")}
+            params.update(lock_wait=5, repack_command=REPACK_BIN)
+            t0 = time.monotonic()
+            try:
+                result = run_repack(params)
+            except Exception as exc:  # noqa: BLE001 - recorded; next month's repack carries on
+                result = {"failed": True, "msg": "%s: %s" % (type(exc).__name__, exc), "tables": {}}
+            seconds = time.monotonic() - t0
+            self.timing["repack_s"] += seconds
+            done[key] = {"seconds": round(seconds, 1), "msg": result.get("msg", ""),
+                         "reclaimed_bytes": result.get("reclaimed_bytes", 0),
+                         "tables": {name: {f: t.get(f) for f in ("status", "reason", "mode", "reclaimed_bytes",
+                                                                  "estimated_reclaimable_fraction",
+                                                                  "estimated_index_reclaimable_fraction")}
+                                    for name, t in result.get("tables", {}).items()
+                                    if t.get("status") != "skipped" or t.get("reason") != "below_threshold"}}
+            log("repack %s: %s" % (key, done[key]["msg"]))
+        return done
 
     def line_week(self, key, options, days, run_prune, profile):
         """One line's simulated week: its days written, then (unless it is the line without pruning) a prune.
@@ -210,7 +249,7 @@ class SteadyState:
         today = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
         end = datetime.datetime.combine(today.date(), datetime.time())
         start = end - datetime.timedelta(days=7 * weeks)
-        run_prune, profile = load_collection()
+        run_prune, profile, run_repack = load_collection()
         workload = self.setup(start)
         queue = multiprocessing.get_context("fork").Queue(maxsize=14)
         producer = multiprocessing.get_context("fork").Process(
@@ -260,6 +299,8 @@ class SteadyState:
                         <= sim_now + datetime.timedelta(seconds=1):
                     months.append(self.record(len(months), sim_now, prunes))
                     prunes = {key: json.loads(json.dumps(blank)) for key in self.conns}
+                    if REPACK_LINES and len(months) > 1:
+                        months[-1]["repack"] = self.repack_month(run_repack)
                     if opts.json:
                         with open(opts.json + ".partial", "w") as fh:
                             json.dump({"months": months}, fh)
@@ -366,7 +407,7 @@ def draw(report, path):
     months = [m["month"] for m in report["months"]]
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.8))
     styles = {"none": ("tab:red", "-"), "noise": ("tab:orange", "-"), "retention": ("tab:blue", "-"),
-              "retention_ticks": ("tab:green", "--")}
+              "retention_repack": ("tab:green", "--")}
     for key, label, _options in LINES:
         color, style = styles[key]
         sizes = [mib(m["lines"][key]["database_bytes"]) for m in report["months"]]
@@ -409,6 +450,26 @@ def draw(report, path):
     plt.close(fig)
 
 
+def merge_lines(report, path, all_lines, all_ratio):
+    """Add to ``report`` the lines of an earlier report that this run did not run; returns the lines now in it."""
+    with open(path) as fh:
+        earlier = json.load(fh)
+    same = ("months", "events_per_day", "seed", "autovacuum")
+    if any(earlier["config"].get(k) != report["config"].get(k) for k in same) \
+            or len(earlier["months"]) != len(report["months"]):
+        raise SystemExit("%s is not a report of the same simulation (%s)" % (path, ", ".join(same)))
+    ran = set(report["months"][0]["lines"])
+    taken = [k for k, _l, _o in all_lines if k not in ran and k in earlier["months"][0]["lines"]]
+    for mine, theirs in zip(report["months"], earlier["months"]):
+        for key in taken:
+            mine["lines"][key] = theirs["lines"][key]
+    report["config"]["merged"] = {"from": os.path.basename(path), "lines": taken,
+                                  "run": earlier.get("machine", {}), "timing": earlier.get("timing", {})}
+    present = ran | set(taken)
+    return (tuple(line for line in all_lines if line[0] in present),
+            tuple(k for k in all_ratio if k in present))
+
+
 def main(argv=None):
     global LINES, RATIO_LINES
     parser = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
@@ -423,7 +484,10 @@ def main(argv=None):
     parser.add_argument("--no-png", action="store_true", help="do not draw (matplotlib not needed)")
     parser.add_argument("--lines", help="comma-separated subset of the lines (default all: %s)"
                         % ",".join(k for k, _l, _o in LINES))
+    parser.add_argument("--merge-from", help="take the lines not run now from this earlier report (same months,"
+                                             " events a day and seed)")
     opts = parser.parse_args(argv)
+    all_lines, all_ratio = LINES, RATIO_LINES
     if opts.lines:
         chosen = [k.strip() for k in opts.lines.split(",") if k.strip()]
         unknown = [k for k in chosen if k not in {key for key, _l, _o in LINES}]
@@ -434,6 +498,8 @@ def main(argv=None):
     # Stopped with SIGTERM (kill, timeout): unwind, so the private cluster is stopped and removed.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     report = SteadyState(opts).run()
+    if opts.merge_from:
+        LINES, RATIO_LINES = merge_lines(report, opts.merge_from, all_lines, all_ratio)
     report["summary"] = summarise(report)
     if opts.json:
         with contextlib.suppress(FileNotFoundError):

@@ -23,6 +23,7 @@ from ._connection import conninfo_from_params, connect, redact, server_facts
 from ._errors import InvalidRequest, LockBusy, PgtidyError
 from ._lock import AdvisoryLock, LockFile
 from ._report import Metrics
+from ._repack_indexes import estimate_indexes, index_filenodes
 
 try:
     import psycopg
@@ -38,6 +39,7 @@ REPACK_ARGUMENT_SPEC = dict(
     schema=dict(type="str", default="public"),
     min_table_size=dict(type="str", default="100MiB"),
     min_reclaimable_fraction=dict(type="float", default=0.2),
+    rebuild_indexes=dict(type="bool", default=True),
     estimate_method=dict(type="str", default="auto", choices=["auto", "statistics", "pgstattuple"]),
     max_tables=dict(type="int", default=5),
     max_duration=dict(type="int", default=3600),
@@ -83,7 +85,8 @@ LOCAL_HOSTS = ("", "localhost", "127.0.0.1", "::1")
 _NO_KEY = re.compile(r'WARNING: relation "(?P<rel>[^"]+)" must have a primary key or not-null unique keys')
 _LOCK_TIMEOUT = re.compile(r"INFO: Skipping repack (?P<rel>\S+) due to timeout")
 _TRIGGER_LEFT = re.compile(r'WARNING: the table "(?P<rel>[^"]+)" already has a trigger called')
-_REPACKING = re.compile(r'INFO: repacking table "(?P<rel>[^"]+)"')
+# "repacking table" for a rewrite, "repacking indexes of" for --only-indexes (the name is quoted twice).
+_REPACKING = re.compile(r'INFO: repacking (?:table|indexes of) "')
 _VERSION = re.compile(r"pg_repack\s+(?P<version>\d+(?:\.\d+)+)")
 
 
@@ -162,6 +165,7 @@ def validate_options(params):
         "free_space": free_check,
         "free_space_margin": margin,
         "cleanup_leftovers": bool(params.get("cleanup_leftovers")),
+        "rebuild_indexes": params.get("rebuild_indexes") is not False,
     }
 
 
@@ -715,17 +719,24 @@ def _select(conn, plan, params, result, left_on, check_mode):
         estimate = entry["estimated_reclaimable_bytes"]
         fraction = (float(estimate) / facts["heap_bytes"]) if (estimate is not None and facts["heap_bytes"]) else 0.0
         entry["estimated_reclaimable_fraction"] = round(fraction, 4)
+        entry["mode"] = "table"
         if plan["min_reclaimable_fraction"] and fraction < plan["min_reclaimable_fraction"]:
-            if plan["auto"]:
+            index_fraction = _index_estimate(conn, plan, facts, entry, pgstattuple_schema, name)
+            if index_fraction is not None and index_fraction >= plan["min_reclaimable_fraction"]:
+                entry["mode"] = "indexes"
+            elif plan["auto"]:
                 result["candidates_below_threshold"] += 1
                 continue
-            _skip(result, name, entry, "below_threshold",
-                  detail="%.0f%% of the heap estimated reclaimable, below min_reclaimable_fraction" % (fraction * 100))
-            continue
+            else:
+                _skip(result, name, entry, "below_threshold",
+                      detail="%.0f%% of the heap estimated reclaimable%s, below min_reclaimable_fraction"
+                             % (fraction * 100, "" if index_fraction is None else
+                                " and %.0f%% of the indexes" % (index_fraction * 100)))
+                continue
         result["tables"][name] = entry
         entry["_facts"] = facts
         runnable.append(entry)
-    runnable.sort(key=lambda e: (-(e["estimated_reclaimable_bytes"] or 0), e["schema"], e["table"]))
+    runnable.sort(key=lambda e: (-(_gain(e) or 0), e["schema"], e["table"]))
     for entry in runnable:
         facts = entry["_facts"]
         if facts["oid"] in left_on:
@@ -736,6 +747,27 @@ def _select(conn, plan, params, result, left_on, check_mode):
             _skip(result, _qualified(facts), entry, "invalid_index",
                   detail="invalid: %s" % ", ".join(facts["invalid_indexes"]))
     return [e for e in runnable if e["status"] is None]
+
+
+def _gain(entry):
+    """What repacking the entry is estimated to give back: the heap's, or the indexes' in ``indexes`` mode."""
+    if entry.get("mode") == "indexes":
+        return entry.get("estimated_index_reclaimable_bytes")
+    return entry["estimated_reclaimable_bytes"]
+
+
+def _index_estimate(conn, plan, facts, entry, pgstattuple_schema, name):
+    """The reclaimable fraction of the table's indexes (None when off or unknown); fills the entry."""
+    if not plan["rebuild_indexes"]:
+        return None
+    try:
+        indexes, total, reclaimable = estimate_indexes(conn, facts, pgstattuple_schema)
+    except psycopg.Error as exc:
+        entry["index_estimate_error"] = "%s: %s" % (name, _first_line(exc))
+        return None
+    entry.update(indexes=indexes, index_bytes_before=total, estimated_index_reclaimable_bytes=reclaimable,
+                 estimated_index_reclaimable_fraction=round(float(reclaimable) / total, 4) if total else 0.0)
+    return float(reclaimable) / total if total else None
 
 
 def _estimate(conn, plan, facts, entry, pgstattuple_schema, check_mode, role):
@@ -824,12 +856,14 @@ def _process(conn, plan, params, argv_base, env, candidates, result, check_mode,
             result["capped"], result["capped_by"] = True, result["capped_by"] or capped_by
             continue
         free, free_source = free_space(conn, plan, params, facts)
-        needed = int(facts["total_bytes"] * (1 + plan["free_space_margin"]))
+        copied = entry.get("index_bytes_before") if entry.get("mode") == "indexes" else facts["total_bytes"]
+        needed = int(copied * (1 + plan["free_space_margin"]))
         entry["free_space"] = {"free_bytes": free, "needed_bytes": needed, "source": free_source}
         if free is not None and free < needed:
             _skip(result, name, entry, "insufficient_disk",
-                  detail="needs %d bytes (table + indexes + %d%% margin), %d free (%s)"
-                         % (needed, int(plan["free_space_margin"] * 100), free, free_source))
+                  detail="needs %d bytes (%s + %d%% margin), %d free (%s)"
+                         % (needed, "indexes" if entry.get("mode") == "indexes" else "table + indexes",
+                            int(plan["free_space_margin"] * 100), free, free_source))
             continue
         done += 1
         _repack_one(conn, plan, params, argv_base, env, facts, entry, result, check_mode, log)
@@ -845,8 +879,12 @@ def _repack_one(conn, plan, params, argv_base, env, facts, entry, result, check_
         argv += ["--jobs", str(plan["jobs"])]
     if plan["no_superuser_check"]:
         argv.append("--no-superuser-check")
+    only_indexes = entry.get("mode") == "indexes"
+    if only_indexes:
+        argv.append("--only-indexes")
     if check_mode:
         argv.append("--dry-run")
+    indexes_before = index_filenodes(conn, facts["oid"]) if only_indexes and not check_mode else None
     entry["command"] = argv
     log("pgtidy repack: %s" % " ".join(argv))
     t0 = time.monotonic()
@@ -861,14 +899,17 @@ def _repack_one(conn, plan, params, argv_base, env, facts, entry, result, check_
         entry["fix"] = SKIP_FIXES["interrupted"]
     else:
         after = None if check_mode else _current_facts(conn, facts["oid"])
-        rewritten = bool(after and after["relfilenode"] != facts["relfilenode"])
+        if only_indexes:
+            rewritten = bool(after and index_filenodes(conn, facts["oid"]) != indexes_before)
+        else:
+            rewritten = bool(after and after["relfilenode"] != facts["relfilenode"])
         status, reason, error = classify_output(returncode, output, rewritten, dry_run=check_mode)
         if after:
             entry["size_after"] = after["total_bytes"]
             entry["reclaimed_bytes"] = facts["total_bytes"] - after["total_bytes"]
     if check_mode and status == "repacked":
-        entry["size_after"] = facts["total_bytes"] - (entry["estimated_reclaimable_bytes"] or 0)
-        entry["reclaimed_bytes"] = entry["estimated_reclaimable_bytes"] or 0
+        entry["size_after"] = facts["total_bytes"] - (_gain(entry) or 0)
+        entry["reclaimed_bytes"] = _gain(entry) or 0
     entry.update(status=status, reason=reason, error=error)
     if reason in SKIP_FIXES and not entry.get("fix"):
         entry["fix"] = SKIP_FIXES[reason]

@@ -214,7 +214,9 @@ database:
   type: str
   sample: prefect
 error_kind:
-  description: On failure, what went wrong (V(connection_failed), V(schema_mismatch), V(invalid_request), V(busy), V(standby)).
+  description:
+    - On failure, what went wrong (V(connection_failed), V(schema_mismatch), V(invalid_request), V(busy), V(standby),
+      V(lock_file_refused)); V(error) for anything else.
   returned: failure
   type: str
   sample: busy

@@ -18,8 +18,12 @@ description:
     O(max_tables) and O(max_duration).
   - The reclaimable space is measured with C(pgstattuple_approx) when the C(pgstattuple) extension is installed in
     the database, else estimated from the planner's statistics (C(pg_class) pages and tuples, C(pg_stats) column
-    widths). Only the heap is estimated; indexes are rebuilt too, so the real gain is usually larger. The
-    thresholds apply to explicit O(tables) as well, so a re-run does not rewrite a table that is already compact;
+    widths). A rewrite rebuilds the indexes too, so its real gain is usually larger than the heap's estimate.
+  - A table whose heap is below the threshold but whose B-tree indexes have at least O(min_reclaimable_fraction)
+    of their size estimated reclaimable (C(pgstatindex) with C(pgstattuple), else the planner's statistics) gets
+    its indexes rebuilt alone (C(pg_repack --only-indexes), mode V(indexes)), unless O(rebuild_indexes=false).
+    A steadily pruned table needs this: its heap stays compact while its id-keyed indexes keep pages that only a
+    rebuild gives back. The thresholds apply to explicit O(tables) as well, so a re-run does not rewrite a table that is already compact;
     set O(min_reclaimable_fraction=0) and O(min_table_size=0) to force a rewrite.
   - Statistics that are missing (the table was never analyzed) or stale (more rows changed since the last
     C(ANALYZE) than autovacuum tolerates, as right after a big prune) would call a bloated table compact, so a real
@@ -76,6 +80,13 @@ options:
     description: Smallest estimated reclaimable fraction of the heap worth repacking (between V(0) and V(1)).
     type: float
     default: 0.2
+  rebuild_indexes:
+    description:
+      - Rebuild only the indexes of a table whose heap is below O(min_reclaimable_fraction) but whose B-tree
+        indexes are estimated at least that fraction reclaimable (C(pg_repack --only-indexes)). V(false) considers
+        the heap alone.
+    type: bool
+    default: true
   estimate_method:
     description:
       - How reclaimable space is estimated. V(auto) uses C(pgstattuple_approx) when the C(pgstattuple) extension is
@@ -273,6 +284,11 @@ tables:
       V(statistics), or null for a table below O(min_table_size)), C(statistics) (with V(statistics), what this run
       found, V(current), V(stale) or V(missing)), C(analyzed) (this run ran C(ANALYZE) on it before estimating),
       C(duration_s), C(free_space), the C(command) run (no password) and pg_repack's C(output).
+    - C(mode) is V(table) (heap and indexes rewritten) or V(indexes) (indexes rebuilt alone). When the indexes were
+      estimated (the heap was below the threshold), C(indexes) lists each index with its C(bytes) and
+      C(estimated_reclaimable_bytes) (null for indexes that cannot be estimated: expressions, partial, not
+      B-tree), with C(index_bytes_before), C(estimated_index_reclaimable_bytes) and
+      C(estimated_index_reclaimable_fraction).
   returned: success
   type: dict
   sample: {"public.event_logs": {"status": "repacked", "reason": "", "error": "", "size_before": 81920000,
@@ -392,7 +408,7 @@ check_mode:
 error_kind:
   description:
     - On failure, what went wrong (V(repack_failed), V(version_mismatch), V(repack_unavailable),
-      V(connection_failed), V(invalid_request), V(busy)).
+      V(connection_failed), V(invalid_request), V(busy), V(lock_file_refused)).
   returned: failure
   type: str
   sample: version_mismatch

@@ -550,3 +550,64 @@ def test_no_estimate_when_the_role_may_not_analyze(pg, repack_db, lock_file):
     finally:
         sql(pg, repack_db, 'DROP OWNED BY "%s"' % role)
         sql(pg, repack_db, 'DROP ROLE "%s"' % role)
+
+
+def make_index_bloated(pg, db, table="events"):
+    """A steadily pruned table: most old rows deleted and vacuumed, as many new rows added since.
+
+    The new rows fill the heap's free space, so the heap stays compact, but their ids are all larger
+    than any old one: the index entries go to new pages at the right edge, and the old leaf pages,
+    each still holding the entries of the few rows kept, are never filled again.
+    """
+    sql(pg, db, "CREATE TABLE %s (id bigserial PRIMARY KEY, kind text NOT NULL, payload text NOT NULL)" % table)
+    sql(pg, db, "CREATE INDEX %s_kind ON %s (kind, id)" % (table, table))
+    sql(pg, db, "INSERT INTO %s (kind, payload) SELECT 'k' || (g %% 7), md5(g::text)"
+                " FROM generate_series(1, 120000) g" % table)
+    sql(pg, db, "DELETE FROM %s WHERE id %% 20 <> 0" % table)
+    sql(pg, db, "VACUUM %s" % table)
+    sql(pg, db, "INSERT INTO %s (kind, payload) SELECT 'k' || (g %% 7), md5(g::text)"
+                " FROM generate_series(1, 114000) g" % table)
+    sql(pg, db, "VACUUM ANALYZE %s" % table)
+
+
+def index_nodes(pg, db, table):
+    return sql(pg, db, "SELECT i.relname, i.relfilenode, pg_relation_size(i.oid) FROM pg_index x"
+                       " JOIN pg_class i ON i.oid = x.indexrelid WHERE x.indrelid = '%s'::regclass ORDER BY 1" % table)
+
+
+@pytest.mark.parametrize("method", ["statistics", "pgstattuple"])
+def test_bloated_indexes_of_a_compact_heap_are_rebuilt_alone(pg, repack_db, lock_file, method):
+    make_index_bloated(pg, repack_db)
+    if method == "pgstattuple":
+        sql(pg, repack_db, "CREATE EXTENSION pgstattuple")
+    heap_node, before, data = relfilenode(pg, repack_db, "events"), index_nodes(pg, repack_db, "events"), \
+        checksum(pg, repack_db, "events")
+    params = repack_params(pg, repack_db, lock_file, tables=["events"], estimate_method=method)
+
+    off = _repack.run_repack(dict(params, rebuild_indexes=False), check_mode=True)
+    assert off["tables"]["public.events"]["reason"] == "below_threshold", off["tables"]
+    plan = _repack.run_repack(params, check_mode=True)
+    entry = plan["tables"]["public.events"]
+    assert entry["estimated_reclaimable_fraction"] < 0.2, "the heap must be compact for this test"
+    assert entry["mode"] == "indexes" and entry["status"] == "repacked", entry
+    assert "--only-indexes" in entry["command"] and "--dry-run" in entry["command"]
+    assert entry["estimated_index_reclaimable_fraction"] >= 0.2
+    pkey = next(i for i in entry["indexes"] if i["index"] == "events_pkey")
+    assert pkey["estimated_reclaimable_bytes"] > 0
+
+    result = _repack.run_repack(params)
+    entry = result["tables"]["public.events"]
+    assert entry["status"] == "repacked" and entry["mode"] == "indexes", entry
+    after = index_nodes(pg, repack_db, "events")
+    assert relfilenode(pg, repack_db, "events") == heap_node, "the heap must not be rewritten"
+    assert [i[1] for i in after] != [i[1] for i in before]
+    shrunk = sum(i[2] for i in before) - sum(i[2] for i in after)
+    assert shrunk == entry["reclaimed_bytes"] > 0
+    # The estimate is of the right size: within a factor of two of what the rebuild gave back.
+    assert 0.5 * shrunk <= plan["tables"]["public.events"]["reclaimed_bytes"] <= 2 * shrunk
+    assert checksum(pg, repack_db, "events") == data
+    assert sql(pg, repack_db, "SELECT count(*) FROM pg_index WHERE indrelid = 'events'::regclass"
+                              " AND NOT indisvalid")[0][0] == 0
+
+    again = _repack.run_repack(params)
+    assert again["tables"]["public.events"]["reason"] == "below_threshold" and not again["repacked"]
