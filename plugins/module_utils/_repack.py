@@ -85,8 +85,8 @@ LOCAL_HOSTS = ("", "localhost", "127.0.0.1", "::1")
 _NO_KEY = re.compile(r'WARNING: relation "(?P<rel>[^"]+)" must have a primary key or not-null unique keys')
 _LOCK_TIMEOUT = re.compile(r"INFO: Skipping repack (?P<rel>\S+) due to timeout")
 _TRIGGER_LEFT = re.compile(r'WARNING: the table "(?P<rel>[^"]+)" already has a trigger called')
-# "repacking table" for a rewrite, "repacking indexes of" for --only-indexes (the name is quoted twice).
-_REPACKING = re.compile(r'INFO: repacking (?:table|indexes of) "')
+# "repacking table" for a rewrite, "repacking index" for each index given with --index.
+_REPACKING = re.compile(r'INFO: repacking (?:table|index|indexes of) "')
 _VERSION = re.compile(r"pg_repack\s+(?P<version>\d+(?:\.\d+)+)")
 
 
@@ -721,8 +721,7 @@ def _select(conn, plan, params, result, left_on, check_mode):
         entry["estimated_reclaimable_fraction"] = round(fraction, 4)
         entry["mode"] = "table"
         if plan["min_reclaimable_fraction"] and fraction < plan["min_reclaimable_fraction"]:
-            index_fraction = _index_estimate(conn, plan, facts, entry, pgstattuple_schema, name)
-            if index_fraction is not None and index_fraction >= plan["min_reclaimable_fraction"]:
+            if _index_estimate(conn, plan, facts, entry, pgstattuple_schema, name):
                 entry["mode"] = "indexes"
             elif plan["auto"]:
                 result["candidates_below_threshold"] += 1
@@ -730,8 +729,10 @@ def _select(conn, plan, params, result, left_on, check_mode):
             else:
                 _skip(result, name, entry, "below_threshold",
                       detail="%.0f%% of the heap estimated reclaimable%s, below min_reclaimable_fraction"
-                             % (fraction * 100, "" if index_fraction is None else
-                                " and %.0f%% of the indexes" % (index_fraction * 100)))
+                             % (fraction * 100, "" if "indexes" not in entry else
+                                " and of each index at most %.0f%%" % (100 * max(
+                                    [float(i["estimated_reclaimable_bytes"] or 0) / i["bytes"]
+                                     for i in entry["indexes"] if i["bytes"]] or [0]))))
                 continue
         result["tables"][name] = entry
         entry["_facts"] = facts
@@ -752,12 +753,16 @@ def _select(conn, plan, params, result, left_on, check_mode):
 def _gain(entry):
     """What repacking the entry is estimated to give back: the heap's, or the indexes' in ``indexes`` mode."""
     if entry.get("mode") == "indexes":
-        return entry.get("estimated_index_reclaimable_bytes")
+        return entry.get("estimated_rebuild_reclaimable_bytes")
     return entry["estimated_reclaimable_bytes"]
 
 
 def _index_estimate(conn, plan, facts, entry, pgstattuple_schema, name):
-    """The reclaimable fraction of the table's indexes (None when off or unknown); fills the entry."""
+    """Whether some of the table's B-tree indexes are each at least min_reclaimable_fraction reclaimable.
+
+    Fills the entry with every index's estimate and the ones to rebuild (``rebuild_indexes``): each index
+    is judged on its own, so a large index with little to give back is not rebuilt because a neighbour
+    is bloated, nor does it hide that neighbour's bloat."""
     if not plan["rebuild_indexes"]:
         return None
     try:
@@ -765,9 +770,14 @@ def _index_estimate(conn, plan, facts, entry, pgstattuple_schema, name):
     except psycopg.Error as exc:
         entry["index_estimate_error"] = "%s: %s" % (name, _first_line(exc))
         return None
+    chosen = [i for i in indexes if i["estimated_reclaimable_bytes"] is not None and i["bytes"]
+              and float(i["estimated_reclaimable_bytes"]) / i["bytes"] >= plan["min_reclaimable_fraction"]]
+    gain = sum(i["estimated_reclaimable_bytes"] for i in chosen)
     entry.update(indexes=indexes, index_bytes_before=total, estimated_index_reclaimable_bytes=reclaimable,
-                 estimated_index_reclaimable_fraction=round(float(reclaimable) / total, 4) if total else 0.0)
-    return float(reclaimable) / total if total else None
+                 estimated_index_reclaimable_fraction=round(float(reclaimable) / total, 4) if total else 0.0,
+                 rebuild_indexes=[i["index"] for i in chosen], rebuild_index_bytes=sum(i["bytes"] for i in chosen),
+                 estimated_rebuild_reclaimable_bytes=gain)
+    return bool(chosen)
 
 
 def _estimate(conn, plan, facts, entry, pgstattuple_schema, check_mode, role):
@@ -856,7 +866,7 @@ def _process(conn, plan, params, argv_base, env, candidates, result, check_mode,
             result["capped"], result["capped_by"] = True, result["capped_by"] or capped_by
             continue
         free, free_source = free_space(conn, plan, params, facts)
-        copied = entry.get("index_bytes_before") if entry.get("mode") == "indexes" else facts["total_bytes"]
+        copied = entry.get("rebuild_index_bytes") if entry.get("mode") == "indexes" else facts["total_bytes"]
         needed = int(copied * (1 + plan["free_space_margin"]))
         entry["free_space"] = {"free_bytes": free, "needed_bytes": needed, "source": free_source}
         if free is not None and free < needed:
@@ -871,17 +881,22 @@ def _process(conn, plan, params, argv_base, env, candidates, result, check_mode,
 
 def _repack_one(conn, plan, params, argv_base, env, facts, entry, result, check_mode, log):
     name = _qualified(facts)
-    target = sql.Identifier(facts["schema"], facts["table"]).as_string(conn)
-    argv = argv_base + ["--table", target, "--wait-timeout", str(plan["wait_timeout"])]
-    if not plan["kill_backends"]:
-        argv.append("--no-kill-backend")
-    if plan["jobs"] > 1:
-        argv += ["--jobs", str(plan["jobs"])]
-    if plan["no_superuser_check"]:
-        argv.append("--no-superuser-check")
     only_indexes = entry.get("mode") == "indexes"
     if only_indexes:
-        argv.append("--only-indexes")
+        # pg_repack takes --index alone (not with --table): each index is built anew and swapped in.
+        argv = list(argv_base)
+        for index in entry["rebuild_indexes"]:
+            argv += ["--index", sql.Identifier(facts["schema"], index).as_string(conn)]
+        argv += ["--wait-timeout", str(plan["wait_timeout"])]
+    else:
+        target = sql.Identifier(facts["schema"], facts["table"]).as_string(conn)
+        argv = argv_base + ["--table", target, "--wait-timeout", str(plan["wait_timeout"])]
+        if plan["jobs"] > 1:
+            argv += ["--jobs", str(plan["jobs"])]
+    if not plan["kill_backends"]:
+        argv.append("--no-kill-backend")
+    if plan["no_superuser_check"]:
+        argv.append("--no-superuser-check")
     if check_mode:
         argv.append("--dry-run")
     indexes_before = index_filenodes(conn, facts["oid"]) if only_indexes and not check_mode else None

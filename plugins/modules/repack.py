@@ -19,9 +19,10 @@ description:
   - The reclaimable space is measured with C(pgstattuple_approx) when the C(pgstattuple) extension is installed in
     the database, else estimated from the planner's statistics (C(pg_class) pages and tuples, C(pg_stats) column
     widths). A rewrite rebuilds the indexes too, so its real gain is usually larger than the heap's estimate.
-  - A table whose heap is below the threshold but whose B-tree indexes have at least O(min_reclaimable_fraction)
-    of their size estimated reclaimable (C(pgstatindex) with C(pgstattuple), else the planner's statistics) gets
-    its indexes rebuilt alone (C(pg_repack --only-indexes), mode V(indexes)), unless O(rebuild_indexes=false).
+  - A table whose heap is below the threshold but some of whose B-tree indexes each have at least
+    O(min_reclaimable_fraction) of their size estimated reclaimable (C(pgstatindex) with C(pgstattuple), else the
+    planner's statistics) gets those indexes rebuilt alone (C(pg_repack --index), mode V(indexes)), unless
+    O(rebuild_indexes=false).
     A steadily pruned table needs this: its heap stays compact while its id-keyed indexes keep pages that only a
     rebuild gives back. The thresholds apply to explicit O(tables) as well, so a re-run does not rewrite a table that is already compact;
     set O(min_reclaimable_fraction=0) and O(min_table_size=0) to force a rewrite.
@@ -82,9 +83,9 @@ options:
     default: 0.2
   rebuild_indexes:
     description:
-      - Rebuild only the indexes of a table whose heap is below O(min_reclaimable_fraction) but whose B-tree
-        indexes are estimated at least that fraction reclaimable (C(pg_repack --only-indexes)). V(false) considers
-        the heap alone.
+      - Rebuild alone the B-tree indexes estimated at least O(min_reclaimable_fraction) reclaimable, each judged
+        on its own, of a table whose heap is below that fraction (C(pg_repack --index)). V(false) considers the
+        heap alone.
     type: bool
     default: true
   estimate_method:
@@ -284,8 +285,9 @@ tables:
       V(statistics), or null for a table below O(min_table_size)), C(statistics) (with V(statistics), what this run
       found, V(current), V(stale) or V(missing)), C(analyzed) (this run ran C(ANALYZE) on it before estimating),
       C(duration_s), C(free_space), the C(command) run (no password) and pg_repack's C(output).
-    - C(mode) is V(table) (heap and indexes rewritten) or V(indexes) (indexes rebuilt alone). When the indexes were
-      estimated (the heap was below the threshold), C(indexes) lists each index with its C(bytes) and
+    - C(mode) is V(table) (heap and indexes rewritten) or V(indexes) (the indexes in C(rebuild_indexes) rebuilt
+      alone; C(rebuild_index_bytes), C(estimated_rebuild_reclaimable_bytes)). When the indexes were estimated (the
+      heap was below the threshold), C(indexes) lists each index with its C(bytes) and
       C(estimated_reclaimable_bytes) (null for indexes that cannot be estimated: expressions, partial, not
       B-tree), with C(index_bytes_before), C(estimated_index_reclaimable_bytes) and
       C(estimated_index_reclaimable_fraction).
