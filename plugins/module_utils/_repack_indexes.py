@@ -7,7 +7,7 @@ A table pruned steadily can keep a compact heap (autovacuum makes the space of d
 and new rows fill it) while its indexes keep growing: a B-tree page is recycled only once it is
 empty, and an index keyed by an ever-increasing id gets its new entries at its right edge, so the
 old pages where a few kept rows' entries remain are never filled again. Only a rebuild gives that
-space back, and ``pg_repack --only-indexes`` rebuilds a table's indexes without rewriting the heap.
+space back, and ``pg_repack --index`` rebuilds an index without rewriting the heap.
 
 Two estimates, as for the heap:
 
