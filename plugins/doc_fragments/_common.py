@@ -163,9 +163,9 @@ options:
   max_wal_rate:
     description:
       - WAL the run's transactions may write per second, such as V(8MB); V(0) means no limit. Each batch's WAL is
-        paid for at this rate from when the batch began, and the next batch waits until all but one second of it
-        is paid, so over any span of T seconds the run writes at most T + 1 seconds' worth plus one batch, and a
-        long pause earns no more credit than that second. Measured from the WAL position before and after each
+        paid for at this rate from when the batch began, and the next batch waits until all but a quarter of a
+        second of it is paid, so over any span of T seconds the run writes at most T + 0.25 seconds' worth plus one
+        batch, and a long pause earns no more credit than that. Measured from the WAL position before and after each
         batch, so WAL other sessions write during a batch counts too.
       - At least V(64kB) when set. The default, V(8MB), is where a concurrent writer's commit latency came back
         near its idle level in the measurements (docs/pacing.md) while the run stays several times faster than a

@@ -15,7 +15,7 @@ Three signals, each a reason to pause between batches (never inside a transactio
   bytes a second. Each batch's WAL is due at the rate from when the batch began; the next
   batch waits until all but ``RATE_BURST_S`` seconds of it are paid. Over any span of ``T``
   seconds the run writes at most ``rate * (T + RATE_BURST_S)`` plus one batch, and a long
-  pause earns no more credit than that one second.
+  pause earns no more credit than that.
 - ``pause_file``: while the file exists the run pauses (an operator's throttle, as gh-ost's
   flag file). It is only ever looked at with ``lstat``: never opened, never followed.
 
@@ -55,8 +55,9 @@ MAX_LAG_WAIT = 86400
 POLL_S = 0.5
 RATE_WINDOW_S = 5.0
 # WAL-rate credit a batch slower than the rate leaves for the next ones, in seconds of the rate: without
-# it every slow batch (reading more than it deletes) would be time lost to the rate for good.
-RATE_BURST_S = 1.0
+# it every slow batch (reading more than it deletes) would be time lost to the rate for good. A quarter of a
+# second: with one second, a run of a few seconds came to 1.15x its rate (bench/README.md, Pacing).
+RATE_BURST_S = 0.25
 REASONS = ("replica_lag", "wal_rate", "pause_file", "batch_pause")
 
 PACING_ARGUMENT_SPEC = dict(

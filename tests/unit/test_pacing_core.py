@@ -230,7 +230,7 @@ def test_wal_rate_spaces_batches_by_what_each_wrote():
         lsn[0] += 2 * MB                  # ... wrote 2 MB
         p.after_batch(lsn[0])
     gaps = [b - a for a, b in zip(starts, starts[1:])]
-    # 2 MB at 4 MB/s: after the one second of credit, one batch every half second.
+    # 2 MB at 4 MB/s: after the credit, one batch every half second.
     assert all(abs(g - 0.5) < 1e-9 for g in gaps[3:]) and all(g >= 0.1 - 1e-9 for g in gaps)
     for i in range(len(starts)):
         for j in range(i + 1, len(starts)):
@@ -239,7 +239,7 @@ def test_wal_rate_spaces_batches_by_what_each_wrote():
     report = p.report()
     assert p.pauses["wal_rate"] >= 17
     assert report["batch_wal_bytes"] == 40 * MB
-    # Over any five seconds: the rate plus at most the one second of credit.
+    # Over any five seconds: the rate plus at most the credit.
     assert 4 * MB <= report["wal_rate_peak_bytes_s"] <= 4 * MB * (1 + RATE_BURST_S / RATE_WINDOW_S) + 1
 
 
@@ -262,7 +262,7 @@ def test_wal_rate_gives_no_burst_credit_after_a_long_pause():
     p.after_batch(lsn[0])
     before = clock.now
     assert p.wait_turn() is None
-    # The 3 MB batch is paid for before the next one, less the one second of credit.
+    # The 3 MB batch is paid for before the next one, less the credit.
     assert clock.now - before == pytest.approx(3 - RATE_BURST_S)
 
 
