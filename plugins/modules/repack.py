@@ -23,8 +23,8 @@ description:
     O(min_reclaimable_fraction) of their size estimated reclaimable (C(pgstatindex) with C(pgstattuple), else the
     planner's statistics) gets those indexes rebuilt alone (C(pg_repack --index), mode V(indexes)), unless
     O(rebuild_indexes=false).
-    A steadily pruned table needs this: its heap stays compact while its id-keyed indexes keep pages that only a
-    rebuild gives back. The thresholds apply to explicit O(tables) as well, so a re-run does not rewrite a table that is already compact;
+    A steadily pruned table needs this, because its heap stays compact while its id-keyed indexes keep pages
+    that only a rebuild gives back. The thresholds apply to explicit O(tables) as well, so a re-run does not rewrite a table that is already compact;
     set O(min_reclaimable_fraction=0) and O(min_table_size=0) to force a rewrite.
   - Statistics that are missing (the table was never analyzed) or stale (more rows changed since the last
     C(ANALYZE) than autovacuum tolerates, as right after a big prune) would call a bloated table compact, so a real
@@ -288,8 +288,8 @@ tables:
     - C(mode) is V(table) (heap and indexes rewritten) or V(indexes) (the indexes in C(rebuild_indexes) rebuilt
       alone; C(rebuild_index_bytes), C(estimated_rebuild_reclaimable_bytes)). When the indexes were estimated (the
       heap was below the threshold), C(indexes) lists each index with its C(bytes) and
-      C(estimated_reclaimable_bytes) (null for indexes that cannot be estimated: expressions, partial, not
-      B-tree), with C(index_bytes_before), C(estimated_index_reclaimable_bytes) and
+      C(estimated_reclaimable_bytes) (null for indexes that cannot be estimated, such as expression, partial or
+      non-B-tree indexes), with C(index_bytes_before), C(estimated_index_reclaimable_bytes) and
       C(estimated_index_reclaimable_fraction).
   returned: success
   type: dict
