@@ -33,7 +33,7 @@ Usage: python bench/steady_state.py [--months 24] [--events-per-day 3000] [--aut
                                     [--lines KEY,...] [--merge-from EARLIER.json]
 --merge-from takes the lines not run this time from an earlier report of the same months, events a day
 and seed (the workload is the same row for row), so a change that affects one line re-runs only that one.
-The default run took 80 minutes on two cores shared with other work (bench/README.md); --months 2
+The 24-month run of two lines took 76 minutes on two cores shared with other work (bench/README.md); --months 2
 --events-per-day 500 takes a few minutes, and --lines runs a subset of the lines.
 """
 from __future__ import annotations
