@@ -48,7 +48,7 @@ bench: setup
 	$(PY) bench/repack_vs_vacuum_full.py
 	PGTIDY_PREFECT_PYTHON=$(CURDIR)/.venv-prefect/bin/python $(PY) bench/prefect_bench.py
 
-# 24 simulated months of a Dagster deployment pruned weekly (80 minutes on two shared cores):
+# 24 simulated months of a Dagster deployment pruned weekly (76 minutes for two lines on two shared cores):
 # bench/steady_state.json and bench/steady_state.png
 bench-steady: setup
 	$(PY) bench/steady_state.py
