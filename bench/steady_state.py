@@ -183,13 +183,12 @@ class SteadyState:
                 result = {"failed": True, "msg": "%s: %s" % (type(exc).__name__, exc), "tables": {}}
             seconds = time.monotonic() - t0
             self.timing["repack_s"] += seconds
+            fields = ("status", "reason", "mode", "reclaimed_bytes", "estimated_reclaimable_fraction",
+                      "estimated_index_reclaimable_fraction")
+            tables = {name: {f: t.get(f) for f in fields} for name, t in result.get("tables", {}).items()
+                      if t.get("status") != "skipped" or t.get("reason") != "below_threshold"}
             done[key] = {"seconds": round(seconds, 1), "msg": result.get("msg", ""),
-                         "reclaimed_bytes": result.get("reclaimed_bytes", 0),
-                         "tables": {name: {f: t.get(f) for f in ("status", "reason", "mode", "reclaimed_bytes",
-                                                                  "estimated_reclaimable_fraction",
-                                                                  "estimated_index_reclaimable_fraction")}
-                                    for name, t in result.get("tables", {}).items()
-                                    if t.get("status") != "skipped" or t.get("reason") != "below_threshold"}}
+                         "reclaimed_bytes": result.get("reclaimed_bytes", 0), "tables": tables}
             log("repack %s: %s" % (key, done[key]["msg"]))
         return done
 

@@ -23,6 +23,8 @@ Two estimates, as for the heap:
 """
 from __future__ import annotations
 
+import math
+
 try:
     from psycopg import sql
 except ImportError:  # pragma: no cover - the module reports the missing driver
@@ -110,7 +112,7 @@ def estimate_with_pgstatindex(conn, index, schema_of_ext):
         cur.execute(sql.SQL("SELECT leaf_pages, avg_leaf_density, empty_pages, deleted_pages FROM {}.pgstatindex(%s::oid::regclass)")
                     .format(sql.Identifier(schema_of_ext)), (index["oid"],))
         leaf_pages, density, empty, deleted = cur.fetchone()
-    if density is None or density != density:      # NaN: an index without leaf entries
+    if density is None or math.isnan(density):     # NaN: an index without leaf entries
         density = 0.0
     packed = leaf_pages * min(1.0, float(density) / index["fillfactor"])
     return max(0, int((leaf_pages - packed + empty + deleted) * PAGE_SIZE))
