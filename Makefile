@@ -46,7 +46,7 @@ sanity: setup
 bench: setup
 	$(PY) bench/prune_bench.py
 	$(PY) bench/repack_vs_vacuum_full.py
-	PGTIDY_PREFECT_PYTHON=$(CURDIR)/.venv-prefect/bin/python $(PY) bench/prefect_bench.py
+	PGTIDY_PREFECT_PYTHON=$(CURDIR)/.venv-prefect/bin/python $(PY) bench/prefect_bench.py --levels --scaling
 
 # 24 simulated months of a Dagster deployment pruned weekly (76 minutes for two lines on two shared cores):
 # bench/steady_state.json and bench/steady_state.png
