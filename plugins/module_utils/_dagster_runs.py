@@ -171,6 +171,7 @@ class RetiredRunTicks(IdWalk):
     def __init__(self, schema, retirement):
         super().__init__(schema)
         self.retirement = retirement
+        self._retiring = []             # the retired run ids as a statement parameter, rebuilt when they grow
 
     def waiting(self):
         state = self.retirement.state
@@ -178,8 +179,10 @@ class RetiredRunTicks(IdWalk):
 
     def params(self, state, **extra):
         runs = self.retirement.state
-        retiring = sorted(runs.scratch.get("retired", ())) if runs is not None and runs.scratch else []
-        return super().params(state, retiring=retiring, **extra)
+        retired = runs.scratch.get("retired", ()) if runs is not None and runs.scratch else ()
+        if len(retired) != len(self._retiring):     # the set only grows: same size, same ids
+            self._retiring = sorted(retired)
+        return super().params(state, retiring=self._retiring, **extra)
 
     def batch(self, conn, state, limit, upper, check_mode, precounted=None):
         if self.waiting():

@@ -18,12 +18,12 @@ import signal
 import subprocess
 import time
 
-from ._units import human_bytes, parse_bytes
+from ._units import LINE_POINTER, PAGE_HEADER, PAGE_SIZE, human_bytes, maxalign, parse_bytes
 from ._connection import conninfo_from_params, connect, redact, server_facts
 from ._errors import InvalidRequest, LockBusy, PgtidyError
 from ._lock import AdvisoryLock, LockFile
 from ._report import Metrics
-from ._repack_indexes import estimate_indexes, index_filenodes
+from ._repack_indexes import estimate_indexes, index_filenodes, reclaimable_fraction
 
 try:
     import psycopg
@@ -66,10 +66,7 @@ PROFILE_TABLES = {
                 "automation_event_follower", "csrf_token"),
 }
 
-PAGE_SIZE = 8192
-PAGE_HEADER = 24
 TUPLE_HEADER = 23
-LINE_POINTER = 4
 
 # Statistics are stale once more rows changed since the last ANALYZE than autovacuum itself tolerates
 # before it analyzes a table (the defaults of autovacuum_analyze_scale_factor and _threshold).
@@ -431,15 +428,11 @@ def estimate_from_statistics(facts):
     if _statistics_missing(facts):
         return None
     header = TUPLE_HEADER + (((facts["ncols"] + 7) // 8) if facts["has_nulls"] else 0)
-    tuple_bytes = _maxalign(_maxalign(header) + float(facts["data_width"])) + LINE_POINTER
+    tuple_bytes = maxalign(maxalign(header) + float(facts["data_width"])) + LINE_POINTER
     usable = (PAGE_SIZE - PAGE_HEADER) * facts["fillfactor"] / 100.0
     per_page = max(1, int(usable // tuple_bytes))
     expected_pages = -(-int(facts["reltuples"]) // per_page)
     return max(0, facts["heap_bytes"] - expected_pages * PAGE_SIZE)
-
-
-def _maxalign(n):
-    return int(-(-n // 8) * 8)
 
 
 def estimate_with_pgstattuple(conn, facts, schema_of_ext):
@@ -730,9 +723,8 @@ def _select(conn, plan, params, result, left_on, check_mode):
                 _skip(result, name, entry, "below_threshold",
                       detail="%.0f%% of the heap estimated reclaimable%s, below min_reclaimable_fraction"
                              % (fraction * 100, "" if "indexes" not in entry else
-                                " and of each index at most %.0f%%" % (100 * max(
-                                    [float(i["estimated_reclaimable_bytes"] or 0) / i["bytes"]
-                                     for i in entry["indexes"] if i["bytes"]] or [0]))))
+                                " and of each index at most %.0f%%"
+                                % (100 * max([reclaimable_fraction(i) for i in entry["indexes"]] or [0]))))
                 continue
         result["tables"][name] = entry
         entry["_facts"] = facts
@@ -764,14 +756,13 @@ def _index_estimate(conn, plan, facts, entry, pgstattuple_schema, name):
     is judged on its own, so a large index with little to give back is not rebuilt because a neighbour
     is bloated, nor does it hide that neighbour's bloat."""
     if not plan["rebuild_indexes"]:
-        return None
+        return False
     try:
         indexes, total, reclaimable = estimate_indexes(conn, facts, pgstattuple_schema)
     except psycopg.Error as exc:
         entry["index_estimate_error"] = "%s: %s" % (name, _first_line(exc))
-        return None
-    chosen = [i for i in indexes if i["estimated_reclaimable_bytes"] is not None and i["bytes"]
-              and float(i["estimated_reclaimable_bytes"]) / i["bytes"] >= plan["min_reclaimable_fraction"]]
+        return False
+    chosen = [i for i in indexes if i["bytes"] and reclaimable_fraction(i) >= plan["min_reclaimable_fraction"]]
     gain = sum(i["estimated_reclaimable_bytes"] for i in chosen)
     entry.update(indexes=indexes, index_bytes_before=total, estimated_index_reclaimable_bytes=reclaimable,
                  estimated_index_reclaimable_fraction=round(float(reclaimable) / total, 4) if total else 0.0,

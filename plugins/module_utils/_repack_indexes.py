@@ -25,20 +25,19 @@ from __future__ import annotations
 
 import math
 
+from ._units import LINE_POINTER, PAGE_HEADER, PAGE_SIZE, maxalign
+
 try:
     from psycopg import sql
 except ImportError:  # pragma: no cover - the module reports the missing driver
     sql = None
 
-PAGE_SIZE = 8192
-PAGE_HEADER = 24
 BTREE_SPECIAL = 16
 INDEX_TUPLE_HEADER = 8
-LINE_POINTER = 4
 BTREE_DEFAULT_FILLFACTOR = 90
 
 _INDEX_FACTS_SQL = """
-SELECT i.oid, i.relname, pg_relation_size(i.oid), i.relfilenode, am.amname,
+SELECT i.oid, i.relname, pg_relation_size(i.oid), am.amname,
        x.indexprs IS NULL AND x.indpred IS NULL AS plain,
        COALESCE((SELECT substring(o from '^fillfactor=([0-9]+)$')::int
                  FROM unnest(i.reloptions) o WHERE o LIKE 'fillfactor=%%'), %(default_ff)s) AS fillfactor,
@@ -55,7 +54,7 @@ WHERE x.indrelid = %(table)s AND x.indisvalid
 ORDER BY i.relname
 """
 
-_INDEX_KEYS = ("oid", "name", "bytes", "relfilenode", "method", "plain", "fillfactor", "columns",
+_INDEX_KEYS = ("oid", "name", "bytes", "method", "plain", "fillfactor", "columns",
                "key_stats", "key_width")
 
 
@@ -74,13 +73,9 @@ def index_filenodes(conn, table_oid):
         return cur.fetchall()
 
 
-def _maxalign(n):
-    return int(-(-n // 8) * 8)
-
-
 def expected_btree_pages(rows, key_width, fillfactor):
     """Pages a freshly built B-tree over ``rows`` entries of ``key_width`` bytes would take."""
-    entry = _maxalign(INDEX_TUPLE_HEADER + float(key_width)) + LINE_POINTER
+    entry = maxalign(INDEX_TUPLE_HEADER + float(key_width)) + LINE_POINTER
     usable = (PAGE_SIZE - PAGE_HEADER - BTREE_SPECIAL) * fillfactor / 100.0
     per_leaf = max(1, int(usable // entry))
     leaves = -(-int(max(rows, 0)) // per_leaf)
@@ -116,6 +111,13 @@ def estimate_with_pgstatindex(conn, index, schema_of_ext):
         density = 0.0
     packed = leaf_pages * min(1.0, float(density) / index["fillfactor"])
     return max(0, int((leaf_pages - packed + empty + deleted) * PAGE_SIZE))
+
+
+def reclaimable_fraction(estimate):
+    """An index estimate's reclaimable share of its size (0 when it has no estimate or no size)."""
+    if not estimate["bytes"] or estimate["estimated_reclaimable_bytes"] is None:
+        return 0.0
+    return float(estimate["estimated_reclaimable_bytes"]) / estimate["bytes"]
 
 
 def estimate_indexes(conn, facts, pgstattuple_schema):

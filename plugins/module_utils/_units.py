@@ -55,3 +55,14 @@ def utc_cutoff(days, now=None):
     """Naive UTC datetime ``days`` ago (orchestrators store naive UTC timestamps)."""
     now = now or datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
     return now - datetime.timedelta(days=days)
+
+
+# PostgreSQL's page geometry (default build): what the heap and index estimates of repack share.
+PAGE_SIZE = 8192
+PAGE_HEADER = 24
+LINE_POINTER = 4
+
+
+def maxalign(n):
+    """``n`` rounded up to PostgreSQL's MAXALIGN (8 bytes)."""
+    return int(-(-n // 8) * 8)
