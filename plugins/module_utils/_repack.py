@@ -39,6 +39,7 @@ REPACK_ARGUMENT_SPEC = dict(
     schema=dict(type="str", default="public"),
     min_table_size=dict(type="str", default="100MiB"),
     min_reclaimable_fraction=dict(type="float", default=0.2),
+    min_index_size=dict(type="str", default="1MiB"),
     rebuild_indexes=dict(type="bool", default=True),
     estimate_method=dict(type="str", default="auto", choices=["auto", "statistics", "pgstattuple"]),
     max_tables=dict(type="int", default=5),
@@ -150,6 +151,8 @@ def validate_options(params):
         "schema": params.get("schema") or "public",
         "min_table_size": parse_bytes(params.get("min_table_size") or 0, "min_table_size"),
         "min_reclaimable_fraction": fraction,
+        "min_index_size": parse_bytes("1MiB" if params.get("min_index_size") is None else params["min_index_size"],
+                                      "min_index_size"),
         "estimate_method": params.get("estimate_method") or "auto",
         "max_tables": int(params.get("max_tables") or 0),
         "max_duration": int(params.get("max_duration") or 0),
@@ -695,13 +698,16 @@ def _select(conn, plan, params, result, left_on, check_mode):
             "estimate_method": None, "statistics": None, "analyzed": False,
             "duration_s": 0.0, "output": "",
         }
-        if facts["total_bytes"] < plan["min_table_size"]:
+        small = facts["total_bytes"] < plan["min_table_size"]
+        if small and not _indexes_may_qualify(plan, facts):
             # Too small to matter: its size is exact, so no estimate (no scan, no ANALYZE) is spent on it.
             if plan["auto"]:
                 result["candidates_below_threshold"] += 1
             else:
                 _skip(result, name, entry, "below_threshold",
-                      detail="%d bytes, below min_table_size" % facts["total_bytes"])
+                      detail="%d bytes, below min_table_size%s" % (
+                          facts["total_bytes"], " and its indexes below min_index_size" if plan["rebuild_indexes"]
+                          else ""))
             continue
         facts, problem = _estimate(conn, plan, facts, entry, pgstattuple_schema, check_mode, role)
         if problem:
@@ -713,18 +719,14 @@ def _select(conn, plan, params, result, left_on, check_mode):
         fraction = (float(estimate) / facts["heap_bytes"]) if (estimate is not None and facts["heap_bytes"]) else 0.0
         entry["estimated_reclaimable_fraction"] = round(fraction, 4)
         entry["mode"] = "table"
-        if plan["min_reclaimable_fraction"] and fraction < plan["min_reclaimable_fraction"]:
+        if small or (plan["min_reclaimable_fraction"] and fraction < plan["min_reclaimable_fraction"]):
             if _index_estimate(conn, plan, facts, entry, pgstattuple_schema, name):
                 entry["mode"] = "indexes"
             elif plan["auto"]:
                 result["candidates_below_threshold"] += 1
                 continue
             else:
-                _skip(result, name, entry, "below_threshold",
-                      detail="%.0f%% of the heap estimated reclaimable%s, below min_reclaimable_fraction"
-                             % (fraction * 100, "" if "indexes" not in entry else
-                                " and of each index at most %.0f%%"
-                                % (100 * max([reclaimable_fraction(i) for i in entry["indexes"]] or [0]))))
+                _skip(result, name, entry, "below_threshold", detail=_below_detail(plan, facts, entry, fraction))
                 continue
         result["tables"][name] = entry
         entry["_facts"] = facts
@@ -742,6 +744,26 @@ def _select(conn, plan, params, result, left_on, check_mode):
     return [e for e in runnable if e["status"] is None]
 
 
+def _indexes_may_qualify(plan, facts):
+    """Whether a table below min_table_size may still have an index worth rebuilding alone: its indexes and
+    TOAST together are at least min_index_size (the exact sizes, so nothing is estimated to know)."""
+    return plan["rebuild_indexes"] and facts["total_bytes"] - facts["heap_bytes"] >= plan["min_index_size"]
+
+
+def _below_detail(plan, facts, entry, fraction):
+    if facts["total_bytes"] < plan["min_table_size"]:
+        said = "%d bytes, below min_table_size" % facts["total_bytes"]
+    else:
+        said = "%.0f%% of the heap estimated reclaimable, below min_reclaimable_fraction" % (fraction * 100)
+    sized = [i for i in entry.get("indexes", []) if i["bytes"] >= plan["min_index_size"]]
+    if sized:
+        said += "; of each index of at least min_index_size at most %.0f%%" % (
+            100 * max(reclaimable_fraction(i) for i in sized))
+    elif "indexes" in entry:
+        said += "; every index below min_index_size"
+    return said
+
+
 def _gain(entry):
     """What repacking the entry is estimated to give back: the heap's, or the indexes' in ``indexes`` mode."""
     if entry.get("mode") == "indexes":
@@ -750,7 +772,8 @@ def _gain(entry):
 
 
 def _index_estimate(conn, plan, facts, entry, pgstattuple_schema, name):
-    """Whether some of the table's B-tree indexes are each at least min_reclaimable_fraction reclaimable.
+    """Whether some of the table's B-tree indexes of at least min_index_size are each at least
+    min_reclaimable_fraction reclaimable.
 
     Fills the entry with every index's estimate and the ones to rebuild (``rebuild_indexes``): each index
     is judged on its own, so a large index with little to give back is not rebuilt because a neighbour
@@ -762,7 +785,8 @@ def _index_estimate(conn, plan, facts, entry, pgstattuple_schema, name):
     except psycopg.Error as exc:
         entry["index_estimate_error"] = "%s: %s" % (name, _first_line(exc))
         return False
-    chosen = [i for i in indexes if i["bytes"] and reclaimable_fraction(i) >= plan["min_reclaimable_fraction"]]
+    chosen = [i for i in indexes if i["bytes"] and i["bytes"] >= plan["min_index_size"]
+              and reclaimable_fraction(i) >= plan["min_reclaimable_fraction"]]
     gain = sum(i["estimated_reclaimable_bytes"] for i in chosen)
     entry.update(indexes=indexes, index_bytes_before=total, estimated_index_reclaimable_bytes=reclaimable,
                  estimated_index_reclaimable_fraction=round(float(reclaimable) / total, 4) if total else 0.0,

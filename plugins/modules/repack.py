@@ -19,12 +19,13 @@ description:
   - The reclaimable space is measured with C(pgstattuple_approx) when the C(pgstattuple) extension is installed in
     the database, else estimated from the planner's statistics (C(pg_class) pages and tuples, C(pg_stats) column
     widths). A rewrite rebuilds the indexes too, so its real gain is usually larger than the heap's estimate.
-  - A table whose heap is below the threshold but some of whose B-tree indexes each have at least
-    O(min_reclaimable_fraction) of their size estimated reclaimable (C(pgstatindex) with C(pgstattuple), else the
-    planner's statistics) gets those indexes rebuilt alone (C(pg_repack --index), mode V(indexes)), unless
-    O(rebuild_indexes=false).
-    A steadily pruned table needs this, because its heap stays compact while its id-keyed indexes keep pages
-    that only a rebuild gives back. The thresholds apply to explicit O(tables) as well, so a re-run does not rewrite a table that is already compact;
+  - A table whose heap is below the threshold, or which is smaller than O(min_table_size), but some of whose
+    B-tree indexes of at least O(min_index_size) each have at least O(min_reclaimable_fraction) of their size
+    estimated reclaimable (C(pgstatindex) with C(pgstattuple), else the planner's statistics) gets those indexes
+    rebuilt alone (C(pg_repack --index), mode V(indexes)), unless O(rebuild_indexes=false).
+    A steadily pruned table needs this, because its heap stays compact while its indexes keep pages that only a
+    rebuild gives back; in a small table (runs, tags, ticks) the entries of the few rows kept each hold a leaf
+    page, so its indexes grow for as long as the rows around them are deleted. The thresholds apply to explicit O(tables) as well, so a re-run does not rewrite a table that is already compact;
     set O(min_reclaimable_fraction=0) and O(min_table_size=0) to force a rewrite.
   - Statistics that are missing (the table was never analyzed) or stale (more rows changed since the last
     C(ANALYZE) than autovacuum tolerates, as right after a big prune) would call a bloated table compact, so a real
@@ -81,6 +82,15 @@ options:
     description: Smallest estimated reclaimable fraction of the heap worth repacking (between V(0) and V(1)).
     type: float
     default: 0.2
+  min_index_size:
+    description:
+      - Smallest B-tree index worth rebuilding alone, such as V(1MiB); considered also on tables smaller than
+        O(min_table_size), whose heap is never rewritten for it. V(0) considers every index.
+      - A rebuild builds the index anew beside the old one without blocking writes and swaps it in under a
+        short lock, so rebuilding small indexes costs little; the floor keeps the repack from spending a
+        pg_repack run on an index that cannot give back more than a few hundred kilobytes.
+    type: str
+    default: 1MiB
   rebuild_indexes:
     description:
       - Rebuild alone the B-tree indexes estimated at least O(min_reclaimable_fraction) reclaimable, each judged

@@ -612,3 +612,39 @@ def test_bloated_indexes_of_a_compact_heap_are_rebuilt_alone(pg, repack_db, lock
 
     again = _repack.run_repack(params)
     assert again["tables"]["public.events"]["reason"] == "below_threshold" and not again["repacked"]
+
+
+def test_indexes_of_a_table_below_min_table_size_are_rebuilt_alone(pg, repack_db, lock_file):
+    """Run retention's small tables: too small for a heap rewrite, but their indexes bloat without end."""
+    make_index_bloated(pg, repack_db)
+    heap_node, before, data = relfilenode(pg, repack_db, "events"), index_nodes(pg, repack_db, "events"), \
+        checksum(pg, repack_db, "events")
+    assert all(size >= 1 << 20 for _, _, size in before), before
+    params = repack_params(pg, repack_db, lock_file, auto=True, profile="any", min_table_size="1GiB")
+
+    floor = _repack.run_repack(dict(params, auto=False, tables=["events"], min_index_size="1GiB"), check_mode=True)
+    entry = floor["tables"]["public.events"]
+    assert entry["reason"] == "below_threshold" and not floor["repacked"], entry
+    assert "below min_table_size" in entry["error"] and "below min_index_size" in entry["error"], entry["error"]
+    off = _repack.run_repack(dict(params, rebuild_indexes=False), check_mode=True)
+    assert off["candidates_below_threshold"] >= 1 and "public.events" not in off["tables"], off
+
+    plan = _repack.run_repack(params, check_mode=True)
+    entry = plan["tables"]["public.events"]
+    assert entry["mode"] == "indexes" and entry["status"] == "repacked", entry
+    assert sorted(entry["rebuild_indexes"]) == ["events_kind", "events_pkey"]
+    assert "--table" not in entry["command"] and entry["command"].count("--index") == 2
+
+    result = _repack.run_repack(params)
+    entry = result["tables"]["public.events"]
+    assert entry["status"] == "repacked" and entry["mode"] == "indexes", entry
+    assert relfilenode(pg, repack_db, "events") == heap_node, "a table below min_table_size is never rewritten"
+    after = index_nodes(pg, repack_db, "events")
+    shrunk = sum(i[2] for i in before) - sum(i[2] for i in after)
+    assert shrunk == entry["reclaimed_bytes"] > 0
+    assert 0.5 * shrunk <= plan["tables"]["public.events"]["reclaimed_bytes"] <= 2 * shrunk
+    assert checksum(pg, repack_db, "events") == data
+
+    again = _repack.run_repack(params)
+    assert not again["repacked"] and "public.events" not in again["tables"], again["tables"]
+    assert again["candidates_below_threshold"] >= 1
