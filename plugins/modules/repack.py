@@ -25,8 +25,9 @@ description:
     rebuilt alone (C(pg_repack --index), mode V(indexes)), unless O(rebuild_indexes=false).
     A steadily pruned table needs this, because its heap stays compact while its indexes keep pages that only a
     rebuild gives back; in a small table (runs, tags, ticks) the entries of the few rows kept each hold a leaf
-    page, so its indexes grow for as long as the rows around them are deleted. The thresholds apply to explicit O(tables) as well, so a re-run does not rewrite a table that is already compact;
-    set O(min_reclaimable_fraction=0) and O(min_table_size=0) to force a rewrite.
+    page, so its indexes grow for as long as the rows around them are deleted.
+  - The thresholds apply to explicit O(tables) as well, so a re-run does not rewrite a table that is already
+    compact; set O(min_reclaimable_fraction=0) and O(min_table_size=0) to force a rewrite.
   - Statistics that are missing (the table was never analyzed) or stale (more rows changed since the last
     C(ANALYZE) than autovacuum tolerates, as right after a big prune) would call a bloated table compact, so a real
     run runs C(ANALYZE) on such a table first (it changes no rows; pg_repack analyzes every table it rewrites

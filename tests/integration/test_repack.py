@@ -619,7 +619,7 @@ def test_indexes_of_a_table_below_min_table_size_are_rebuilt_alone(pg, repack_db
     make_index_bloated(pg, repack_db)
     heap_node, before, data = relfilenode(pg, repack_db, "events"), index_nodes(pg, repack_db, "events"), \
         checksum(pg, repack_db, "events")
-    assert all(size >= 1 << 20 for _, _, size in before), before
+    assert all(row[2] >= 1 << 20 for row in before), before
     params = repack_params(pg, repack_db, lock_file, auto=True, profile="any", min_table_size="1GiB")
 
     floor = _repack.run_repack(dict(params, auto=False, tables=["events"], min_index_size="1GiB"), check_mode=True)
