@@ -72,7 +72,8 @@ MONTH_DAYS = 365.25 / 12
 RUN_RETENTION = {"run_retention_days": {"success": 90, "failure": 90, "canceled": 90}, "keep_runs_per_job": 25}
 # The repack module's options as playbooks/repack.yml (the timers role's monthly job) passes them by default.
 REPACK_DEFAULTS = {"auto": True, "profile": "any", "schema": "public", "min_table_size": "100MiB",
-                   "min_reclaimable_fraction": 0.2, "min_index_size": "1MiB", "max_tables": 5, "max_duration": 3600, "wait_timeout": 60,
+                   "min_reclaimable_fraction": 0.3, "min_index_reclaimable_fraction": 0.2,
+                   "min_index_size": "1MiB", "max_tables": 5, "max_duration": 3600, "wait_timeout": 60,
                    "free_space_check": "auto"}
 # (key, label, dagster_prune options or None for no pruning)
 LINES = (

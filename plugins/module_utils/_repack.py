@@ -38,7 +38,8 @@ REPACK_ARGUMENT_SPEC = dict(
     profile=dict(type="str", default="any", choices=["any", "dagster", "prefect"]),
     schema=dict(type="str", default="public"),
     min_table_size=dict(type="str", default="100MiB"),
-    min_reclaimable_fraction=dict(type="float", default=0.2),
+    min_reclaimable_fraction=dict(type="float", default=0.3),
+    min_index_reclaimable_fraction=dict(type="float", default=0.2),
     min_index_size=dict(type="str", default="1MiB"),
     rebuild_indexes=dict(type="bool", default=True),
     estimate_method=dict(type="str", default="auto", choices=["auto", "statistics", "pgstattuple"]),
@@ -108,6 +109,14 @@ def _ident(*names):
     return sql.Identifier(*names)
 
 
+def _fraction(params, name, default):
+    value = params.get(name)
+    value = default if value is None else float(value)
+    if not 0 <= value <= 1:
+        raise InvalidRequest("%s must be between 0 and 1, not %r" % (name, value))
+    return value
+
+
 def validate_options(params):
     """Everything checked before the lockfile is taken: a bad request changes nothing."""
     tables = [t.strip() for t in (params.get("tables") or []) if t and t.strip()]
@@ -116,10 +125,8 @@ def validate_options(params):
         raise InvalidRequest("give either tables or auto: true, not both")
     if not auto and not tables:
         raise InvalidRequest("nothing to repack: list tables, or set auto: true to choose them by profile")
-    fraction = params.get("min_reclaimable_fraction")
-    fraction = 0.2 if fraction is None else float(fraction)
-    if not 0 <= fraction <= 1:
-        raise InvalidRequest("min_reclaimable_fraction must be between 0 and 1, not %r" % fraction)
+    fraction = _fraction(params, "min_reclaimable_fraction", 0.3)
+    index_fraction = _fraction(params, "min_index_reclaimable_fraction", 0.2)
     margin = params.get("free_space_margin")
     margin = 0.2 if margin is None else float(margin)
     if margin < 0:
@@ -151,6 +158,7 @@ def validate_options(params):
         "schema": params.get("schema") or "public",
         "min_table_size": parse_bytes(params.get("min_table_size") or 0, "min_table_size"),
         "min_reclaimable_fraction": fraction,
+        "min_index_reclaimable_fraction": index_fraction,
         "min_index_size": parse_bytes("1MiB" if params.get("min_index_size") is None else params["min_index_size"],
                                       "min_index_size"),
         "estimate_method": params.get("estimate_method") or "auto",
@@ -757,7 +765,7 @@ def _below_detail(plan, facts, entry, fraction):
         said = "%.0f%% of the heap estimated reclaimable, below min_reclaimable_fraction" % (fraction * 100)
     sized = [i for i in entry.get("indexes", []) if i["bytes"] >= plan["min_index_size"]]
     if sized:
-        said += "; of each index of at least min_index_size at most %.0f%%" % (
+        said += "; of each index of at least min_index_size at most %.0f%%, below min_index_reclaimable_fraction" % (
             100 * max(reclaimable_fraction(i) for i in sized))
     elif "indexes" in entry:
         said += "; every index below min_index_size"
@@ -773,7 +781,7 @@ def _gain(entry):
 
 def _index_estimate(conn, plan, facts, entry, pgstattuple_schema, name):
     """Whether some of the table's B-tree indexes of at least min_index_size are each at least
-    min_reclaimable_fraction reclaimable.
+    min_index_reclaimable_fraction reclaimable.
 
     Fills the entry with every index's estimate and the ones to rebuild (``rebuild_indexes``): each index
     is judged on its own, so a large index with little to give back is not rebuilt because a neighbour
@@ -786,7 +794,7 @@ def _index_estimate(conn, plan, facts, entry, pgstattuple_schema, name):
         entry["index_estimate_error"] = "%s: %s" % (name, _first_line(exc))
         return False
     chosen = [i for i in indexes if i["bytes"] and i["bytes"] >= plan["min_index_size"]
-              and reclaimable_fraction(i) >= plan["min_reclaimable_fraction"]]
+              and reclaimable_fraction(i) >= plan["min_index_reclaimable_fraction"]]
     gain = sum(i["estimated_reclaimable_bytes"] for i in chosen)
     entry.update(indexes=indexes, index_bytes_before=total, estimated_index_reclaimable_bytes=reclaimable,
                  estimated_index_reclaimable_fraction=round(float(reclaimable) / total, 4) if total else 0.0,
@@ -803,7 +811,8 @@ def _estimate(conn, plan, facts, entry, pgstattuple_schema, check_mode, role):
     compact, so a real run ANALYZEs the table first: it samples at most 300 x default_statistics_target
     pages and changes no rows, and pg_repack ANALYZEs every table it rewrites anyway. Check mode does
     not, because ANALYZE writes the planner statistics every query plan on the table is made from.
-    With min_reclaimable_fraction 0 nothing depends on the estimate, so nothing is analyzed for it.
+    With min_reclaimable_fraction 0 nothing depends on the estimate, so nothing is analyzed for it (for a
+    table below min_table_size, min_index_reclaimable_fraction 0).
     """
     name = _qualified(facts)
     if pgstattuple_schema:
@@ -817,7 +826,9 @@ def _estimate(conn, plan, facts, entry, pgstattuple_schema, check_mode, role):
         return facts, None
     entry["estimate_method"] = "statistics"
     state = entry["statistics"] = statistics_state(facts)
-    if state != "current" and plan["min_reclaimable_fraction"]:
+    # Below min_table_size only the indexes are judged, so only their threshold decides.
+    small = facts["total_bytes"] < plan["min_table_size"]
+    if state != "current" and plan["min_index_reclaimable_fraction" if small else "min_reclaimable_fraction"]:
         why = _statistics_problem(facts, state)
         if check_mode:
             return facts, ("needs_analyze", "%s; check mode does not run ANALYZE (it writes planner statistics),"

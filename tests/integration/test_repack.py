@@ -628,6 +628,8 @@ def test_indexes_of_a_table_below_min_table_size_are_rebuilt_alone(pg, repack_db
     assert "below min_table_size" in entry["error"] and "below min_index_size" in entry["error"], entry["error"]
     off = _repack.run_repack(dict(params, rebuild_indexes=False), check_mode=True)
     assert off["candidates_below_threshold"] >= 1 and "public.events" not in off["tables"], off
+    high = _repack.run_repack(dict(params, min_index_reclaimable_fraction=0.99), check_mode=True)
+    assert not high["repacked"] and "public.events" not in high["tables"], high["tables"]
 
     plan = _repack.run_repack(params, check_mode=True)
     entry = plan["tables"]["public.events"]

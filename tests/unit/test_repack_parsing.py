@@ -42,6 +42,8 @@ def test_failed_output_keeps_the_error_lines():
     ({}, "nothing to repack"),
     ({"tables": ["a"], "auto": True}, "not both"),
     ({"auto": True, "min_reclaimable_fraction": 1.5}, "between 0 and 1"),
+    ({"auto": True, "min_index_reclaimable_fraction": -0.1}, "min_index_reclaimable_fraction must be between"),
+    ({"auto": True, "min_index_size": "a lot"}, "min_index_size"),
     ({"auto": True, "wait_timeout": 0}, "wait_timeout"),
     ({"auto": True, "max_tables": -1}, "max_tables"),
     ({"auto": True, "repack_command": "pg_repack 'unclosed"}, "cannot be parsed"),
@@ -51,6 +53,15 @@ def test_bad_options_are_refused(params, fragment):
     with pytest.raises(InvalidRequest) as err:
         _repack.validate_options(params)
     assert fragment in err.value.message
+
+
+def test_heap_and_index_thresholds_are_separate():
+    plan = _repack.validate_options({"auto": True})
+    assert (plan["min_reclaimable_fraction"], plan["min_index_reclaimable_fraction"], plan["min_index_size"]) == \
+        (0.3, 0.2, 1024 ** 2)
+    plan = _repack.validate_options({"auto": True, "min_reclaimable_fraction": 0, "min_index_size": "0"})
+    assert (plan["min_reclaimable_fraction"], plan["min_index_reclaimable_fraction"], plan["min_index_size"]) == \
+        (0.0, 0.2, 0)
 
 
 def test_free_space_check_forms():
