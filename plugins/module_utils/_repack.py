@@ -706,7 +706,7 @@ def _select(conn, plan, params, result, left_on, check_mode):
             "estimate_method": None, "statistics": None, "analyzed": False,
             "duration_s": 0.0, "output": "",
         }
-        small = facts["total_bytes"] < plan["min_table_size"]
+        small = _below_table_size(plan, facts)
         if small and not _indexes_may_qualify(plan, facts):
             # Too small to matter: its size is exact, so no estimate (no scan, no ANALYZE) is spent on it.
             if plan["auto"]:
@@ -752,6 +752,11 @@ def _select(conn, plan, params, result, left_on, check_mode):
     return [e for e in runnable if e["status"] is None]
 
 
+def _below_table_size(plan, facts):
+    """A table too small for a heap rewrite: only its indexes may be rebuilt."""
+    return facts["total_bytes"] < plan["min_table_size"]
+
+
 def _indexes_may_qualify(plan, facts):
     """Whether a table below min_table_size may still have an index worth rebuilding alone: its indexes and
     TOAST together are at least min_index_size (the exact sizes, so nothing is estimated to know)."""
@@ -759,7 +764,7 @@ def _indexes_may_qualify(plan, facts):
 
 
 def _below_detail(plan, facts, entry, fraction):
-    if facts["total_bytes"] < plan["min_table_size"]:
+    if _below_table_size(plan, facts):
         said = "%d bytes, below min_table_size" % facts["total_bytes"]
     else:
         said = "%.0f%% of the heap estimated reclaimable, below min_reclaimable_fraction" % (fraction * 100)
@@ -827,8 +832,8 @@ def _estimate(conn, plan, facts, entry, pgstattuple_schema, check_mode, role):
     entry["estimate_method"] = "statistics"
     state = entry["statistics"] = statistics_state(facts)
     # Below min_table_size only the indexes are judged, so only their threshold decides.
-    small = facts["total_bytes"] < plan["min_table_size"]
-    if state != "current" and plan["min_index_reclaimable_fraction" if small else "min_reclaimable_fraction"]:
+    decisive = "min_index_reclaimable_fraction" if _below_table_size(plan, facts) else "min_reclaimable_fraction"
+    if state != "current" and plan[decisive]:
         why = _statistics_problem(facts, state)
         if check_mode:
             return facts, ("needs_analyze", "%s; check mode does not run ANALYZE (it writes planner statistics),"
