@@ -109,9 +109,14 @@ def _ident(*names):
     return sql.Identifier(*names)
 
 
-def _fraction(params, name, default):
+def _given(params, name):
+    """The option as given, else the module's default: one place for the defaults, whoever calls the core."""
     value = params.get(name)
-    value = default if value is None else float(value)
+    return REPACK_ARGUMENT_SPEC[name]["default"] if value is None else value
+
+
+def _fraction(params, name):
+    value = float(_given(params, name))
     if not 0 <= value <= 1:
         raise InvalidRequest("%s must be between 0 and 1, not %r" % (name, value))
     return value
@@ -125,17 +130,15 @@ def validate_options(params):
         raise InvalidRequest("give either tables or auto: true, not both")
     if not auto and not tables:
         raise InvalidRequest("nothing to repack: list tables, or set auto: true to choose them by profile")
-    fraction = _fraction(params, "min_reclaimable_fraction", 0.3)
-    index_fraction = _fraction(params, "min_index_reclaimable_fraction", 0.2)
-    margin = params.get("free_space_margin")
-    margin = 0.2 if margin is None else float(margin)
+    fraction = _fraction(params, "min_reclaimable_fraction")
+    index_fraction = _fraction(params, "min_index_reclaimable_fraction")
+    margin = float(_given(params, "free_space_margin"))
     if margin < 0:
         raise InvalidRequest("free_space_margin must not be negative")
     for name in ("max_tables", "max_duration", "table_timeout", "jobs"):
         if (params.get(name) or 0) < 0:
             raise InvalidRequest("%s must be 0 or more" % name)
-    wait_timeout = params.get("wait_timeout")
-    wait_timeout = 60 if wait_timeout is None else int(wait_timeout)
+    wait_timeout = int(_given(params, "wait_timeout"))
     if wait_timeout < 1:
         raise InvalidRequest("wait_timeout must be at least 1 second")
     command = params.get("repack_command") or "pg_repack"
@@ -159,8 +162,7 @@ def validate_options(params):
         "min_table_size": parse_bytes(params.get("min_table_size") or 0, "min_table_size"),
         "min_reclaimable_fraction": fraction,
         "min_index_reclaimable_fraction": index_fraction,
-        "min_index_size": parse_bytes("1MiB" if params.get("min_index_size") is None else params["min_index_size"],
-                                      "min_index_size"),
+        "min_index_size": parse_bytes(_given(params, "min_index_size"), "min_index_size"),
         "estimate_method": params.get("estimate_method") or "auto",
         "max_tables": int(params.get("max_tables") or 0),
         "max_duration": int(params.get("max_duration") or 0),
