@@ -7,10 +7,14 @@ PYTEST_ARGS ?=
 # Two workers: the container tests (about ten minutes) run beside the rest. PYTEST_WORKERS= runs serially.
 PYTEST_WORKERS ?= -n 2 --dist loadgroup
 
-.PHONY: setup demo test unit lint sanity build changelog doc bench bench-steady clean
+.PHONY: setup lock demo test unit lint sanity build changelog doc bench bench-steady clean
 
 setup:
 	bash scripts/bootstrap.sh
+
+# Re-resolves locks/*.txt from the requirement files (needs PyPI); commit both together.
+lock:
+	bash scripts/lock.sh
 
 demo: setup
 	$(PY) demo/run_demo.py

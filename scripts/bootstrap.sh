@@ -30,26 +30,23 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 PYTHON="${PYTHON:-python3}"
-# tests/requirements-prefect.txt goes into a venv of its own: Prefect needs a newer SQLAlchemy than
-# dagster-postgres supports. The modules themselves need neither.
-install_venv() {  # install_venv DIR REQUIREMENT-FILES...
-  local dir="$1"; shift
+# Each environment is installed from its lock in locks/ (every package pinned with its hashes; `make lock`
+# refreshes them from the requirement files). tests/requirements-prefect.txt has a venv of its own: Prefect
+# needs a newer SQLAlchemy than dagster-postgres supports. The modules themselves need neither.
+install_venv() {  # install_venv DIR LOCK
+  local dir="$1" lock="$2"
   [ -x "$dir/bin/python" ] || "$PYTHON" -m venv "$dir"
-  local stamp="$dir/.requirements.sha" want reqs=()
-  want=$(cat "$@" | sha256sum | cut -d' ' -f1)
+  local stamp="$dir/.lock.sha" want
+  want=$(cat locks/pip.txt "$lock" | sha256sum | cut -d' ' -f1)
   if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-    "$dir/bin/pip" install -q --upgrade pip
-    for r in "$@"; do reqs+=(-r "$r"); done
-    "$dir/bin/pip" install -q "${reqs[@]}"
+    rm -f "$stamp"
+    "$dir/bin/python" -m pip install -q --disable-pip-version-check --require-hashes --no-deps -r locks/pip.txt
+    "$dir/bin/python" -m pip install -q --require-hashes --no-deps -r "$lock"
+    # A lock that misses a dependency would install and then fail at import: refuse it here.
+    "$dir/bin/python" -m pip check
     echo "$want" > "$stamp"
   fi
 }
-main_reqs=(requirements.txt requirements-test.txt)
-for r in tests/requirements-*.txt; do
-  [ -f "$r" ] && [ "$r" != tests/requirements-prefect.txt ] && main_reqs+=("$r")
-done
-install_venv .venv "${main_reqs[@]}"
-if [ -f tests/requirements-prefect.txt ]; then
-  install_venv .venv-prefect tests/requirements-prefect.txt
-fi
+install_venv .venv locks/main.txt
+install_venv .venv-prefect locks/prefect.txt
 echo "environment ready: .venv ($(.venv/bin/python --version)), PostgreSQL $(ls /usr/lib/postgresql | sort -n | tail -1)"

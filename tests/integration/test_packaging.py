@@ -27,12 +27,14 @@ SITE_COLLECTIONS = os.path.join(sysconfig.get_paths()["purelib"], "ansible_colle
 PATH_WARNING = "is not part of the configured Ansible collections paths"
 
 
-def run(cmd, env=None, cwd=None, check=True):
+def run(cmd, env=None, cwd=None, check=True, stdout_only=False):
+    """(returncode, output). The output is stdout and stderr together, for messages; ``stdout_only`` returns
+    stdout alone, for output that is parsed (a warning on stderr must not break a JSON parse)."""
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=cwd or ROOT, check=False)
     output = proc.stdout + proc.stderr
     if check:
         assert proc.returncode == 0, "%s failed (%d):\n%s" % (" ".join(map(str, cmd)), proc.returncode, output[-4000:])
-    return proc.returncode, output
+    return proc.returncode, proc.stdout if stdout_only else output
 
 
 def galaxy_yml():
@@ -158,7 +160,7 @@ def test_tarball_ships_what_users_use_and_declares_the_dependencies(artifacts):
     top = {n.split("/")[0] for n in names}
     assert {"plugins", "roles", "playbooks", "meta", "docs", "tests", "changelogs", "README.md", "CHANGELOG.rst",
             "bindep.txt", "MANIFEST.json", "FILES.json"} <= top, sorted(top)
-    assert not top & {"bench", "demo", "molecule", "scripts", "Makefile", "pytest.ini", "requirements-test.txt",
+    assert not top & {"bench", "demo", "molecule", "scripts", "locks", "Makefile", "pytest.ini", "requirements-test.txt",
                       ".gitignore", ".ci", "build"}, sorted(top)
     assert {"meta/runtime.yml", "meta/execution-environment.yml", "meta/ee-requirements.txt",
             "changelogs/changelog.yaml"} <= set(names)
@@ -195,8 +197,8 @@ def test_the_tarball_alone_does_not_resolve_the_role(artifacts, tmp_path):
 def test_install_puts_exactly_the_collection_and_its_dependencies_on_the_configured_path(artifacts, controller):
     assert PATH_WARNING not in controller.install_output
     unused, output = run([ansible("ansible-galaxy"), "collection", "list", "--format", "json"], env=controller.env(),
-                         cwd=controller.base)
-    listing = json.loads(output[output.index("{"):])
+                         cwd=controller.base, stdout_only=True)
+    listing = json.loads(output)
     installed = listing.pop(os.path.join(controller.collections, "ansible_collections"))
     # What remains is ansible-core's own internal collections, nothing from any other place.
     assert all(os.sep + "ansible" + os.sep + "_internal" + os.sep in path for path in listing), listing
