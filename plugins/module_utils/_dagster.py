@@ -15,7 +15,7 @@ from ._tables import table_row_estimates
 from ._units import utc_cutoff
 from ._connection import is_connection_lost
 from ._dagster_runs import TABLES as RUN_TABLES, run_retention_rules, validate_run_retention
-from ._errors import InvalidRequest
+from ._errors import InvalidRequest, first_line
 from ._prune import require_schema
 
 try:
@@ -356,8 +356,7 @@ class DagsterProfile:
         try:
             counts = count_kept_newest(newest_ticks(conn, schema), self.tick_rules)
         except psycopg.Error as exc:
-            result["ticks_kept_newest_error"] = "%s: %s" % (type(exc).__name__, str(exc).strip().splitlines()[0]
-                                                            if str(exc).strip() else "")
+            result["ticks_kept_newest_error"] = first_line(exc)
             return
         for name, kept in counts.items():
             if name in result["handlers"]:

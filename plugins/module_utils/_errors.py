@@ -50,3 +50,10 @@ class LockFileRefused(PgtidyError):
     opened for writing, locked or changed, and the database was not touched."""
 
     kind = "lock_file_refused"
+
+
+def first_line(exc):
+    """``TypeName: first line of the message``, or ``TypeName`` alone for an empty message."""
+    text = str(exc).strip()
+    name = type(exc).__name__
+    return "%s: %s" % (name, text.splitlines()[0]) if text else name

@@ -10,6 +10,7 @@ import json
 import os
 import time
 
+from ._errors import first_line
 from ._health_gaps import role_name
 from ._report import write_atomic
 
@@ -38,7 +39,7 @@ def disk_facts(cur, params, user):
             cur.execute("SELECT current_setting('data_directory')")
             path = cur.fetchone()[0]
         except psycopg.Error as exc:
-            return {"available": False, "reason": "cannot read data_directory (%s)" % str(exc).strip().splitlines()[0],
+            return {"available": False, "reason": "cannot read data_directory (%s)" % first_line(exc),
                     "fix": "GRANT pg_read_all_settings TO %s (pg_monitor includes it), or set disk_path"
                            % role_name(user)}
         source = "data_directory"

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 
-from ._errors import SchemaMismatch
+from ._errors import SchemaMismatch, first_line
 
 try:
     from psycopg import errors as pg_errors
@@ -36,7 +36,7 @@ def gap(section, reason, fix, status="unavailable"):
 
 
 def error_text(exc):
-    return getattr(exc, "message", None) or str(exc).strip().splitlines()[0]
+    return getattr(exc, "message", None) or first_line(exc)
 
 
 def section_gap(section, exc, user, schema, params):

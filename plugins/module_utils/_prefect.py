@@ -26,7 +26,7 @@ from ._walks import Rule
 from ._prefect_walks import EventsWalk, LevelWalk, OrphanSkipWalk, TrailingSweep, WatchedTimeWalk
 from ._tables import table_row_estimates
 from ._units import utc_cutoff
-from ._errors import InvalidRequest
+from ._errors import InvalidRequest, first_line
 from ._prune import require_schema
 
 try:
@@ -444,7 +444,7 @@ class PrefectProfile:
             else:
                 repointed, removed, left = reconcile_collections(conn, schema, budget["batch_size"], limit)
         except psycopg.Error as exc:
-            entry.update(status="failed", error="%s: %s" % (type(exc).__name__, str(exc).strip().splitlines()[0]))
+            entry.update(status="failed", error=first_line(exc))
             result["failed_handlers"].append("artifact_collections")
         else:
             entry.update(deleted=removed, repointed=repointed, remaining=left, capped=left > 0)

@@ -20,7 +20,7 @@ import time
 
 from ._units import LINE_POINTER, PAGE_HEADER, PAGE_SIZE, human_bytes, maxalign, parse_bytes
 from ._connection import conninfo_from_params, connect, redact, server_facts
-from ._errors import InvalidRequest, LockBusy, PgtidyError
+from ._errors import InvalidRequest, LockBusy, PgtidyError, first_line
 from ._lock import AdvisoryLock, LockFile
 from ._report import Metrics
 from ._repack_indexes import estimate_indexes, index_filenodes, reclaimable_fraction
@@ -424,7 +424,7 @@ def analyze_table(conn, facts):
         with conn.cursor() as cur:
             cur.execute(sql.SQL("ANALYZE {}").format(_ident(facts["schema"], facts["table"])))
     except psycopg.Error as exc:
-        said.append(_first_line(exc))
+        said.append(first_line(exc))
     finally:
         conn.remove_notice_handler(keep)
     return "; ".join(said)
@@ -798,7 +798,7 @@ def _index_estimate(conn, plan, facts, entry, pgstattuple_schema, name):
     try:
         indexes, total, reclaimable = estimate_indexes(conn, facts, pgstattuple_schema)
     except psycopg.Error as exc:
-        entry["index_estimate_error"] = "%s: %s" % (name, _first_line(exc))
+        entry["index_estimate_error"] = "%s: %s" % (name, first_line(exc))
         return False
     chosen = [i for i in indexes if i["bytes"] and i["bytes"] >= plan["min_index_size"]
               and reclaimable_fraction(i) >= plan["min_index_reclaimable_fraction"]]
@@ -827,7 +827,7 @@ def _estimate(conn, plan, facts, entry, pgstattuple_schema, check_mode, role):
         try:
             entry["estimated_reclaimable_bytes"] = estimate_with_pgstattuple(conn, facts, pgstattuple_schema)
         except psycopg.Error as exc:
-            return facts, ("no_estimate", "pgstattuple_approx(%s) failed: %s" % (name, _first_line(exc)),
+            return facts, ("no_estimate", "pgstattuple_approx(%s) failed: %s" % (name, first_line(exc)),
                            "GRANT pg_stat_scan_tables TO %s (pgstattuple_approx needs it), or set"
                            " estimate_method: statistics" % role)
         return facts, None
@@ -865,11 +865,6 @@ def _no_estimate_fix(name, role, said):
             " one, or on PostgreSQL 17+ GRANT MAINTAIN ON %s TO %s (or the pg_maintain role); or CREATE EXTENSION"
             " pgstattuple and GRANT pg_stat_scan_tables TO %s to measure the table instead"
             % (name, name, role, role))
-
-
-def _first_line(exc):
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _skip(result, name, entry, reason, detail="", fix=""):
