@@ -12,7 +12,9 @@ The engine is split along its seams:
 - here: one transaction per batch, failure records, the backlog left, and the run's result.
 
 Handlers are independent: one failing does not stop the others, and the caller fails only
-after all ran. Every batch is one short transaction; an interrupted run loses nothing it
+after all ran. Before any batch, every handler's privileges are checked (``Walk.privileges``), in
+check mode too: a handler whose role may not delete its rows fails there, with the GRANT that fixes
+it, instead of counting rows it could never delete. Every batch is one short transaction; an interrupted run loses nothing it
 was not meant to delete and the next run carries on.
 """
 
@@ -22,9 +24,10 @@ import time
 
 from ._budget import BudgetMeter
 from ._connection import is_connection_lost
-from ._errors import InvalidRequest
+from ._errors import InvalidRequest, classify, first_line
 from ._pacing import Pacer, ReplicationProbe
 from ._scheduler import Scheduler
+from ._tables import describe_lacking, grant_statements, lacking_privileges
 from ._units import lsn_to_int
 from ._walks import REMAINING_EXACT_LIMIT, HandlerState, walk_for
 
@@ -35,8 +38,10 @@ except ImportError:  # pragma: no cover - the module reports the missing driver
 
 
 class DeleteEngine:
-    def __init__(self, conn, schema, budget, check_mode=False, log=None):
+    def __init__(self, conn, schema, budget, check_mode=False, log=None, check_privileges=True):
+        """``check_privileges=False`` counts as if the role may delete (a preview read by another role)."""
         self.conn = conn
+        self.check_privileges = check_privileges
         self.schema = schema
         self.budget = budget
         self.check_mode = check_mode
@@ -63,9 +68,11 @@ class DeleteEngine:
                 raise InvalidRequest("rule %s: unknown walk %r" % (rule.name, rule.walk))
             try:
                 walk.prepare(self.conn, state, id_ranges)
+                state.prepared = True
             except psycopg.Error as exc:
                 self.fail(state, exc)
             states.append(state)
+        grants = self._check_privileges(states) if self.check_privileges else []
         wal_start = None if self.check_mode else self._wal_lsn()
         if self.check_mode:
             self._precount(states)
@@ -73,12 +80,22 @@ class DeleteEngine:
         pacer.deadline = meter.deadline()
         capped_by = Scheduler(self, meter, self.log, pacer=pacer).run(states)
         for state in states:
-            if state.failed or state.done or is_connection_lost(self.conn):
+            if state.done and not state.failed:
+                continue
+            if is_connection_lost(self.conn) or not state.prepared:
+                state.remaining, state.remaining_exact = None, False      # nobody could look
                 continue
             try:
-                self.walk(state).remaining(self.conn, state, self.check_mode, self._precounts.get(state.rule.name))
+                if state.failed:
+                    # What is still past retention, as a real run's backlog is counted: never 0 for not looking.
+                    self.walk(state).remaining(self.conn, state, False)
+                else:
+                    self.walk(state).remaining(self.conn, state, self.check_mode,
+                                               self._precounts.get(state.rule.name))
             except psycopg.Error as exc:
-                self.fail(state, exc)
+                if not state.failed:
+                    self.fail(state, exc)
+                state.remaining, state.remaining_exact = None, False
         for state in states:
             if state.failed or is_connection_lost(self.conn):
                 continue
@@ -93,13 +110,17 @@ class DeleteEngine:
         total_wal = 0 if self.check_mode else self._safe_wal_since(wal_start)
         handlers = {s.rule.name: s.result() for s in states}
         capped = any(h["capped"] for h in handlers.values())
+        unknown = [s.rule.name for s in states if s.remaining is None]
         return {
             "handlers": handlers,
             "deleted_total": sum(s.deleted + sum(s.cascaded.values()) for s in states),
-            "remaining_total": sum(s.remaining for s in states),
+            "remaining_total": None if unknown else sum(s.remaining for s in states),
+            "remaining_unknown": unknown,
             "capped": capped,
             "capped_by": capped_by if capped else None,
             "failed_handlers": [s.rule.name for s in states if s.failed],
+            "failed_kinds": sorted({s.error_kind for s in states if s.failed}),
+            "grants_needed": grants,
             "duration_s": round(time.monotonic() - started, 3),
             "wal_bytes": total_wal,
             "budget": meter.describe(),
@@ -123,8 +144,26 @@ class DeleteEngine:
 
     def fail(self, state, exc):
         state.failed = True
-        state.error = "%s: %s" % (type(exc).__name__, str(exc).strip().splitlines()[0] if str(exc).strip() else "")
+        state.error = first_line(exc)
+        state.error_kind = classify(exc)[0]
         self.log("handler %s failed: %s" % (state.rule.name, state.error))
+
+    def _check_privileges(self, states):
+        """Fail the handlers whose role lacks a privilege their statements need; returns the GRANTs that fix it."""
+        wanted = {pair for s in states if not s.failed for pair in self.walk(s).privileges(s.rule)}
+        role, lacking = lacking_privileges(self.conn, self.schema, wanted)
+        everything_missing = set()
+        for state in states:
+            missing = tuple(pair for pair in self.walk(state).privileges(state.rule) if pair in lacking)
+            if state.failed or not missing:
+                continue
+            state.failed = True
+            state.missing_privileges = missing
+            state.error_kind = "insufficient_privilege"
+            state.error = "InsufficientPrivilege: " + describe_lacking(self.conn, self.schema, role, missing)
+            self.log("handler %s failed: %s" % (state.rule.name, state.error))
+            everything_missing.update(missing)
+        return grant_statements(self.conn, self.schema, role, everything_missing)
 
     def _precount(self, states):
         """Check mode: candidates counted up front where a batch cannot count its own (bounded, index-driven)."""

@@ -14,7 +14,8 @@ from ._walks import Rule
 from ._tables import table_row_estimates
 from ._units import utc_cutoff
 from ._connection import is_connection_lost
-from ._dagster_runs import TABLES as RUN_TABLES, run_retention_rules, validate_run_retention
+from ._dagster_runs import (
+    RUNS_RULE, TABLES as RUN_TABLES, retirement_of, run_retention_rules, validate_run_retention)
 from ._errors import InvalidRequest, first_line
 from ._prune import require_schema
 
@@ -186,9 +187,21 @@ def _finished_run(schema):
 
 
 def build_rules(plan, schema, now=None):
+    """The rules of a plan. With run retention, ``runs_retired`` goes first and every ``event_logs`` rule
+    waits for it (``after``), leaving alone the rows of the runs it retires: in a real run those rows are
+    gone by then, and in check mode each row is counted once, by the handler that deletes it."""
+    newer = _newer_tick_exists(schema)
+    run_rules = run_retention_rules(plan["run_retention"], schema, newer, lambda d: utc_cutoff(d, now)) \
+        if plan.get("run_retention") else []
+    retirement = retirement_of(run_rules)
     rules = []
     finished = _finished_run(schema)
     common = {"finished": list(FINISHED_RUN_STATUSES)}
+    order = {}
+    if retirement is not None:
+        finished = sql.SQL("{} AND t.run_id <> ALL(%(retiring)s::text[])").format(finished)
+        common["retiring"] = retirement.counted_not_deleted
+        order["after"] = (RUNS_RULE,)
     for level, days in plan["log_retention_days"].items():
         if days is None:
             continue
@@ -197,7 +210,7 @@ def build_rules(plan, schema, now=None):
             predicate=sql.SQL("t.dagster_event_type IS NULL AND (t.event::json ->> 'level') = %(level)s AND {}")
             .format(finished),
             params=dict(common, level=str(LOG_LEVELS[level])),
-            description="Python log lines at %s older than %d days" % (level.upper(), days)))
+            description="Python log lines at %s older than %d days" % (level.upper(), days), **order))
     days = plan["event_retention_days"]
     if days is not None:
         for etype in plan["event_types"]:
@@ -205,10 +218,9 @@ def build_rules(plan, schema, now=None):
                 name="events_%s" % etype.lower(), table="event_logs", cutoff=utc_cutoff(days, now),
                 predicate=sql.SQL("t.dagster_event_type = %(etype)s AND {}").format(finished),
                 params=dict(common, etype=etype),
-                description="%s events older than %d days" % (etype, days)))
+                description="%s events older than %d days" % (etype, days), **order))
         if plan["prune_superseded_planned"]:
-            rules.append(planned_rule(schema, days, now))
-    newer = _newer_tick_exists(schema)
+            rules.append(planned_rule(schema, days, now, retirement))
     for kind, statuses in plan["tick_retention_days"].items():
         for status, tdays in statuses.items():
             if tdays is None:
@@ -219,9 +231,7 @@ def build_rules(plan, schema, now=None):
                 params={"tick_type": kind.upper(), "tick_status": status.upper()},
                 description="%s ticks with status %s older than %d days, except each instigator's newest tick"
                             % (kind, status.upper(), tdays)))
-    if plan.get("run_retention"):
-        rules.extend(run_retention_rules(plan["run_retention"], schema, newer, lambda d: utc_cutoff(d, now)))
-    return rules
+    return run_rules + rules
 
 
 def _newer_tick_exists(schema):
@@ -286,7 +296,7 @@ def count_kept_newest(newest, tick_rules):
     return counts
 
 
-def planned_rule(schema, days, now=None):
+def planned_rule(schema, days, now=None, retirement=None):
     """ASSET_MATERIALIZATION_PLANNED rows that no Dagster view can read any more.
 
     Dagster reads planned events for (a) the latest planned run of an asset / partition and
@@ -296,25 +306,34 @@ def planned_rule(schema, days, now=None):
     latest) AND a later materialization (so it cannot be the one that marks a failure).
     """
     events = sql.Identifier(schema, "event_logs")
+    params = {"finished": list(FINISHED_RUN_STATUSES)}
+    order = {}
+    # With run retention, the rows of the runs it retires do not count (see build_rules): neither as
+    # candidates nor as the later plan or materialization that makes a plan superseded.
+    gone = sql.SQL("")
+    if retirement is not None:
+        gone = sql.SQL(" AND {a}.run_id <> ALL(%(retiring)s::text[])")
+        params["retiring"] = retirement.counted_not_deleted
+        order["after"] = (RUNS_RULE,)
     # "partition IS NOT DISTINCT FROM" is no index condition: each probe would walk every later
     # event of the asset. Split on NULL so (asset_key, type, partition, id) or (asset_key, type, id)
     # finds the first later row directly.
     later = sql.SQL(
         "CASE WHEN t.partition IS NULL"
         " THEN EXISTS (SELECT 1 FROM {events} AS {a} WHERE {a}.asset_key = t.asset_key"
-        "   AND {a}.dagster_event_type = {etype} AND {a}.partition IS NULL AND {a}.id > t.id)"
+        "   AND {a}.dagster_event_type = {etype} AND {a}.partition IS NULL AND {a}.id > t.id{gone})"
         " ELSE EXISTS (SELECT 1 FROM {events} AS {a} WHERE {a}.asset_key = t.asset_key"
-        "   AND {a}.dagster_event_type = {etype} AND {a}.partition = t.partition AND {a}.id > t.id) END")
+        "   AND {a}.dagster_event_type = {etype} AND {a}.partition = t.partition AND {a}.id > t.id{gone}) END")
     predicate = sql.SQL(
         "t.dagster_event_type = 'ASSET_MATERIALIZATION_PLANNED' AND t.asset_key IS NOT NULL AND {finished}"
         " AND {materialized} AND {planned}").format(
-        finished=_finished_run(schema),
-        materialized=later.format(events=events, a=sql.Identifier("m"), etype=sql.Literal("ASSET_MATERIALIZATION")),
+        finished=sql.SQL("{}{}").format(_finished_run(schema), gone.format(a=sql.Identifier("t"))),
+        materialized=later.format(events=events, a=sql.Identifier("m"), etype=sql.Literal("ASSET_MATERIALIZATION"),
+                                  gone=gone.format(a=sql.Identifier("m"))),
         planned=later.format(events=events, a=sql.Identifier("p"),
-                             etype=sql.Literal("ASSET_MATERIALIZATION_PLANNED")))
+                             etype=sql.Literal("ASSET_MATERIALIZATION_PLANNED"), gone=gone.format(a=sql.Identifier("p"))))
     return Rule(name="events_asset_materialization_planned_superseded", table="event_logs",
-                cutoff=utc_cutoff(days, now), predicate=predicate,
-                params={"finished": list(FINISHED_RUN_STATUSES)},
+                cutoff=utc_cutoff(days, now), predicate=predicate, params=params, **order,
                 description="ASSET_MATERIALIZATION_PLANNED superseded by a later plan and materialization,"
                             " older than %d days" % days)
 

@@ -42,6 +42,7 @@ FINISHED_BACKFILLS = ("COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAI
 ROOT_TAG = "dagster/root_run_id"
 BACKFILL_TAG = "dagster/backfill"
 TABLES = ("runs", "run_tags", "event_logs", "asset_event_tags", "asset_check_executions", "snapshots")
+RUNS_RULE = "runs_retired"
 
 KEEP_REASONS = {
     "status_kept": "its status is kept forever (run_retention_days -1 or not set)",
@@ -110,7 +111,7 @@ def run_retention_rules(plan, schema, newer_tick, cutoff=utc_cutoff):
         return []
     described = ", ".join("%s %d days" % (s, d) for s, d in plan["days"].items() if d is not None)
     retirement = RunRetirement(schema, cutoffs, plan["keep_runs_per_job"])
-    rules = [Rule(name="runs_retired", table="runs", cutoff=max(cutoffs.values()), time_column="end_time",
+    rules = [Rule(name=RUNS_RULE, table="runs", cutoff=max(cutoffs.values()), time_column="end_time",
                   walk=retirement,
                   description="finished runs past run retention (%s), newest %d per job kept, with all their rows"
                               % (described, plan["keep_runs_per_job"]))]
@@ -118,11 +119,20 @@ def run_retention_rules(plan, schema, newer_tick, cutoff=utc_cutoff):
         days = min(d for d in plan["days"].values() if d is not None)
         rules.append(Rule(
             name="ticks_of_retired_runs", table="job_ticks", cutoff=cutoff(days),
-            predicate=_retired_run_ticks_predicate(schema, newer_tick), walk=RetiredRunTicks(schema, retirement),
+            predicate=_retired_run_ticks_predicate(schema, newer_tick), walk=RetiredRunTicks(schema),
+            params={"retiring": retirement.counted_not_deleted}, after=(RUNS_RULE,),
             description="finished ticks older than %d days whose launched runs are all retired, except each"
                         " instigator's newest tick" % days,
             note="runs after runs_retired; counts the runs it retires (or, in check mode, would retire) as gone"))
     return rules
+
+
+def retirement_of(rules):
+    """The ``RunRetirement`` among ``rules``, or None when run retention is off."""
+    for rule in rules:
+        if isinstance(rule.walk, RunRetirement):
+            return rule.walk
+    return None
 
 
 # The run ids a tick body names: those it launched, and those it reserved for runs it was about to
@@ -157,36 +167,16 @@ def _retired_run_ticks_predicate(schema, newer_tick):
 
 
 class RetiredRunTicks(IdWalk):
-    """The id walk of ``job_ticks``, waiting for run retirement to finish.
+    """The id walk of ``job_ticks`` for the ticks of retired runs.
 
-    A tick can go once its runs are gone, so the walk starts after ``runs_retired`` is done (or has
-    failed) and treats the runs that handler retired, or in check mode would retire, as gone: check
-    mode predicts the ticks the real run deletes. It keeps its own cursor rather than the table's
-    shared frontier, which the other tick rules would otherwise wait on.
+    A tick can go once its runs are gone: the rule waits for ``runs_retired`` (``after``) and treats
+    the runs check mode counted as retired as gone (``retiring``). It keeps its own cursor rather than
+    the table's shared frontier, which the other tick rules would otherwise wait on.
     """
 
     kind = "run_ticks"
-    shares_frontier = False
-
-    def __init__(self, schema, retirement):
-        super().__init__(schema)
-        self.retirement = retirement
-        self._retiring = []             # the retired run ids as a statement parameter, rebuilt when they grow
-
-    def waiting(self):
-        state = self.retirement.state
-        return state is not None and not (state.done or state.failed)
-
-    def params(self, state, **extra):
-        runs = self.retirement.state
-        retired = runs.scratch.get("retired", ()) if runs is not None and runs.scratch else ()
-        if len(retired) != len(self._retiring):     # the set only grows: same size, same ids
-            self._retiring = sorted(retired)
-        return super().params(state, retiring=self._retiring, **extra)
 
     def batch(self, conn, state, limit, upper, check_mode, precounted=None):
-        if self.waiting():
-            return 0                    # a turn without a statement; check mode waits the same turns
         return super().batch(conn, state, limit, state.boundary, check_mode, precounted)
 
 
@@ -207,7 +197,8 @@ class RunRetirement(Walk):
         self.lineage_seen = 0          # runs.id up to which run bodies were read for re-executions
         self.body_root = {}            # run_id -> root run_id, from run bodies
         self.body_members = {}         # root run_id -> run_ids naming it, from run bodies
-        self.state = None              # this run's handler state, read by RetiredRunTicks
+        self.counted = set()           # check mode: runs counted as retired, still in the database
+        self._counted_list = []        # the same, sorted, as a statement parameter (rebuilt when it grows)
 
     # -- planning -----------------------------------------------------------------
     def prepare(self, conn, state, id_ranges):
@@ -224,7 +215,16 @@ class RunRetirement(Walk):
             "oldest_kept": None, "rows_by_table": {t: 0 for t in TABLES}, "run_ids": [], "run_ids_truncated": False,
         })
         state.scratch = {"retired": set(), "snapshots": set()}
-        self.state = state
+        self.counted = set()
+        self._counted_list = []
+
+    def counted_not_deleted(self):
+        """Runs this run retires whose rows are still there: in check mode every run it counted, in a real
+        run none (their rows are gone). The handlers that wait for this one leave these runs' rows alone, so
+        that check mode counts each row once, as the real run deletes it once."""
+        if len(self.counted) != len(self._counted_list):   # the set only grows: same size, same ids
+            self._counted_list = sorted(self.counted)
+        return self._counted_list
 
     def _t(self, name):
         return sql.Identifier(self.schema, name)
@@ -498,6 +498,8 @@ class RunRetirement(Walk):
         extra, private = state.extra, state.scratch
         for run_id, status, job, snap, plan in gone:
             private["retired"].add(run_id)
+            if check_mode:
+                self.counted.add(run_id)
             private["snapshots"].update(s for s in (snap, plan) if s)
             extra["runs_retired"] += 1
             extra["retired_by_status"][status] = extra["retired_by_status"].get(status, 0) + 1
@@ -554,6 +556,14 @@ class RunRetirement(Walk):
                 (free, retired))
         state.extra["rows_by_table"]["snapshots"] += n
         return n
+
+    def privileges(self, rule):
+        """Every table a retired run's rows are deleted from; ``runs`` rows are locked first (UPDATE)."""
+        needs = [("runs", "SELECT"), ("runs", "UPDATE"), ("runs", "DELETE")]
+        for table in TABLES:
+            if table != "runs":
+                needs += [(table, "SELECT"), (table, "DELETE")]
+        return needs
 
     def remaining(self, conn, state, check_mode, precounted=None):
         """Runs past retention beyond the cursor: an upper bound (some of them will be kept)."""

@@ -42,7 +42,8 @@ def predict_retention(conn, schema, profile, plan, budget):
     """
     profile.check_schema(conn, schema)
     rules = profile.build_rules(plan, schema, conn)
-    predicted = DeleteEngine(conn, schema, budget, check_mode=True).run(rules)
+    # The prune runs as its own role: the preview counts as if that role may delete (health's may not).
+    predicted = DeleteEngine(conn, schema, budget, check_mode=True, check_privileges=False).run(rules)
     profile.extra_steps(conn, schema, plan, True, predicted)
     return {
         "settings": plan,

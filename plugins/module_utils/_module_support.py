@@ -7,7 +7,9 @@ given but imports nothing from Ansible, so the core stays importable without it.
 from __future__ import annotations
 
 from ._connection import CONNECTION_ARGUMENT_SPEC, HAS_PSYCOPG, PSYCOPG_IMPORT_ERROR
-from ._errors import PgtidyError
+import traceback
+
+from ._errors import PgtidyError, classify, first_line
 from ._prune import run_prune
 from ._report import REPORT_ARGUMENT_SPEC, prune_metrics, write_json_report
 
@@ -48,12 +50,18 @@ def fail_from_error(module, exc, **extra):
 
 
 def exit_prune(module, profile, job):
-    """main() of a prune module once its argument spec is built: run, report, exit or fail."""
+    """main() of a prune module once its argument spec is built: run, report, exit or fail.
+
+    A run in which a handler failed fails the task, with the whole result (what every handler did), after
+    the report and the metrics were written.
+    """
     result = run_guarded(
         module, lambda: run_prune(module.params, profile, check_mode=module.check_mode, log=module.debug),
         metrics_for=lambda r: prune_metrics(r, job, module.params.get("login_db") or "postgres"))
     if module._diff:
         result["diff"] = {"before": {"rows": result["rows_before"]}, "after": {"rows": result["rows_after"]}}
+    if result.get("failed"):
+        module.fail_json(**result)
     module.exit_json(**result)
 
 
@@ -66,6 +74,17 @@ def run_guarded(module, work, metrics_for=None):
         failure.update(exc.details)
         write_outputs(module, failure, metrics_for(failure) if metrics_for else None)
         fail_from_error(module, exc)
+        return
+    except Exception as exc:  # pylint: disable=broad-except
+        # A database error outside any handler (a statement timeout while reading the catalog, a lost
+        # connection) or a defect: the task fails with a kind and a fix, never with a bare traceback.
+        kind, fix = classify(exc)
+        failure = {"failed": True, "error_kind": kind, "fix": fix, "changed": False,
+                   "msg": "%s. Fix: %s" % (first_line(exc), fix)}
+        write_outputs(module, failure, metrics_for(failure) if metrics_for else None)
+        if kind == "internal_error":
+            failure["exception"] = traceback.format_exc()
+        module.fail_json(**failure)
         return
     write_outputs(module, result, metrics_for(result) if metrics_for else None)
     return result

@@ -12,7 +12,7 @@ import time
 from ._batches import DeleteEngine
 from ._budget import Budget
 from ._connection import connect, server_facts, set_wal_compression
-from ._errors import InvalidRequest, SchemaMismatch, StandbyServer
+from ._errors import InvalidRequest, SchemaMismatch, StandbyServer, fix_for
 from ._lock import AdvisoryLock, LockFile
 
 PRUNE_ARGUMENT_SPEC = dict(
@@ -126,4 +126,44 @@ def run_prune(params, profile, check_mode=False, log=None):
         "duration_s": round(time.monotonic() - started, 3),
         "retention": plan,
     })
+    result.update(outcome(result))
     return result
+
+
+def outcome(result):
+    """The run's one-line ``msg``, and when any handler failed: ``failed``, ``error_kind`` and the fix.
+
+    A run in which a handler failed fails as a whole, after every other handler ran, so that a timer
+    that runs it goes red while the database grows. The kind is the handlers' common one; a missing
+    privilege wins (its fix, the GRANTs, is known exactly), several different ones are ``handler_failed``.
+    """
+    where = "%s.%s" % (result["database"], result["schema"])
+    verb = "Would delete" if result["check_mode"] else "Deleted"
+    summary = "%s %d rows from %s in %.1f s" % (verb, result["deleted_total"], where, result["duration_s"])
+    left = result.get("remaining_total")
+    if left is None:
+        summary += "; rows still past retention unknown for %s" % ", ".join(result.get("remaining_unknown") or ())
+    elif left:
+        summary += "; %d rows still past retention%s" % (
+            left, " (stopped by %s: the next run continues)" % result["capped_by"] if result.get("capped_by") else "")
+    else:
+        summary += "; nothing left past retention"
+    failed = result.get("failed_handlers") or []
+    if not failed:
+        return {"msg": summary}
+    handlers = result["handlers"]
+    kinds = sorted({handlers.get(name, {}).get("error_kind") or "handler_failed" for name in failed})
+    if "insufficient_privilege" in kinds:
+        kind = "insufficient_privilege"
+    elif len(kinds) == 1:
+        kind = kinds[0]
+    else:
+        kind = "handler_failed"
+    first = handlers.get(failed[0], {}).get("error") or "failed"
+    if kind == "insufficient_privilege" and result.get("grants_needed"):
+        fix = "run as a role that may delete these rows, for example: %s" % "; ".join(result["grants_needed"])
+    else:
+        fix = fix_for(kind)
+    msg = "%d of %d handlers failed (%s): %s. Fix: %s. %s" % (
+        len(failed), len(handlers), ", ".join(failed), first, fix, summary)
+    return {"msg": msg, "failed": True, "error_kind": kind, "fix": fix}

@@ -4,7 +4,8 @@
 """Who goes next: handlers take turns batch by batch under the run's budgets.
 
 Turns go round robin, so a huge backlog in one category cannot starve the others, and one
-failing handler does not stop the rest. Handlers walking the same table by id also sweep it
+failing handler does not stop the rest. A handler that declares others it waits for (``Rule.after``)
+gets no turn until each of them is done or has failed. Handlers walking the same table by id also sweep it
 together (``Sweep``): none passes a shared frontier before all have reached it, so each id
 window's pages are read once for all of them. Before each batch the pacer (``_pacing.py``) may
 hold the turn (a standby behind, the WAL rate, an operator's pause file) or end the run.
@@ -13,7 +14,7 @@ hold the turn (a standby behind, the WAL rate, an operator's pause file) or end 
 from __future__ import annotations
 
 from ._connection import is_connection_lost
-from ._errors import PgtidyError
+from ._errors import ConnectionLost, InvalidRequest
 
 try:
     import psycopg
@@ -43,12 +44,15 @@ class Scheduler:
         would take, so the prediction follows the real run batch by batch.
         """
         sweep = Sweep(states, self.meter.budget.batch_size)
+        order = Order(states)
         while True:
             active = [s for s in states if not s.done and not s.failed]
             if not active:
                 return None
-            sweep.advance(active)
-            ready = [s for s in active if not sweep.follows(s) or s.cursor < sweep.upper(s)]
+            # A waiting handler does not hold its table's frontier back: it catches up once it may start.
+            moving = [s for s in active if not order.waiting(s)]
+            sweep.advance(moving)
+            ready = [s for s in moving if not sweep.follows(s) or s.cursor < sweep.upper(s)]
             if not ready:       # cannot happen: a handler at its boundary is done; never spin
                 self.log("no handler can move on; stopping")
                 return None
@@ -85,7 +89,38 @@ class Scheduler:
     def _fail_all(self, states, reason):
         for other in states:
             if not other.done and not other.failed:
-                self.runner.fail(other, PgtidyError(reason))
+                self.runner.fail(other, ConnectionLost(reason))
+
+
+class Order:
+    """Which handlers wait for which (``Rule.after``); refuses names that do not exist and cycles."""
+
+    def __init__(self, states):
+        self.by_name = {s.rule.name: s for s in states}
+        for state in states:
+            unknown = [name for name in state.rule.after if name not in self.by_name]
+            if unknown:
+                raise InvalidRequest("handler %s waits for %s, which this run does not have"
+                                     % (state.rule.name, ", ".join(unknown)))
+        visiting, seen = set(), set()
+
+        def visit(name, path):
+            if name in seen:
+                return
+            if name in visiting:
+                raise InvalidRequest("handlers wait for each other in a cycle: %s" % " -> ".join(path + [name]))
+            visiting.add(name)
+            for before in self.by_name[name].rule.after:
+                visit(before, path + [name])
+            visiting.discard(name)
+            seen.add(name)
+
+        for name in self.by_name:
+            visit(name, [])
+
+    def waiting(self, state):
+        """Whether a handler it waits for is still at work."""
+        return any(not (self.by_name[name].done or self.by_name[name].failed) for name in state.rule.after)
 
 
 class Sweep:

@@ -25,3 +25,53 @@ def table_row_estimates(conn, schema, tables=("event_logs", "job_ticks")):
                 estimate = cur.fetchone()[0]
             out[table] = int(estimate)
     return out
+
+
+# The order privileges are named in, in messages and GRANT statements.
+PRIVILEGE_ORDER = ("SELECT", "INSERT", "UPDATE", "DELETE")
+
+
+def lacking_privileges(conn, schema, wanted):
+    """(current role, the (table, privilege) pairs of ``wanted`` that role lacks).
+
+    ``has_table_privilege`` answers for the session's current role (``session_role`` when set), so this
+    is what the statements would meet. Tables that do not exist are left out: the work reports those.
+    """
+    wanted = sorted(set(wanted))
+    with conn.cursor() as cur:
+        cur.execute("SELECT current_user")
+        role = cur.fetchone()[0]
+        if not wanted:
+            return role, set()
+        cur.execute(
+            "SELECT w.tbl, w.priv FROM unnest(%s::text[], %s::text[]) AS w(tbl, priv)"
+            " JOIN pg_class AS c ON c.relname = w.tbl AND c.relnamespace = to_regnamespace(%s)"
+            " WHERE NOT has_table_privilege(c.oid, w.priv)",
+            ([t for t, _p in wanted], [p for _t, p in wanted], schema))
+        return role, set(cur.fetchall())
+
+
+def _privilege_list(privileges):
+    return [p for p in PRIVILEGE_ORDER if p in privileges]
+
+
+def describe_lacking(conn, schema, role, missing):
+    """``permission denied: role "r" lacks UPDATE, DELETE on "s"."t"`` for the (table, privilege) pairs."""
+    tables = {}
+    for table, priv in missing:
+        tables.setdefault(table, set()).add(priv)
+    return "permission denied: role %s lacks %s" % (
+        sql.Identifier(role).as_string(conn),
+        "; ".join("%s on %s" % (", ".join(_privilege_list(privs)), sql.Identifier(schema, table).as_string(conn))
+                  for table, privs in sorted(tables.items())))
+
+
+def grant_statements(conn, schema, role, missing):
+    """One GRANT per table for the (table, privilege) pairs, quoted as executed SQL is."""
+    tables = {}
+    for table, priv in missing:
+        tables.setdefault(table, set()).add(priv)
+    return [sql.SQL("GRANT {privs} ON TABLE {table} TO {role}").format(
+        privs=sql.SQL(", ").join(sql.SQL(p) for p in _privilege_list(privs)),
+        table=sql.Identifier(schema, table), role=sql.Identifier(role)).as_string(conn)
+        for table, privs in sorted(tables.items())]

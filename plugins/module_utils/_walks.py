@@ -20,6 +20,12 @@ transaction (the runner does).
 
 A rule may also bring its own walk (``walk`` set to an object with the ``Walk`` interface),
 for deletions whose unit is not a row, such as retiring a whole Dagster run.
+
+Handlers that touch the same rows declare their order: a rule names in ``after`` the handlers it
+waits for, and the scheduler gives it no turn until those are done or have failed. A parameter
+whose value is a callable is read again for every statement, so a rule that waits can see what
+the handlers before it took (for example the runs whose rows check mode counted as gone), and
+check mode predicts what the real run, in the same order, deletes.
 """
 
 from __future__ import annotations
@@ -54,10 +60,16 @@ class Rule:
     batch_limit: int = 0                # rows per batch for this rule (0: the budget's batch_size)
     scan_limit: int = 0                 # "time" walk: rows examined per statement (0: no window)
     note: str = ""                      # shown in the result, e.g. why a rule sweeps
+    after: tuple = ()                   # names of the handlers this one waits for (done or failed)
 
     @property
     def kind(self):
         return self.walk if isinstance(self.walk, str) else getattr(self.walk, "kind", "custom")
+
+
+def rule_params(rule):
+    """The rule's statement parameters; a callable value is read now (see the module docstring)."""
+    return {key: value() if callable(value) else value for key, value in rule.params.items()}
 
 
 def _epoch_like(cutoff):
@@ -94,6 +106,9 @@ class HandlerState:
     scanned: int = 0
     span: int = 0                       # "id" walk: width of the id window the next statement reads
     extra: dict = field(default_factory=dict)   # a custom walk's own result keys
+    error_kind: str = ""                # what the failure means (_errors.classify)
+    missing_privileges: tuple = ()      # (table, privilege) pairs the role lacks; checked before any batch
+    prepared: bool = False              # the walk's plan was read, so what is left can be counted
     scratch: dict = field(default_factory=dict)  # a custom walk's working memory, not in the result
 
     def __post_init__(self):
@@ -104,7 +119,7 @@ class HandlerState:
 
     def result(self):
         status = "failed" if self.failed else "ok"
-        capped = (not self.failed) and (not self.done) and self.remaining > 0
+        capped = (not self.failed) and (not self.done) and bool(self.remaining)
         out = {
             "table": self.rule.table,
             "description": self.rule.description,
@@ -120,6 +135,10 @@ class HandlerState:
             "status": status,
             "error": self.error,
         }
+        if self.failed:
+            out["error_kind"] = self.error_kind
+        if self.missing_privileges:
+            out["missing_privileges"] = ["%s on %s" % (priv, table) for table, priv in self.missing_privileges]
         if self.rule.cascade or self.cascaded:
             out["cascaded"] = dict(self.cascaded)
         if self.rule.scan_limit:
@@ -152,13 +171,24 @@ class Walk:
         return sql.Identifier(self.schema, name or rule.table)
 
     def params(self, state, **extra):
-        p = dict(state.rule.params)
+        p = rule_params(state.rule)
         p.update(cursor=state.cursor, boundary=state.boundary, cutoff=state.rule.cutoff)
         p.update(extra)
         return p
 
     def prepare(self, conn, state, id_ranges):
         """Plan the walk; sets ``state.done`` when there is nothing to do."""
+
+    def privileges(self, rule):
+        """(table, privilege) pairs the walk's statements need beyond reading: checked before any batch.
+
+        A batch locks its rows (``FOR UPDATE``, which needs UPDATE) before it deletes them; dependents
+        deleted with them (``cascade``) need DELETE.
+        """
+        needs = [(rule.table, "SELECT"), (rule.table, "UPDATE"), (rule.table, "DELETE")]
+        for table, _column in rule.cascade:
+            needs += [(table, "SELECT"), (table, "DELETE")]
+        return needs
 
     def precount(self, conn, state, cap):
         return None
@@ -337,7 +367,7 @@ class TimeWalk(IdWalk):
     shares_frontier = False
 
     def params(self, state, **extra):
-        p = dict(state.rule.params)
+        p = rule_params(state.rule)
         p.update(cursor=state.cursor, boundary=state.boundary, cutoff=state.rule.cutoff,
                  cursor_time=state.cursor_time, cursor_key=state.cursor_key, scan_limit=state.rule.scan_limit)
         p.update(extra)
