@@ -9,7 +9,8 @@ from __future__ import annotations
 import datetime
 import time
 
-from ._health_values import human_bytes, human_seconds, qualified_name
+from ._health_values import human_seconds, qualified_name
+from ._units import human_bytes, quoted_name
 
 # The guide's thresholds, plus what a job queue's keep-alive table needs.
 DEFAULT_THRESHOLDS = {
@@ -17,8 +18,10 @@ DEFAULT_THRESHOLDS = {
     "disk_used_critical_percent": 90,
     "days_until_full_warning": 30,
     "days_until_full_critical": 7,
-    "dead_ratio_warning_percent": 50,
-    "dead_ratio_critical_percent": 100,
+    # Percent of a table's tuples that are dead (dead / (live + dead)): the guide's "dead above 50 % / 100 %
+    # of live" is a third / a half of all tuples.
+    "dead_ratio_warning_percent": 33,
+    "dead_ratio_critical_percent": 50,
     "min_dead_tuples": 1000,
     "autovacuum_stale_hours": 24,
     "connections_warning_percent": 80,
@@ -72,17 +75,18 @@ def find_red_flags(result, t):
     stale_before = time.time() - t["autovacuum_stale_hours"] * 3600
     for table in result.get("_all_tables", []):
         name = qualified_name(table)
+        shown = quoted_name(table["schema"], table["name"])  # in SQL: as the executed SQL quotes it
         dead, ratio = table["dead_tuples"], table["dead_ratio_percent"]
         if dead >= t["min_dead_tuples"] and ratio > t["dead_ratio_warning_percent"]:
             sev = "critical" if ratio > t["dead_ratio_critical_percent"] else "warning"
-            out.append(Finding(sev, "dead_tuples", name, "%d dead tuples, %.0f%% of %d live"
-                               % (dead, ratio, table["live_tuples"]),
+            out.append(Finding(sev, "dead_tuples", name, "%d dead tuples, %.0f%% of the table's %d (%d live)"
+                               % (dead, ratio, dead + table["live_tuples"], table["live_tuples"]),
                                "VACUUM (ANALYZE) %s; if it stays bloated, repack it (pg_repack) instead of"
-                               " VACUUM FULL" % name, ratio, t["dead_ratio_warning_percent"]))
+                               " VACUUM FULL" % shown, ratio, t["dead_ratio_warning_percent"]))
         if not table["autovacuum_enabled"]:
             out.append(Finding("warning" if dead >= t["min_dead_tuples"] else "info", "autovacuum_disabled", name,
                                "autovacuum is disabled on this table (%d dead tuples)" % dead,
-                               "ALTER TABLE %s RESET (autovacuum_enabled)" % name, False, True))
+                               "ALTER TABLE %s RESET (autovacuum_enabled)" % shown, False, True))
         elif db.get("autovacuum") and dead >= max(table["autovacuum_trigger_dead_tuples"], t["min_dead_tuples"]):
             last = max([_parse_ts(table["last_vacuum"]), _parse_ts(table["last_autovacuum"])], default=None,
                        key=lambda v: v or 0)
@@ -92,18 +96,19 @@ def find_red_flags(result, t):
                                    "autovacuum due (%d dead tuples > trigger %d) but last vacuum %s"
                                    % (dead, table["autovacuum_trigger_dead_tuples"], since),
                                    "look for long transactions or slots holding back vacuum, and lower"
-                                   " autovacuum_vacuum_scale_factor on %s" % name,
+                                   " autovacuum_vacuum_scale_factor on %s" % shown,
                                    dead, table["autovacuum_trigger_dead_tuples"]))
         updates, live = table["updates"], table["live_tuples"]
         if updates >= t["hot_table_min_updates"] and updates >= t["hot_table_updates_per_row"] * max(live, 1):
             hot = table["hot_update_percent"] or 0.0
             advice = []
             if table["fillfactor"] >= 100 or hot < 90:
-                advice.append("ALTER TABLE %s SET (fillfactor = 70)" % name)
+                advice.append("ALTER TABLE %s SET (fillfactor = 70)" % shown)
             if "autovacuum_vacuum_scale_factor" not in table["options"]:
-                advice.append("SET (autovacuum_vacuum_scale_factor = 0.01, autovacuum_vacuum_threshold = 1000)")
+                advice.append("ALTER TABLE %s SET (autovacuum_vacuum_scale_factor = 0.01,"
+                              " autovacuum_vacuum_threshold = 1000)" % shown)
             advice.append("keep updated columns out of indexes so updates stay HOT")
-            sev = "warning" if hot < 50 or ratio > 20 else "info"
+            sev = "warning" if hot < 50 or ratio > 16.7 else "info"  # dead above 20 % of live rows
             out.append(Finding(sev, "hot_update_table", name,
                                "%d updates on %d live rows (%.0f per row), %.0f%% HOT, fillfactor %d"
                                % (updates, live, updates / max(live, 1), hot, table["fillfactor"]),
@@ -114,12 +119,14 @@ def find_red_flags(result, t):
             out.append(Finding("info", "unused_index", "%s.%s" % (index["schema"], index["name"]),
                                "index on %s has %s and no scans since the statistics were reset"
                                % (index["table"], human_bytes(index["size_bytes"])),
-                               "check replicas' usage, then DROP INDEX CONCURRENTLY if nothing needs it",
+                               "check replicas' usage, then DROP INDEX CONCURRENTLY %s if nothing needs it"
+                               % quoted_name(index["schema"], index["name"]),
                                index["size_bytes"], t["unused_index_min_bytes"]))
         if not index["is_valid"]:
             out.append(Finding("warning", "invalid_index", "%s.%s" % (index["schema"], index["name"]),
                                "index is invalid (an interrupted CREATE INDEX CONCURRENTLY or repack)",
-                               "DROP INDEX CONCURRENTLY it and create it again", False, True))
+                               "DROP INDEX CONCURRENTLY %s and create it again"
+                               % quoted_name(index["schema"], index["name"]), False, True))
     conns = result.get("connections") or {}
     if conns:
         pct = conns["used_percent"]

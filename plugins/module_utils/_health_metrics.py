@@ -40,7 +40,8 @@ def health_metrics(result, job="health_info", database=None):
                     t["%s_bytes" % part], part=part, **labels)
         m.gauge("table_live_tuples", "Live tuples (statistics).", t["live_tuples"], **labels)
         m.gauge("table_dead_tuples", "Dead tuples (statistics).", t["dead_tuples"], **labels)
-        m.gauge("table_dead_ratio", "Dead tuples per live tuple.", t["dead_ratio_percent"] / 100.0, **labels)
+        m.gauge("table_dead_ratio", "Dead tuples as a fraction of all the table's tuples, dead / (live + dead), 0 to 1.",
+                t["dead_ratio_percent"] / 100.0, **labels)
     conns = result.get("connections")
     if conns:
         for state, n in conns["by_state"].items():

@@ -63,7 +63,8 @@ def table_facts(cur, db):
     for row in _fetchall_dicts(cur, TABLES_SQL):
         live, dead, updates = row["live_tuples"], row["dead_tuples"], row["updates"]
         options = _reloptions(row.pop("reloptions"))
-        row["dead_ratio_percent"] = round(100.0 * dead / max(live, 1), 2) if dead else 0.0
+        # The share of the table's tuples that are dead: dead / (live + dead), so 0 to 100, never more.
+        row["dead_ratio_percent"] = round(100.0 * dead / (live + dead), 2) if dead else 0.0
         row["hot_update_percent"] = round(100.0 * row["hot_updates"] / updates, 2) if updates else None
         total_scans = row["seq_scan"] + row["idx_scan"]
         row["seq_scan_percent"] = round(100.0 * row["seq_scan"] / total_scans, 2) if total_scans else None

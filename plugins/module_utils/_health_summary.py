@@ -7,7 +7,8 @@ table printed at the end of a playbook."""
 from __future__ import annotations
 
 from ._health_gaps import gap_line
-from ._health_values import human_bytes, human_seconds, qualified_name
+from ._health_values import human_seconds, qualified_name
+from ._units import human_bytes
 
 
 def _table_line(cells, widths):
@@ -48,14 +49,14 @@ def summary_lines(result, top=10):
     if tail:
         lines.append("  " + " | ".join(tail))
     lines.append("")
-    widths = (34, 9, 9, 9, 9, 10, 9, 6, 5, 16)
+    widths = (34, 10, 10, 10, 10, 10, 9, 6, 5, 16)  # sizes: up to "1023.9 KiB"
     lines.append(_table_line(("TABLE", "TOTAL", "TABLE", "INDEX", "TOAST", "LIVE", "DEAD", "DEAD%", "HOT%",
                               "LAST VACUUM"), widths))
     for t in (result.get("tables") or [])[:top]:
         last = max([t["last_vacuum"] or "", t["last_autovacuum"] or ""])
         lines.append(_table_line((
-            qualified_name(t)[:34], human_bytes(t["total_bytes"]), human_bytes(t["table_bytes"]),
-            human_bytes(t["index_bytes"]), human_bytes(t["toast_bytes"]), t["live_tuples"], t["dead_tuples"],
+            qualified_name(t)[:34], human_bytes(t["total_bytes"], "-"), human_bytes(t["table_bytes"], "-"),
+            human_bytes(t["index_bytes"], "-"), human_bytes(t["toast_bytes"], "-"), t["live_tuples"], t["dead_tuples"],
             "%.0f" % t["dead_ratio_percent"], "-" if t["hot_update_percent"] is None else "%.0f" % t["hot_update_percent"],
             last[:16].replace("T", " ") or "never"), widths))
     orch = result.get("orchestrator") or {}

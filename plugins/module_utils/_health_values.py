@@ -2,7 +2,7 @@
 # Copyright: (c) 2026, pgtidy contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Value helpers the health sections share: timestamps as ISO text, numbers without a needless
-decimal part, and the byte and duration units a person reads in the summary."""
+decimal part, and the durations a person reads in the summary (sizes: ``_units.human_bytes``)."""
 
 from __future__ import annotations
 
@@ -24,17 +24,6 @@ def plain_number(value):
         return value
     value = float(value)
     return int(value) if value.is_integer() else value
-
-
-def human_bytes(value):
-    if value is None:
-        return "-"
-    value = float(value)
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if abs(value) < 1024 or unit == "TB":
-            return ("%d %s" % (value, unit)) if unit == "B" else ("%.1f %s" % (value, unit))
-        value /= 1024.0
-    return "%.1f PB" % value  # pragma: no cover
 
 
 def human_seconds(value):

@@ -1,7 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, pgtidy contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Units every part of the collection reads the same way: sizes, WAL positions, retention cutoffs."""
+"""Units every part of the collection reads and writes the same way: sizes, WAL positions, retention cutoffs,
+and names as SQL shown to people spells them."""
 
 from __future__ import annotations
 
@@ -34,14 +35,26 @@ def parse_bytes(value, name="size"):
     return result
 
 
-def human_bytes(value):
-    """Bytes for people, in binary units: '900.0 MiB', '512 B'; 'unknown' for None."""
+def human_bytes(value, missing="unknown"):
+    """Bytes for people, in IEC binary units (powers of 1024, named so): '900.0 MiB', '512 B'; ``missing``
+    ('unknown' unless the caller prints a table cell, '-') for None. Every figure a module prints comes from
+    here, so a size printed is never read back 2.4 % off: parse_bytes reads 'MB' as 1000 ** 2 and 'MiB' as
+    1024 ** 2."""
     if value is None:
-        return "unknown"
+        return missing
     for unit, size in (("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
         if abs(value) >= size:
             return "%.1f %s" % (value / size, unit)
     return "%d B" % value
+
+
+def quoted_name(*names):
+    """``"My Schema"."Events"``: a (qualified) name as the executed SQL spells it, for SQL shown to people
+    (advice, fixes, findings). Exactly what ``psycopg.sql.Identifier(*names).as_string(conn)`` gives on a
+    UTF8 connection (libpq's PQescapeIdentifier: every part in double quotes, a double quote in it doubled),
+    without needing a connection, so a mixed-case, dotted or spaced name pasted into psql means the object
+    it names."""
+    return ".".join('"%s"' % str(name).replace('"', '""') for name in names)
 
 
 def lsn_to_int(text):

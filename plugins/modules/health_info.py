@@ -67,6 +67,8 @@ options:
         more samples over at least an hour the result has the growth per day and the days until the disk is full
         (least squares over the last seven days).
       - Written in check mode too; it is a local record of this check, not a change to the database.
+      - Its directory must exist; a missing one is refused before the server is contacted (V(report_file_refused)),
+        as are those of O(report_file) and O(metrics_file).
     type: path
   history_days:
     description: Days of samples kept in O(history_file).
@@ -89,9 +91,10 @@ options:
   thresholds:
     description:
       - Overrides of the red-flag thresholds, by name. Defaults follow the Prefect database maintenance guide
-        (disk > 80%, dead tuples > 50% / > 100% of live ones, autovacuum not run for 24 hours on an active table).
+        (disk > 80%, dead tuples > 50% / > 100% of live ones, that is > 33% / > 50% of all the table's tuples, autovacuum
+        not run for 24 hours on an active table).
       - Known names and defaults are returned as C(thresholds), for example V(disk_used_warning_percent=80),
-        V(disk_used_critical_percent=90), V(dead_ratio_warning_percent=50), V(dead_ratio_critical_percent=100),
+        V(disk_used_critical_percent=90), V(dead_ratio_warning_percent=33), V(dead_ratio_critical_percent=50),
         V(min_dead_tuples=1000), V(autovacuum_stale_hours=24), V(connections_warning_percent=80),
         V(connections_critical_percent=90), V(long_transaction_warning_seconds=300),
         V(long_transaction_critical_seconds=3600), V(idle_in_transaction_warning_seconds=60),
@@ -239,7 +242,8 @@ database:
 tables:
   description:
     - The largest O(top_tables) tables with C(total_bytes), C(table_bytes), C(index_bytes), C(toast_bytes),
-      C(live_tuples), C(dead_tuples), C(dead_ratio_percent), C(hot_update_percent), C(seq_scan), C(idx_scan),
+      C(live_tuples), C(dead_tuples), C(dead_ratio_percent) (dead / (live + dead), 0 to 100), C(hot_update_percent),
+      C(seq_scan), C(idx_scan),
       C(seq_scan_percent), C(last_vacuum), C(last_autovacuum), C(last_analyze), C(last_autoanalyze),
       C(autovacuum_enabled), C(fillfactor), C(autovacuum_trigger_dead_tuples) and the table's storage C(options).
   returned: when available
@@ -342,7 +346,7 @@ thresholds:
   description: The thresholds in force after O(thresholds) overrides.
   returned: when available
   type: dict
-  sample: {"disk_used_warning_percent": 80, "dead_ratio_warning_percent": 50}
+  sample: {"disk_used_warning_percent": 80, "dead_ratio_warning_percent": 33}
 schema:
   description: The schema the orchestrator tables were looked for in.
   returned: when available
@@ -356,7 +360,8 @@ duration_s:
 error_kind:
   description:
     - On failure, what went wrong (V(connection_failed) when the server cannot be reached and O(fail_on_unavailable)
-      is true, V(invalid_request)).
+      is true, V(invalid_request), V(report_file_refused) when the directory of O(report_file), O(metrics_file) or
+      O(history_file) does not exist).
   returned: failure
   type: str
   sample: connection_failed

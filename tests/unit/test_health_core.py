@@ -8,7 +8,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from ansible_collections.pgtidy.maintenance.plugins.module_utils import (
-    _health, _health_disk, _health_gaps, _health_metrics, _health_options, _health_summary, _health_values)
+    _health, _health_disk, _health_gaps, _health_metrics, _health_options, _health_summary, _units)
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._errors import (
     ConnectionFailed, InvalidRequest, SchemaMismatch)
 from pgserver import free_port
@@ -40,7 +40,7 @@ def test_threshold_overrides_and_defaults():
         {"thresholds": {"disk_used_warning_percent": 70},
          "dagster_retention": {"event_retention_days": 14, "max_rows": 1000}})
     assert thresholds["disk_used_warning_percent"] == 70
-    assert thresholds["dead_ratio_critical_percent"] == 100
+    assert thresholds["dead_ratio_critical_percent"] == 50   # percent of all tuples: dead / (live + dead)
     plan, budget = plans["dagster"]
     assert plan["event_retention_days"] == 14
     assert budget.max_rows == 1000
@@ -94,10 +94,11 @@ def test_unavailable_result_has_metrics_and_summary():
     assert "UNAVAILABLE" in result["summary_lines"][0]
 
 
-@pytest.mark.parametrize("value,text", [(0, "0 B"), (1023, "1023 B"), (1536, "1.5 kB"), (5 * 2 ** 30, "5.0 GB"),
+@pytest.mark.parametrize("value,text", [(0, "0 B"), (1023, "1023 B"), (1536, "1.5 KiB"), (5 * 2 ** 30, "5.0 GiB"),
                                         (None, "-")])
 def test_human_bytes(value, text):
-    assert _health_values.human_bytes(value) == text
+    """The one human_bytes (in _units), in the IEC units it divides by; '-' for a table cell without a value."""
+    assert _units.human_bytes(value, "-") == text
 
 
 def test_unreachable_server_is_a_failed_result_by_default_and_data_when_asked():
