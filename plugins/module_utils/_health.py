@@ -35,6 +35,7 @@ from ._health_retention import predict_retention, prune_profile
 from ._health_server import (connection_facts, database_facts, index_facts, replication_slot_facts, table_facts,
                              wal_facts, xid_facts)
 from ._health_summary import outcome_message, summary_lines
+from ._report import check_output_files
 
 try:
     import psycopg
@@ -63,6 +64,7 @@ def run_health(params, check_mode=False):
     """
     started = time.monotonic()
     thresholds, plans = validate_options(params)
+    check_output_files(params)  # a report, metrics or history file nobody would read: refused before connecting
     try:
         conn = connect(params)
     except ConnectionFailed as exc:

@@ -10,8 +10,7 @@ import json
 import os
 import time
 
-from ._errors import first_line
-from ._health_gaps import role_name
+from ._health_gaps import error_text, role_name
 from ._report import write_atomic
 
 try:
@@ -39,7 +38,7 @@ def disk_facts(cur, params, user):
             cur.execute("SELECT current_setting('data_directory')")
             path = cur.fetchone()[0]
         except psycopg.Error as exc:
-            return {"available": False, "reason": "cannot read data_directory (%s)" % first_line(exc),
+            return {"available": False, "reason": "cannot read data_directory (%s)" % error_text(exc),
                     "fix": "GRANT pg_read_all_settings TO %s (pg_monitor includes it), or set disk_path"
                            % role_name(user)}
         source = "data_directory"
@@ -74,7 +73,8 @@ def update_history(path, sample, keep_days, now=None):
     samples = [s for s in load_history(path) if s["ts"] >= now - keep_days * 86400]
     samples.append(sample)
     samples = samples[-2000:]
-    write_atomic(path, json.dumps({"version": 1, "samples": samples}, indent=1) + "\n", mode=0o600)
+    write_atomic(path, json.dumps({"version": 1, "samples": samples}, indent=1) + "\n", mode=0o600,
+                 option="history_file")
     return samples
 
 

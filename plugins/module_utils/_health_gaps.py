@@ -36,7 +36,10 @@ def gap(section, reason, fix, status="unavailable"):
 
 
 def error_text(exc):
-    return getattr(exc, "message", None) or first_line(exc)
+    """What a section's reason shows: the server's (or pgtidy's) message, its first line; the error's type
+    (first_line) when the message is empty, where the first line used to raise IndexError."""
+    text = (getattr(exc, "message", None) or str(exc)).strip()
+    return text.splitlines()[0] if text else first_line(exc)
 
 
 def section_gap(section, exc, user, schema, params):

@@ -4,7 +4,8 @@
 """Reports every module can leave behind: a JSON report and Prometheus textfile metrics.
 
 Both are written atomically (temporary file in the same directory, then rename) so that a
-reader such as node_exporter's textfile collector never sees half a file.
+reader such as node_exporter's textfile collector never sees half a file. The directory must exist:
+a missing one is refused (ReportFileRefused, ``error_kind: report_file_refused``), never created.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import re
 import tempfile
 import time
 
+from ._errors import ReportFileRefused
+
 REPORT_ARGUMENT_SPEC = dict(
     report_file=dict(type="path"),
     metrics_file=dict(type="path"),
@@ -25,9 +28,38 @@ _METRIC_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 
 
-def write_atomic(path, text, mode=0o644):
+# The options naming a file a module writes on the host it runs on, and what each file is for the messages.
+OUTPUT_FILE_OPTIONS = (("report_file", "the JSON report"), ("metrics_file", "the metrics"),
+                       ("history_file", "the health history"))
+
+
+def refuse_missing_directory(path, option="report_file"):
+    """Raise ReportFileRefused unless the directory ``path`` goes into exists (and is a directory).
+
+    pgtidy creates no directory for its reports, as it creates none for a lock_file it is given: a typo in
+    the path would otherwise put the file where nothing reads it, and the alert watching the real place
+    would go quiet instead of firing."""
     directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
+    if os.path.isdir(directory):
+        return
+    what = "is not a directory" if os.path.exists(directory) else "does not exist"
+    raise ReportFileRefused(
+        "%s %s refused: its directory %s %s. pgtidy creates no directory for it: check %s for a typo, or create"
+        " the directory (writable by the user running the module) before the run. Nothing was written there."
+        % (option, path, directory, what, option), refused_option=option, refused_file=path)
+
+
+def check_output_files(params, options=None):
+    """Refuse, before anything else happens, output files whose directory is missing: call it before the
+    database is touched, so a refused report costs no work."""
+    for option, dummy in OUTPUT_FILE_OPTIONS:
+        if (options is None or option in options) and params.get(option):
+            refuse_missing_directory(params[option], option)
+
+
+def write_atomic(path, text, mode=0o644, option="report_file"):
+    directory = os.path.dirname(os.path.abspath(path))
+    refuse_missing_directory(path, option)
     fd, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), dir=directory)
     try:
         with os.fdopen(fd, "w") as fh:
@@ -97,7 +129,7 @@ class Metrics:
         return "\n".join(lines) + "\n"
 
     def write(self, path):
-        write_atomic(path, self.render())
+        write_atomic(path, self.render(), option="metrics_file")
 
 
 def prune_metrics(result, job, database):

@@ -71,6 +71,7 @@ def test_bad_names_are_refused(name, labels):
 
 def test_write_is_atomic_and_readable(tmp_path):
     path = tmp_path / "sub" / "m.prom"
+    path.parent.mkdir()   # a missing directory is refused, not created (test_messages_core)
     m = Metrics()
     m.gauge("up", "u", 1)
     m.write(str(path))
