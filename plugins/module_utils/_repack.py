@@ -18,11 +18,11 @@ import signal
 import subprocess
 import time
 
-from ._units import LINE_POINTER, PAGE_HEADER, PAGE_SIZE, human_bytes, maxalign, parse_bytes
+from ._units import LINE_POINTER, PAGE_HEADER, PAGE_SIZE, human_bytes, maxalign, parse_bytes, quoted_name
 from ._connection import conninfo_from_params, connect, redact, server_facts
 from ._errors import InvalidRequest, LockBusy, PgtidyError, first_line
 from ._lock import AdvisoryLock, LockFile
-from ._report import Metrics
+from ._report import Metrics, check_output_files
 from ._repack_indexes import estimate_indexes, index_filenodes, reclaimable_fraction
 
 try:
@@ -292,11 +292,11 @@ def find_leftovers(conn):
 def leftover_fix(item):
     """The statement that removes one leftover (also what cleanup_leftovers runs)."""
     if item["kind"] == "invalid_index":
-        return 'DROP INDEX CONCURRENTLY IF EXISTS "%s"."%s"' % (item["schema"], item["index"])
+        return "DROP INDEX CONCURRENTLY IF EXISTS %s" % quoted_name(item["schema"], item["index"])
     if item["target_exists"]:
         # repack_drop(oid, 4) is pg_repack's own cleanup: log table, pk type, trigger, copy table.
         return "SELECT repack.repack_drop(%d, 4)" % item["target_oid"]
-    return "DROP TABLE IF EXISTS %s CASCADE" % item["object"]
+    return "DROP TABLE IF EXISTS %s CASCADE" % quoted_name("repack", item["object"].split(".", 1)[1])
 
 
 def clean_leftovers(conn, leftovers):
@@ -565,10 +565,13 @@ def outcome_messages(result):
     tables = result.get("tables") or {}
     parts = []
     if result["repacked"]:
-        parts.append("%s %s (%s %s)" % ("would repack" if check else "repacked", ", ".join(result["repacked"]),
-                                        "estimated" if check else "reclaimed", human_bytes(result["reclaimed_bytes"])))
+        parts.append("%s (%s %s)" % (_what_was_repacked(result["repacked"], tables, check),
+                                     "estimated" if check else "reclaimed", human_bytes(result["reclaimed_bytes"])))
     else:
         parts.append("nothing would be repacked" if check else "nothing repacked")
+    unmatched = _nothing_matched(result)
+    if unmatched:
+        parts[-1] += ": " + unmatched
     for status, label in (("skipped", "skipped"), ("failed", "failed"), ("deferred", "deferred to the next run")):
         named = ["%s (%s)" % (name, t["reason"]) for name, t in tables.items() if t["status"] == status]
         if named:
@@ -583,12 +586,41 @@ def outcome_messages(result):
             what = (t.get("error") or REASON_TEXT.get(t["reason"]) or t["reason"]).strip().replace("\n", " / ")
             action.append("%s %s (%s): %s. Fix: %s" % (name, t["status"], t["reason"], what,
                                                        t.get("fix") or "see the output in tables"))
+    if unmatched:
+        action.append("%s. Fix: check profile and schema (or list tables)" % unmatched)
     for item in result.get("leftovers") or []:
         action.append("leftover of an interrupted pg_repack: %s. Fix: %s (or cleanup_leftovers: true)"
                       % (item["object"], item["fix"]))
     for item in result.get("leftover_cleanup_errors") or []:
         action.append("could not remove %s: %s" % (item["object"], item["error"]))
     return "; ".join(parts), action
+
+
+def _what_was_repacked(names, tables, check):
+    """``repacked public.a, public.b``, and for a table whose indexes alone were rebuilt (mode ``indexes``)
+    that only they were, which, and why its heap was left as it is."""
+    whole = [n for n in names if (tables.get(n) or {}).get("mode") != "indexes"]
+    said = ["%s %s" % ("would repack" if check else "repacked", ", ".join(whole))] if whole else []
+    for name in names:
+        entry = tables.get(name) or {}
+        if entry.get("mode") == "indexes":
+            said.append("%s %s (%s), not its heap: %s" % (
+                "would rebuild only the indexes of" if check else "rebuilt only the indexes of", name,
+                ", ".join(entry.get("rebuild_indexes") or []) or "its indexes",
+                entry.get("heap_left") or "its heap was not worth a rewrite"))
+    return "; ".join(said)
+
+
+def _nothing_matched(result):
+    """When auto found no table at all to consider: the profile (or schema) matched nothing, which is not
+    the same as every table being compact, and usually means a wrong profile or schema."""
+    if result.get("selection") != "auto" or result.get("tables_considered", 1):
+        return ""
+    profile, schema = result.get("profile") or "any", result.get("schema") or "public"
+    if profile == "any":
+        return "schema %s has no tables" % schema
+    return "profile %s matched no table in schema %s (it repacks %s tables: %s)" % (
+        profile, schema, profile.capitalize(), ", ".join(PROFILE_TABLES[profile]))
 
 
 def _qualified(facts):
@@ -605,6 +637,7 @@ def run_repack(params, check_mode=False, log=None):
     """One repack run; returns the result dict, raises PgtidyError subclasses to stop early."""
     started = time.monotonic()
     plan = validate_options(params)
+    check_output_files(params)  # a report or metrics file nobody would read: refused before the lockfile
     if params.get("lock_wait") is not None and params["lock_wait"] < 0:
         raise InvalidRequest("lock_wait must be 0 or more seconds")
     lockfile = LockFile(params.get("lock_file"), params.get("lock_wait", 300),
@@ -633,7 +666,8 @@ def _base_result(facts, plan, check_mode):
         "tables": {}, "repacked": [], "skipped_tables": [], "failed_tables": [], "deferred_tables": [],
         "reclaimed_bytes": 0, "capped": False, "capped_by": None, "leftovers": [], "leftovers_cleaned": [],
         "candidates_below_threshold": 0, "estimate_method": None, "repack_version": {},
-        "selection": "auto" if plan["auto"] else "tables", "profile": plan["profile"],
+        "selection": "auto" if plan["auto"] else "tables", "profile": plan["profile"], "schema": plan["schema"],
+        "tables_considered": 0,
     }
 
 
@@ -698,7 +732,9 @@ def _select(conn, plan, params, result, left_on, check_mode):
     result["estimate_method"] = "pgstattuple" if pgstattuple_schema else "statistics"
     role = params.get("session_role") or params.get("login_user") or "postgres"
     runnable = []
-    for facts in resolve_tables(conn, plan):
+    considered = resolve_tables(conn, plan)
+    result["tables_considered"] = len(considered)
+    for facts in considered:
         name = _qualified(facts)
         entry = {
             "schema": facts["schema"], "table": facts["table"], "status": None, "reason": "", "error": "",
@@ -732,6 +768,7 @@ def _select(conn, plan, params, result, left_on, check_mode):
         if small or (plan["min_reclaimable_fraction"] and fraction < plan["min_reclaimable_fraction"]):
             if _index_estimate(conn, plan, facts, entry, pgstattuple_schema, name):
                 entry["mode"] = "indexes"
+                entry["heap_left"] = _heap_left(plan, facts, entry, fraction)
             elif plan["auto"]:
                 result["candidates_below_threshold"] += 1
                 continue
@@ -777,6 +814,19 @@ def _below_detail(plan, facts, entry, fraction):
     elif "indexes" in entry:
         said += "; every index below min_index_size"
     return said
+
+
+def _heap_left(plan, facts, entry, fraction):
+    """Why only the indexes of the table are rebuilt, with the figures: what a person reads in msg."""
+    if _below_table_size(plan, facts):
+        said = "its %s (with indexes and TOAST) is below min_table_size %s" % (
+            human_bytes(facts["total_bytes"]), human_bytes(plan["min_table_size"]))
+        if entry.get("estimated_reclaimable_bytes"):
+            said += ", though an estimated %s (%.0f %%) of its heap is reclaimable" % (
+                human_bytes(entry["estimated_reclaimable_bytes"]), fraction * 100)
+        return said
+    return "an estimated %.0f %% of its heap is reclaimable, below min_reclaimable_fraction %.0f %%" % (
+        fraction * 100, plan["min_reclaimable_fraction"] * 100)
 
 
 def _gain(entry):
@@ -829,7 +879,7 @@ def _estimate(conn, plan, facts, entry, pgstattuple_schema, check_mode, role):
         except psycopg.Error as exc:
             return facts, ("no_estimate", "pgstattuple_approx(%s) failed: %s" % (name, first_line(exc)),
                            "GRANT pg_stat_scan_tables TO %s (pgstattuple_approx needs it), or set"
-                           " estimate_method: statistics" % role)
+                           " estimate_method: statistics" % quoted_name(role))
         return facts, None
     entry["estimate_method"] = "statistics"
     state = entry["statistics"] = statistics_state(facts)
@@ -842,7 +892,7 @@ def _estimate(conn, plan, facts, entry, pgstattuple_schema, check_mode, role):
                                             " so whether the real run repacks the table is not known yet" % why,
                            "nothing to do for the real run, which runs ANALYZE %s first and then decides; for a"
                            " check-mode estimate run ANALYZE %s beforehand, or CREATE EXTENSION pgstattuple"
-                           % (name, name))
+                           % (_shown(facts), _shown(facts)))
         refused = analyze_table(conn, facts)
         after = _current_facts(conn, facts["oid"]) or facts
         if statistics_state(after) != "current":
@@ -850,14 +900,20 @@ def _estimate(conn, plan, facts, entry, pgstattuple_schema, check_mode, role):
                 refused = ("it ran, but role %s sees no column statistics (pg_stats shows only the columns a role"
                            " may SELECT)" % role)
             return facts, ("no_estimate", "%s, and ANALYZE %s did not give any: %s" % (why, name, refused),
-                           _no_estimate_fix(name, role, refused))
+                           _no_estimate_fix(_shown(facts), quoted_name(role), refused))
         entry["analyzed"] = True
         facts = after
     entry["estimated_reclaimable_bytes"] = estimate_from_statistics(facts)
     return facts, None
 
 
+def _shown(facts):
+    """The table's name in SQL shown to people: quoted as the executed SQL quotes it."""
+    return quoted_name(facts["schema"], facts["table"])
+
+
 def _no_estimate_fix(name, role, said):
+    """The fix of a table without an estimate; ``name`` and ``role`` as SQL spells them (quoted_name)."""
     if "timeout" in said:
         return ("ANALYZE %s waited or ran longer than lock_timeout / statement_timeout allow: raise them, or run"
                 " ANALYZE %s before the repack" % (name, name))

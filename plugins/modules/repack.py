@@ -277,6 +277,9 @@ msg:
   description:
     - What the run did in one line - the tables repacked with the bytes reclaimed, then each table skipped, failed
       or deferred with its reason - or, for a skipped run, why.
+    - A table whose indexes alone were rebuilt (C(mode=indexes)) is named as such, with the indexes and why its heap
+      was left (below O(min_table_size) or O(min_reclaimable_fraction), with the figures). With O(auto), a profile or
+      schema that matched no table says so (and warns).
   returned: always
   type: str
   sample: "repacked public.event_logs (reclaimed 54.7 MiB); skipped public.kvs (no_key); 3 more below the thresholds"
@@ -311,7 +314,8 @@ tables:
       found, V(current), V(stale) or V(missing)), C(analyzed) (this run ran C(ANALYZE) on it before estimating),
       C(duration_s), C(free_space), the C(command) run (no password) and pg_repack's C(output).
     - C(mode) is V(table) (heap and indexes rewritten) or V(indexes) (the indexes in C(rebuild_indexes) rebuilt
-      alone; C(rebuild_index_bytes), C(estimated_rebuild_reclaimable_bytes)). When the indexes were estimated (the
+      alone; C(rebuild_index_bytes), C(estimated_rebuild_reclaimable_bytes), and C(heap_left), why the heap was not
+      rewritten, with the figures). When the indexes were estimated (the
       heap was below the threshold), C(indexes) lists each index with its C(bytes) and
       C(estimated_reclaimable_bytes) (null for indexes that cannot be estimated, such as expression, partial or
       non-B-tree indexes), with C(index_bytes_before), C(estimated_index_reclaimable_bytes) and
@@ -407,6 +411,16 @@ profile:
   returned: success
   type: str
   sample: dagster
+schema:
+  description: The schema whose tables O(auto) considers (and where unqualified O(tables) are looked up).
+  returned: success
+  type: str
+  sample: public
+tables_considered:
+  description: How many tables the selection found (with O(auto), the tables of O(profile) in O(schema)).
+  returned: success
+  type: int
+  sample: 16
 database:
   description: The database maintained.
   returned: success
@@ -435,7 +449,8 @@ check_mode:
 error_kind:
   description:
     - On failure, what went wrong (V(repack_failed), V(version_mismatch), V(repack_unavailable),
-      V(connection_failed), V(invalid_request), V(busy), V(lock_file_refused)).
+      V(connection_failed), V(invalid_request), V(busy), V(lock_file_refused), V(report_file_refused) when the
+      directory of O(report_file) or O(metrics_file) does not exist).
   returned: failure
   type: str
   sample: version_mismatch

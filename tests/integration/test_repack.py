@@ -456,7 +456,7 @@ def test_never_analyzed_table_after_a_big_delete_is_analyzed_then_repacked(pg, r
     entry = plan["tables"]["public.events"]
     assert (entry["status"], entry["reason"]) == ("skipped", "needs_analyze"), entry
     assert entry["statistics"] == "missing" and not entry["analyzed"]
-    assert "ANALYZE public.events" in entry["fix"] and "check mode" in entry["error"]
+    assert 'ANALYZE "public"."events"' in entry["fix"] and "check mode" in entry["error"]
     assert any("public.events" in line and "needs_analyze" in line for line in plan["action_needed"])
     assert column_stats(pg, repack_db, "events") == 0, "check mode analyzed the table"
     assert relfilenode(pg, repack_db, "events") == node
@@ -543,7 +543,7 @@ def test_no_estimate_when_the_role_may_not_analyze(pg, repack_db, lock_file):
             entry = result["tables"]["public.events"]
             assert (entry["status"], entry["reason"]) == ("skipped", "no_estimate"), (selection, entry)
             assert "owner" in entry["error"] and entry["estimated_reclaimable_bytes"] is None
-            assert "ANALYZE public.events" in entry["fix"] and "MAINTAIN" in entry["fix"]
+            assert 'ANALYZE "public"."events"' in entry["fix"] and "MAINTAIN" in entry["fix"]
             assert result["candidates_below_threshold"] == 0 and not result["changed"]
             assert any("public.events" in line and "no_estimate" in line for line in result["action_needed"])
         assert column_stats(pg, repack_db, "events") == 0 and relfilenode(pg, repack_db, "events") == node

@@ -157,9 +157,13 @@ def test_leftover_fixes():
     assert _repack.leftover_fix({"kind": "trigger", "target_exists": True, "target_oid": 16421}) == \
         "SELECT repack.repack_drop(16421, 4)"
     assert _repack.leftover_fix({"kind": "work_table", "target_exists": False, "target_oid": 1,
-                                 "object": "repack.log_1"}) == "DROP TABLE IF EXISTS repack.log_1 CASCADE"
+                                 "object": "repack.log_1"}) == 'DROP TABLE IF EXISTS "repack"."log_1" CASCADE'
     assert _repack.leftover_fix({"kind": "invalid_index", "schema": "public", "index": "index_9",
                                  "target_exists": True}) == 'DROP INDEX CONCURRENTLY IF EXISTS "public"."index_9"'
+    # Quoted as the executed statement quotes it (psycopg.sql.Identifier), a quote in a name doubled.
+    assert _repack.leftover_fix({"kind": "invalid_index", "schema": 'My "Odd" Schema', "index": "index_9",
+                                 "target_exists": True}) == \
+        'DROP INDEX CONCURRENTLY IF EXISTS "My ""Odd"" Schema"."index_9"'
 
 
 def test_metrics_of_a_skipped_run():
