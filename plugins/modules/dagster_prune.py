@@ -11,8 +11,10 @@ short_description: Prune Dagster metadata the UI does not need, in capped short 
 version_added: 0.1.0
 description:
   - Deletes, from a Dagster metadata database on PostgreSQL, only rows on an explicit allow-list past their
-    retention; runs, run tags, asset materializations and observations, asset checks, step and run events,
-    asset keys, instigators, cursors and backfills are never touched.
+    retention. By default runs, run tags, asset materializations and observations, asset checks, step and run
+    events are kept; with O(run_retention_days) whole finished runs past their retention are retired with those
+    rows (see there), except every run an asset view, a job's newest runs or a re-execution still needs. Asset
+    keys, instigators, cursors and backfills are never touched.
   - Python log lines (C(dagster_event_type IS NULL)) by level, each with its own retention; ERROR and CRITICAL
     lines are always kept.
   - Framework noise event types (HANDLED_OUTPUT, LOADED_INPUT, ENGINE_EVENT, STEP_INPUT, RESOURCE_INIT_STARTED,
