@@ -320,7 +320,7 @@ def packages_for(depends, *platform):
 
 
 RPM = ("platform:rpm", "platform:redhat", "platform:centos")
-DPKG = ("platform:dpkg", "platform:debian")
+DPKG = ("platform:dpkg", "platform:debian", "platform:debian-12", "platform:debian-bookworm")
 
 
 def test_execution_environment_build_context_installs_the_requirements(controller, tmp_path):
@@ -340,7 +340,11 @@ def test_execution_environment_build_context_installs_the_requirements(controlle
     assert Requirement(python[0]).specifier.contains(psycopg.__version__)
     # bindep picks the system packages per platform, as assemble runs it in the image.
     assert {"postgresql", "pg_repack_17"} <= packages_for(depends, *RPM)
-    assert {"postgresql-client", "postgresql-17-repack"} <= packages_for(depends, *DPKG)
+    debian = packages_for(depends, *DPKG)
+    assert {"postgresql-client", "postgresql-15-repack"} <= debian and "postgresql-17-repack" not in debian
+    # With the PostgreSQL project's apt repository, the pgdg profile names its build for PostgreSQL 17 instead.
+    pgdg = {rule[0] for rule in depends.active_rules(["pgdg", *DPKG])}
+    assert {"postgresql-client", "postgresql-17-repack"} <= pgdg and "postgresql-15-repack" not in pgdg
 
 
 def test_execution_environment_for_another_postgresql_major(controller, tmp_path):
