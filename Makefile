@@ -40,9 +40,11 @@ changelog: setup
 doc: setup
 	bash scripts/with-collection.sh $(VENV)/bin/ansible-doc pgtidy.maintenance.dagster_prune
 
-# The whole tree from the collection root, as Galaxy and Automation Hub import run it.
-lint: setup
+# The whole tree from the collection root, as Galaxy and Automation Hub import run it; then their upload check
+# (galaxy-importer, offline, from .venv-galaxy built from locks/galaxy.txt) on the tarball `make build` made.
+lint: setup build
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bash scripts/with-collection.sh ansible-lint --offline --profile production
+	bash scripts/galaxy-import.sh build/pgtidy-maintenance-$$(sed -n 's/^version: *//p' galaxy.yml).tar.gz
 
 sanity: setup
 	bash scripts/sanity.sh
