@@ -375,3 +375,111 @@ def test_ansible_lint_is_clean_on_the_whole_tree_from_the_collection_root():
     env = dict(os.environ, PATH=BIN + os.pathsep + os.environ.get("PATH", ""), NO_COLOR="1")
     run(["bash", os.path.join(ROOT, "scripts", "with-collection.sh"), ansible("ansible-lint"), "--offline",
          "--profile", "production"], env=env)
+
+
+README_ROW = re.compile(r"^\|([^|]*)\|([^|]*)\|", re.M)
+
+
+def readme_defaults(text):
+    """variable -> default of the variables table in a role's README (``| `var` | `default` | meaning |``; a
+    row may name several variables, with one default for all or one each)."""
+    found = {}
+    for names_cell, default_cell in README_ROW.findall(text):
+        names = re.findall(r"`([a-z0-9_]+)`", names_cell)
+        values = re.findall(r"`([^`]*)`", default_cell)
+        if not names or not values:
+            continue
+        assert len(values) in (1, len(names)), (names_cell, default_cell)
+        for name, value in zip(names, values * len(names) if len(values) == 1 else values):
+            try:
+                found[name] = yaml.safe_load(value)
+            except yaml.YAMLError:     # a systemd calendar such as *-*-01 04:00:00 is not YAML
+                found[name] = value
+    return found
+
+
+def test_every_role_in_the_tarball_has_a_readme_whose_defaults_are_the_roles(artifacts):
+    """Galaxy's import refuses a collection with a role without README.md; the defaults the README shows are
+    those of the role's defaults/main.yml and meta/argument_specs.yml."""
+    with tarfile.open(artifacts["tarball"]) as tar:
+        names = set(tar.getnames())
+        roles = sorted({n.split("/")[1] for n in names if re.match(r"roles/[^/]+/", n)})
+        assert roles == sorted(os.listdir(os.path.join(ROOT, "roles"))), roles
+        for role in roles:
+            assert "roles/%s/README.md" % role in names, "roles/%s has no README.md" % role
+            text = tar.extractfile("roles/%s/README.md" % role).read().decode()
+            defaults = yaml.safe_load(tar.extractfile("roles/%s/defaults/main.yml" % role))
+            options = yaml.safe_load(tar.extractfile("roles/%s/meta/argument_specs.yml" % role))[
+                "argument_specs"]["main"]["options"]
+            assert text.startswith("# pgtidy.maintenance.%s\n" % role), text[:200]
+            shown = readme_defaults(text)
+            assert shown, "no variables table in roles/%s/README.md" % role
+            for name, value in shown.items():
+                assert name in defaults, "%s: %s is not a variable of the role" % (role, name)
+                assert value == defaults[name] == options[name]["default"], (role, name, value, defaults[name])
+
+
+# Hosts under the reserved top-level domains of RFC 2606, which resolve nowhere.
+RESERVED_HOSTS = re.compile(r"https?://[^/\s\"']*\.(invalid|test|example|localhost)(?=[/:\s\"']|$)", re.M)
+
+
+def test_no_made_up_urls_in_galaxy_yml_or_anywhere_in_the_tree(artifacts):
+    """galaxy.yml's repository and the repack_image role's image source label pointed at a reserved domain
+    that no browser can open. The collection has no public repository, so none is named."""
+    tracked = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout
+    offenders = []
+    for path in tracked.decode().split("\0"):
+        full = os.path.join(ROOT, path)
+        if not path or not os.path.isfile(full):
+            continue
+        with open(full, "rb") as fh:
+            text = fh.read().decode("utf-8", "replace")
+        # Documented examples of values a user sets (mirror.example) are fine; a default or a link is not.
+        offenders += ["%s: %s" % (path, m.group(0)) for m in RESERVED_HOSTS.finditer(text) if m.group(1) == "invalid"]
+    assert not offenders, offenders
+
+    info = galaxy_yml()
+    for key in ("repository", "documentation", "homepage", "issues"):
+        value = info.get(key)
+        assert value is None or value == "none" or not RESERVED_HOSTS.search(value), (key, value)
+    # Galaxy's import requires a repository (a non-empty string).
+    assert isinstance(info["repository"], str) and info["repository"]
+    with tarfile.open(artifacts["tarball"]) as tar:
+        manifest = json.load(tar.extractfile("MANIFEST.json"))["collection_info"]
+        defaults = yaml.safe_load(tar.extractfile("roles/repack_image/defaults/main.yml"))
+    assert manifest["repository"] == info["repository"]
+    assert not RESERVED_HOSTS.search(defaults["repack_image_source_url"] or "")
+
+
+@pytest.mark.skipif(shutil.which("apt-cache") is None, reason="needs apt (Debian or Ubuntu)")
+def test_bindep_in_the_installed_collection_names_only_packages_apt_has(controller):
+    """What `bindep -b` prints in the installed collection can be installed with apt here."""
+    collection = os.path.join(controller.collections, "ansible_collections", "pgtidy", "maintenance")
+    unused, profiles = run([ansible("bindep"), "--profiles"], cwd=collection, stdout_only=True)
+    unused, listed = run([ansible("bindep"), "-l", "newline"], cwd=collection, stdout_only=True)
+    rc, missing = run([ansible("bindep"), "-b"], cwd=collection, check=False, stdout_only=True)
+    assert rc in (0, 1), missing
+    packages, missing = listed.split(), missing.split()
+    assert set(missing) <= set(packages), (missing, packages)
+    unknown = [p for p in packages
+               if subprocess.run(["apt-cache", "show", p], capture_output=True, check=False).returncode != 0]
+    assert not unknown, "bindep names packages apt does not have: %s (listed: %s)" % (unknown, packages)
+    assert "postgresql-client" in packages
+    if "platform:debian-12" in profiles.split():
+        assert "postgresql-15-repack" in packages, packages
+
+
+def test_the_upload_check_runs_from_a_locked_environment():
+    """`make lint` installs galaxy-importer from locks/galaxy.txt: the pin of locks/galaxy.in, every package
+    with its hashes."""
+    with open(os.path.join(ROOT, "locks", "galaxy.in")) as fh:
+        pins = [line.split("#")[0].strip() for line in fh if line.split("#")[0].strip()]
+    with open(os.path.join(ROOT, "locks", "galaxy.txt")) as fh:
+        lock = fh.read()
+    blocks = [b for b in re.split(r"\n(?=\S)", lock) if re.match(r"[A-Za-z0-9_.-]+==", b)]
+    assert len(blocks) > 10
+    assert all(re.search(r"--hash=sha256:[0-9a-f]{64}", b) for b in blocks), lock
+    locked = {b.split("==")[0].lower(): b.split("==")[1].split()[0] for b in blocks}
+    for pin in pins:
+        name, version = pin.split("==")
+        assert locked.get(name.lower()) == version, (pin, locked.get(name.lower()))
