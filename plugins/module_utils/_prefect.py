@@ -24,9 +24,9 @@ import datetime
 
 from ._walks import Rule
 from ._prefect_walks import EventsWalk, LevelWalk, OrphanSkipWalk, TrailingSweep, WatchedTimeWalk
-from ._tables import table_row_estimates
+from ._tables import describe_lacking, grant_statements, lacking_privileges, table_row_estimates
 from ._units import utc_cutoff
-from ._errors import InvalidRequest, first_line
+from ._errors import InvalidRequest, classify, first_line
 from ._prune import require_schema
 
 try:
@@ -437,19 +437,33 @@ class PrefectProfile:
                  "capped": False, "batches": 0, "duration_s": 0.0, "longest_batch_s": 0.0, "wal_bytes": 0,
                  "status": "ok", "error": ""}
         started = datetime.datetime.now()
+        repointed = removed = left = 0
         try:
-            if check_mode:
+            # Re-pointing updates and deletes collections: a role that may not fails here, in check mode too.
+            role, lacking = lacking_privileges(conn, schema, [("artifact_collection", priv)
+                                                              for priv in ("SELECT", "UPDATE", "DELETE")])
+            if lacking:
+                entry.update(error="InsufficientPrivilege: " + describe_lacking(conn, schema, role, lacking))
+                result["grants_needed"] = result.get("grants_needed", []) + grant_statements(
+                    conn, schema, role, lacking)
+            elif check_mode:
                 repointed, removed = predict_collections(conn, schema, plan, limit or None, self.now)
                 left = 0
             else:
                 repointed, removed, left = reconcile_collections(conn, schema, budget["batch_size"], limit)
         except psycopg.Error as exc:
-            entry.update(status="failed", error=first_line(exc))
+            entry.update(error=first_line(exc), error_kind=classify(exc)[0])
+        if entry["error"]:
+            entry.update(status="failed", error_kind=entry.get("error_kind") or "insufficient_privilege",
+                         remaining=None, remaining_exact=False)
             result["failed_handlers"].append("artifact_collections")
+            result["remaining_total"] = None
+            result.setdefault("remaining_unknown", []).append("artifact_collections")
         else:
             entry.update(deleted=removed, repointed=repointed, remaining=left, capped=left > 0)
             result["deleted_total"] += removed
-            result["remaining_total"] += left
+            if result["remaining_total"] is not None:
+                result["remaining_total"] += left
             if left:
                 result["capped"] = True
                 result["capped_by"] = result.get("capped_by") or "max_rows"

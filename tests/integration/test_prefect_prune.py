@@ -379,3 +379,36 @@ def test_prune_playbook_dispatches_to_prefect(pg, prefect_db, ansible, lock_file
     after = counts(pg, prefect_db)
     assert after["flow_run"] < before["flow_run"]
     assert after["events"] < before["events"]
+
+
+def test_a_read_only_role_fails_in_check_mode_and_for_real_naming_the_grants(pg, prefect_db, ansible, lock_file):
+    """prefect_prune as a role that may only read: red in both modes, nothing deleted, the backlog counted."""
+    import psycopg
+    before = counts(pg, prefect_db)
+    base = conn_params(pg, prefect_db, lock_file=lock_file, **RETENTION)
+    rc, full, out = ansible.run_task(MODULE, base, check=True)
+    assert rc == 0 and full["deleted_total"] > 0, out
+    role = "reader_" + prefect_db[-10:]
+    pg.psql("CREATE ROLE \"%s\" LOGIN PASSWORD 'pw-reader-secret'" % role, prefect_db)
+    pg.psql('GRANT SELECT ON ALL TABLES IN SCHEMA public TO "%s"' % role, prefect_db)
+    args = dict(base, login_user=role, login_password="pw-reader-secret")
+    for check in (True, False):
+        rc, result, out = ansible.run_task(MODULE, args, check=check)
+        assert rc != 0 and result["failed"] is True, out
+        assert result["error_kind"] == "insufficient_privilege"
+        assert result["deleted_total"] == 0 and result["changed"] is False
+        assert set(result["failed_handlers"]) == set(result["handlers"])
+        assert {h["error_kind"] for h in result["handlers"].values()} == {"insufficient_privilege"}
+        assert 'GRANT SELECT, UPDATE, DELETE ON TABLE "public"."artifact_collection"' in result["msg"] or \
+            'GRANT UPDATE, DELETE ON TABLE "public"."artifact_collection"' in result["msg"]
+        left = result["remaining_total"]
+        assert left is None or left > 0            # unknown or counted, never "nothing left"
+        assert sum(h["remaining"] or 0 for h in result["handlers"].values()) > 0
+        assert "pw-reader-secret" not in str(result)
+    assert counts(pg, prefect_db) == before
+    with psycopg.connect(pg.dsn(prefect_db), autocommit=True) as conn:
+        for grant in result["grants_needed"]:
+            conn.execute(grant)
+    rc, fixed, out = ansible.run_task(MODULE, args)
+    assert rc == 0 and fixed["failed_handlers"] == [], out
+    assert fixed["deleted_total"] == full["deleted_total"]
