@@ -376,6 +376,7 @@ def test_server_down_is_data_with_fail_on_unavailable_false(ansible, tmp_path):
 
 def test_metrics_and_report_files_through_ansible(srv, bloated_db, ansible, tmp_path):
     metrics, report = tmp_path / "m" / "health.prom", tmp_path / "health.json"
+    metrics.parent.mkdir()   # a directory that does not exist is refused (test_messages.py), not created
     args = dict(task_args(srv, bloated_db), metrics_file=str(metrics), report_file=str(report))
     rc, result, out = ansible.run_task("pgtidy.maintenance.health_info", args)
     assert rc == 0, out

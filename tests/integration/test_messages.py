@@ -123,8 +123,7 @@ def test_dead_share_is_at_most_100_percent_and_sizes_are_iec(pg, fresh_db, ansib
 
 
 @needs_repack
-def test_output_files_in_a_missing_directory_are_refused_before_the_database(pg, fresh_db, lock_file, ansible,
-                                                                               tmp_path):
+def test_output_files_in_a_missing_directory_are_refused_before_the_database(pg, fresh_db, lock_file, ansible, tmp_path):
     sql(pg, fresh_db, "CREATE EXTENSION pg_repack")
     sql(pg, fresh_db, "CREATE TABLE t (id bigserial PRIMARY KEY, payload text)")
     sql(pg, fresh_db, "INSERT INTO t (payload) SELECT repeat('x', 200) FROM generate_series(1, 20000)")
@@ -231,6 +230,6 @@ def test_dagster_prune_doc_does_not_say_runs_are_never_touched():
                            "pgtidy.maintenance.dagster_prune"], capture_output=True, text=True, env=env, check=True)
     doc = json.loads(proc.stdout)["pgtidy.maintenance.dagster_prune"]["doc"]
     opening = " ".join(doc["description"][0].split())
-    assert "never touched" not in opening.split("Asset keys")[0], opening    # runs are retired on request
+    assert "never touched" not in opening.split("Asset keys", maxsplit=1)[0], opening    # runs are retired on request
     assert "run_retention_days" in opening and "retired" in opening, opening
     assert opening.endswith("Asset keys, instigators, cursors and backfills are never touched."), opening
