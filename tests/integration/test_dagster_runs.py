@@ -462,3 +462,36 @@ def test_ticks_of_retired_runs_go_once_every_run_they_launched_is_gone(pg, dagst
             after = [t.tick_id for t in instance.get_ticks(o.get_id(), o.get_selector().get_id())]
             assert after == [t for t in ticks_before[o.get_id()] if t not in expected_gone]
             assert after[0] == ticks_before[o.get_id()][0], "an instigator's newest tick must stay"
+
+
+def test_check_mode_and_the_health_preview_equal_the_real_run_with_noise_in_retired_runs(pg, dagster_db, lock_file):
+    """Run retention beside noise pruning: every row is counted once, by the handler that deletes it."""
+    from ansible_collections.pgtidy.maintenance.plugins.module_utils._health import run_health
+    db = dagster_db["db"]
+    options = dict(run_retention_days={"success": DAYS, "failure": DAYS, "canceled": DAYS}, keep_runs_per_job=KEEP,
+                   log_retention_days={"debug": 1, "info": 1, "warning": 1}, event_retention_days=1)
+    with dagster_fixture.instance_for(dagster_db["home"]) as instance:
+        retirable, _kept = expected_retirement(instance, pg, db)
+    # The fixture must have what made check mode count twice: noise rows in runs that are retired.
+    noise_in_retired = q(pg, db, "SELECT count(*) FROM event_logs WHERE run_id = ANY(%s) AND"
+                                 " (dagster_event_type IS NULL OR dagster_event_type = 'ENGINE_EVENT')",
+                         (list(retirable),))[0][0]
+    assert noise_in_retired > 0
+    params = conn_params(pg, db, lock_file=lock_file, **options)
+    preview_params = conn_params(pg, db, dagster_retention=dict(options))
+    preview_params.pop("lock_wait")
+    preview = run_health(preview_params)["orchestrator"]["retention"]
+    plan = run_prune(params, DagsterProfile(), check_mode=True)
+    result = run_prune(params, DagsterProfile())
+    assert result["handlers"]["runs_retired"]["runs_retired"] == len(retirable)
+
+    real = {name: h["deleted"] for name, h in result["handlers"].items()}
+    assert {name: h["deleted"] for name, h in plan["handlers"].items()} == real
+    assert {name: h["rows"] for name, h in preview["handlers"].items()} == real
+    assert plan["deleted_total"] == preview["next_run_rows"] == result["deleted_total"] > 0
+    assert plan["handlers"]["runs_retired"]["rows_by_table"] == result["handlers"]["runs_retired"]["rows_by_table"]
+    assert plan["rows_after"] == result["rows_after"]
+    assert all(n >= 0 for n in plan["rows_after"].values())
+    actual = {t: q(pg, db, 'SELECT count(*) FROM "%s"' % t)[0][0] for t in result["rows_after"]}
+    assert result["rows_after"] == actual
+    assert real["runs_retired"] > 0 and sum(v for k, v in real.items() if k != "runs_retired") > 0
