@@ -85,6 +85,8 @@ def health_metrics(result, job="health_info", database=None):
                     profile=result["profile"], table=table, **base)
     ret = orch.get("retention") or {}
     for name, handler in (ret.get("handlers") or {}).items():
+        # A handler whose backlog could not be counted has no sample (an absent series, not a 0).
+        backlog = None if handler["remaining"] is None else handler["rows"] + handler["remaining"]
         m.gauge("retention_backlog_rows", "Rows the current retention would prune, by handler.",
-                handler["rows"] + handler["remaining"], profile=result["profile"], handler=name, **base)
+                backlog, profile=result["profile"], handler=name, **base)
     return m
