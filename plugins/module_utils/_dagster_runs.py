@@ -66,7 +66,8 @@ def validate_run_retention(params, check_days):
     setting = params.get("run_retention_days")
     keep = params.get("keep_runs_per_job")
     if not setting:
-        if keep is not None and setting is None:
+        # The module's spec passes the default on every run: only another value is a mistake here.
+        if keep not in (None, DEFAULT_KEEP_RUNS_PER_JOB) and setting is None:
             problems.append("keep_runs_per_job only applies with run_retention_days")
         return None, problems
     if not isinstance(setting, dict):

@@ -9,9 +9,9 @@ from __future__ import annotations
 from ._connection import CONNECTION_ARGUMENT_SPEC, HAS_PSYCOPG, PSYCOPG_IMPORT_ERROR
 import traceback
 
-from ._errors import PgtidyError, classify, first_line
+from ._errors import PgtidyError, ReportFileRefused, classify, first_line
 from ._prune import run_prune
-from ._report import REPORT_ARGUMENT_SPEC, prune_metrics, write_json_report
+from ._report import REPORT_ARGUMENT_SPEC, check_output_files, prune_metrics, write_json_report
 
 
 def argument_spec(*parts, **own):
@@ -34,10 +34,17 @@ def write_outputs(module, result, metrics=None):
     try:
         if params.get("report_file"):
             write_json_report(params["report_file"], result)
+    except ReportFileRefused as exc:
+        module.warn("could not write the report: %s" % exc.message)
+    except OSError as exc:
+        module.warn("could not write the report: %s" % exc)
+    try:
         if params.get("metrics_file") and metrics is not None:
             metrics.write(params["metrics_file"])
+    except ReportFileRefused as exc:
+        module.warn("could not write the metrics: %s" % exc.message)
     except OSError as exc:
-        module.warn("could not write report or metrics: %s" % exc)
+        module.warn("could not write the metrics: %s" % exc)
 
 
 def fail_from_error(module, exc, **extra):
@@ -68,7 +75,12 @@ def exit_prune(module, profile, job):
 def run_guarded(module, work, metrics_for=None):
     """Run ``work()`` -> result dict; write report and metrics; exit or fail with a clear message."""
     try:
+        # A report or metrics file whose directory is missing (a typo) is refused before any work.
+        check_output_files(module.params)
         result = work()
+    except ReportFileRefused as exc:
+        fail_from_error(module, exc)
+        return
     except PgtidyError as exc:
         failure = {"failed": True, "error_kind": exc.kind, "msg": exc.message, "changed": False}
         failure.update(exc.details)

@@ -86,9 +86,10 @@ options:
   keep_runs_per_job:
     description:
       - With O(run_retention_days), the newest N finished runs of every job are kept whatever their age, so each
-        job's page keeps its recent history. Defaults to 25 (a page of Dagster's run list). At least 1, because
+        job's page keeps its recent history. The default is a page of Dagster's run list. At least 1, because
         a job's newest run keeps the job snapshot that a new run of unchanged code reuses.
     type: int
+    default: 25
   retire_run_ticks:
     description:
       - With O(run_retention_days), also delete the schedule and sensor ticks whose launched runs are all gone,
@@ -259,6 +260,7 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._budget import BUDGET_ARGUMENT_SPEC
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._dagster import DagsterProfile
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._dagster_runs import DEFAULT_KEEP_RUNS_PER_JOB
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._lock import LOCK_ARGUMENT_SPEC
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._module_support import (
     argument_spec, exit_prune, require_psycopg)
@@ -274,7 +276,7 @@ def main():
         prune_superseded_planned=dict(type="bool", default=True),
         tick_retention_days=dict(type="dict", default={}),
         run_retention_days=dict(type="dict"),
-        keep_runs_per_job=dict(type="int"),
+        keep_runs_per_job=dict(type="int", default=DEFAULT_KEEP_RUNS_PER_JOB),
         retire_run_ticks=dict(type="bool", default=True),
     )
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)

@@ -29,8 +29,8 @@ def make_role(pg, db, prefix, grants):
     ("SELECT", {"UPDATE", "DELETE"}),
     ("SELECT, DELETE", {"UPDATE"}),       # rows are locked (FOR UPDATE) before they are deleted
 ])
-def test_a_role_that_may_not_delete_fails_in_check_mode_and_for_real(pg, dagster_db, ansible, lock_file, tmp_path,
-                                                                    grants, lacking):
+def test_a_role_that_may_not_delete_fails_in_check_mode_and_for_real(
+        pg, dagster_db, ansible, lock_file, tmp_path, grants, lacking):
     db = dagster_db["db"]
     rows = q(pg, db, "SELECT count(*) FROM event_logs")[0][0]
     # What a role with every privilege would delete: the backlog the failed runs must report as left.
@@ -105,3 +105,15 @@ def test_a_statement_timeout_is_an_error_kind_not_a_traceback(pg, dagster_db, an
     assert result["failed"] is True
     assert result["error_kind"] == "statement_timeout", result
     assert "statement_timeout" in result["msg"] and "Traceback" not in json.dumps(result)
+
+
+def test_a_report_file_in_a_missing_directory_is_refused_before_anything_is_deleted(pg, dagster_db, ansible,
+                                                                                   lock_file, tmp_path):
+    db = dagster_db["db"]
+    rows = q(pg, db, "SELECT count(*) FROM event_logs")[0][0]
+    args = conn_params(pg, db, lock_file=lock_file, report_file=str(tmp_path / "typo" / "report.json"), **AGGRESSIVE)
+    rc, result, out = ansible.run_task(MODULE, args)
+    assert rc != 0 and result["error_kind"] == "report_file_refused", out
+    assert "report_file" in result["msg"]
+    assert q(pg, db, "SELECT count(*) FROM event_logs")[0][0] == rows
+    assert not (tmp_path / "typo").exists()
