@@ -89,8 +89,8 @@ def run_pgtidy(args):
     """One run_prune; or, with ``phased``, one per handler group with the statistics of each."""
     import psycopg
     collection_on_path()
-    from ansible_collections.pgtidy.maintenance.plugins.module_utils._prefect import PrefectProfile
-    from ansible_collections.pgtidy.maintenance.plugins.module_utils._prune import run_prune
+    from ansible_collections.pgtidy.maintenance.plugins.module_utils._prefect.rules import PrefectProfile
+    from ansible_collections.pgtidy.maintenance.plugins.module_utils._engine.prune import run_prune
     phased = bool(args.get("phased"))
     phases = PHASES if phased else (("all", {}),)
     if phased:

@@ -23,8 +23,8 @@ HANDLER_FIELDS = ("deleted", "batches", "duration_s", "longest_batch_s", "wal_by
 
 def run_pgtidy(args):
     collection_on_path()
-    from ansible_collections.pgtidy.maintenance.plugins.module_utils._dagster import DagsterProfile
-    from ansible_collections.pgtidy.maintenance.plugins.module_utils._prune import run_prune
+    from ansible_collections.pgtidy.maintenance.plugins.module_utils._dagster.rules import DagsterProfile
+    from ansible_collections.pgtidy.maintenance.plugins.module_utils._engine.prune import run_prune
     t0 = time.monotonic()
     result = run_prune(args["params"], DagsterProfile())
     elapsed = time.monotonic() - t0

@@ -42,7 +42,7 @@ def collection_import():
     os.makedirs(os.path.join(root, "ansible_collections", "pgtidy"))
     os.symlink(ROOT, os.path.join(root, "ansible_collections", "pgtidy", "maintenance"))
     sys.path.insert(0, root)
-    from ansible_collections.pgtidy.maintenance.plugins.module_utils import _repack
+    from ansible_collections.pgtidy.maintenance.plugins.module_utils._repack import repack as _repack
     return _repack, root
 
 

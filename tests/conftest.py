@@ -90,7 +90,7 @@ def fresh_db(pg):
 def same_cutoffs(monkeypatch):
     """Dagster runs compared with each other get the same cutoffs, so no row near a cutoff can fall
     between them when seconds pass from one to the next."""
-    from ansible_collections.pgtidy.maintenance.plugins.module_utils import _dagster
+    from ansible_collections.pgtidy.maintenance.plugins.module_utils._dagster import rules as _dagster
     now = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
     monkeypatch.setattr(_dagster, "utc_cutoff", lambda days, _now=None: now - datetime.timedelta(days=days))
 

@@ -258,13 +258,13 @@ error_kind:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.pgtidy.maintenance.plugins.module_utils._budget import BUDGET_ARGUMENT_SPEC
-from ansible_collections.pgtidy.maintenance.plugins.module_utils._dagster import DagsterProfile
-from ansible_collections.pgtidy.maintenance.plugins.module_utils._dagster_runs import DEFAULT_KEEP_RUNS_PER_JOB
-from ansible_collections.pgtidy.maintenance.plugins.module_utils._lock import LOCK_ARGUMENT_SPEC
-from ansible_collections.pgtidy.maintenance.plugins.module_utils._module_support import (
-    argument_spec, exit_prune, require_psycopg)
-from ansible_collections.pgtidy.maintenance.plugins.module_utils._prune import PRUNE_ARGUMENT_SPEC
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._common.lock import LOCK_ARGUMENT_SPEC
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._common.module import argument_spec, require_psycopg
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._dagster.rules import DagsterProfile
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._dagster.runs import DEFAULT_KEEP_RUNS_PER_JOB
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._engine.budget import BUDGET_ARGUMENT_SPEC
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._engine.module import exit_prune
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._engine.prune import PRUNE_ARGUMENT_SPEC
 
 
 def main():

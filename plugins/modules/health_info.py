@@ -369,9 +369,9 @@ error_kind:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.pgtidy.maintenance.plugins.module_utils._health import (
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._health.health import (
     HEALTH_ARGUMENT_SPEC, health_metrics, run_health)
-from ansible_collections.pgtidy.maintenance.plugins.module_utils._module_support import (
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._common.module import (
     argument_spec, require_psycopg, run_guarded)
 
 

@@ -458,10 +458,10 @@ error_kind:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.pgtidy.maintenance.plugins.module_utils._lock import LOCK_ARGUMENT_SPEC
-from ansible_collections.pgtidy.maintenance.plugins.module_utils._module_support import (
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._common.lock import LOCK_ARGUMENT_SPEC
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._common.module import (
     argument_spec, require_psycopg, run_guarded)
-from ansible_collections.pgtidy.maintenance.plugins.module_utils._repack import (
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._repack.repack import (
     REPACK_ARGUMENT_SPEC, repack_metrics, run_repack)
 
 

@@ -14,11 +14,11 @@ import pytest
 from conftest import COLLECTIONS_ROOT, conn_params
 import dagster_fixture
 
-from ansible_collections.pgtidy.maintenance.plugins.module_utils._dagster import (
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._dagster.rules import (
     DagsterProfile, NOISE_EVENT_TYPES)
-from ansible_collections.pgtidy.maintenance.plugins.module_utils._errors import (
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._common.errors import (
     InvalidRequest, LockBusy, SchemaMismatch, ConnectionFailed)
-from ansible_collections.pgtidy.maintenance.plugins.module_utils._prune import run_prune
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._engine.prune import run_prune
 
 MODULE = "pgtidy.maintenance.dagster_prune"
 AGGRESSIVE = {
@@ -243,7 +243,7 @@ def test_lockfile_released_while_waiting_lets_the_run_proceed(pg, dagster_db, lo
 
 
 def test_second_host_on_the_same_database_is_refused(pg, dagster_db, tmp_path):
-    from ansible_collections.pgtidy.maintenance.plugins.module_utils._lock import (
+    from ansible_collections.pgtidy.maintenance.plugins.module_utils._common.lock import (
         ADVISORY_CLASS_ID, ADVISORY_OBJECT_ID)
     other = psycopg.connect(pg.dsn(dagster_db["db"]), autocommit=True)
     try:
@@ -263,8 +263,8 @@ def test_killed_mid_run_loses_nothing_protected_and_next_run_finishes(pg, dagste
     script.write_text(
         "import sys, json\n"
         "sys.path[:0] = %r\n"
-        "from ansible_collections.pgtidy.maintenance.plugins.module_utils._dagster import DagsterProfile\n"
-        "from ansible_collections.pgtidy.maintenance.plugins.module_utils._prune import run_prune\n"
+        "from ansible_collections.pgtidy.maintenance.plugins.module_utils._dagster.rules import DagsterProfile\n"
+        "from ansible_collections.pgtidy.maintenance.plugins.module_utils._engine.prune import run_prune\n"
         "run_prune(json.loads(sys.argv[1]), DagsterProfile())\n" % ([COLLECTIONS_ROOT],))
     import json
     params = conn_params(pg, dagster_db["db"], lock_file=lock_file, batch_size=5, batch_pause=0.2, **AGGRESSIVE)

@@ -20,10 +20,10 @@ import pytest
 from conftest import COLLECTIONS_ROOT, conn_params
 import dagster_fixture
 
-from ansible_collections.pgtidy.maintenance.plugins.module_utils import _dagster
-from ansible_collections.pgtidy.maintenance.plugins.module_utils._dagster import DagsterProfile
-from ansible_collections.pgtidy.maintenance.plugins.module_utils._errors import InvalidRequest
-from ansible_collections.pgtidy.maintenance.plugins.module_utils._prune import run_prune
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._dagster import rules as _dagster
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._dagster.rules import DagsterProfile
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._common.errors import InvalidRequest
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._engine.prune import run_prune
 
 DAYS = 30
 KEEP = 1
@@ -312,8 +312,8 @@ def test_killed_mid_run_leaves_no_half_retired_run(pg, dagster_db, lock_file, tm
     script.write_text(
         "import sys, json\n"
         "sys.path[:0] = %r\n"
-        "from ansible_collections.pgtidy.maintenance.plugins.module_utils._dagster import DagsterProfile\n"
-        "from ansible_collections.pgtidy.maintenance.plugins.module_utils._prune import run_prune\n"
+        "from ansible_collections.pgtidy.maintenance.plugins.module_utils._dagster.rules import DagsterProfile\n"
+        "from ansible_collections.pgtidy.maintenance.plugins.module_utils._engine.prune import run_prune\n"
         "run_prune(json.loads(sys.argv[1]), DagsterProfile())\n" % ([COLLECTIONS_ROOT],))
     params = conn_params(pg, db, lock_file=lock_file, batch_size=1, batch_pause=0.3, **RETENTION)
     proc = subprocess.Popen([sys.executable, str(script), json.dumps(params)])
@@ -347,7 +347,7 @@ def test_bad_run_retention_requests_are_refused(options, fragment):
 
 
 def test_health_preview_includes_run_retention(pg, dagster_db, lock_file):
-    from ansible_collections.pgtidy.maintenance.plugins.module_utils._health import run_health
+    from ansible_collections.pgtidy.maintenance.plugins.module_utils._health.health import run_health
     db = dagster_db["db"]
     params = conn_params(pg, db, dagster_retention=dict(RETENTION))
     params.pop("lock_wait")
@@ -466,7 +466,7 @@ def test_ticks_of_retired_runs_go_once_every_run_they_launched_is_gone(pg, dagst
 
 def test_check_mode_and_the_health_preview_equal_the_real_run_with_noise_in_retired_runs(pg, dagster_db, lock_file):
     """Run retention beside noise pruning: every row is counted once, by the handler that deletes it."""
-    from ansible_collections.pgtidy.maintenance.plugins.module_utils._health import run_health
+    from ansible_collections.pgtidy.maintenance.plugins.module_utils._health.health import run_health
     db = dagster_db["db"]
     options = dict(run_retention_days={"success": DAYS, "failure": DAYS, "canceled": DAYS}, keep_runs_per_job=KEEP,
                    log_retention_days={"debug": 1, "info": 1, "warning": 1}, event_retention_days=1)

@@ -14,9 +14,9 @@ import pytest
 from conftest import conn_params
 import dagster_fixture
 
-from ansible_collections.pgtidy.maintenance.plugins.module_utils._dagster import (
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._dagster.rules import (
     DagsterProfile, build_rules, validate_options)
-from ansible_collections.pgtidy.maintenance.plugins.module_utils._prune import run_prune
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._engine.prune import run_prune
 
 DAY = 86400.0
 

@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from conftest import COLLECTIONS_ROOT, ROOT, conn_params
 from pgserver import PgServer, free_port
 
-from ansible_collections.pgtidy.maintenance.plugins.module_utils._health import run_health
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._health.health import run_health
 
 MAX_CONNECTIONS = 12
 PASSWORD = "flag-Srv-pw-7d1e"

@@ -14,10 +14,10 @@ import pytest
 
 from conftest import conn_params, task_result
 
-from ansible_collections.pgtidy.maintenance.plugins.module_utils._dagster import DagsterProfile
-from ansible_collections.pgtidy.maintenance.plugins.module_utils._health import run_health
-from ansible_collections.pgtidy.maintenance.plugins.module_utils._prefect import PrefectProfile
-from ansible_collections.pgtidy.maintenance.plugins.module_utils._prune import run_prune
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._dagster.rules import DagsterProfile
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._health.health import run_health
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._prefect.rules import PrefectProfile
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._engine.prune import run_prune
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

@@ -24,8 +24,8 @@ import pytest
 
 from conftest import ROOT, PlaybookRunner, task_result
 
-from ansible_collections.pgtidy.maintenance.plugins.module_utils._errors import LockBusy
-from ansible_collections.pgtidy.maintenance.plugins.module_utils._lock import LockFile
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._common.errors import LockBusy
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._common.lock import LockFile
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="stages another user's files and runs as nobody")
 
@@ -197,7 +197,7 @@ def test_role_tmpfiles_make_a_root_only_directory_the_service_group_can_lock(tim
     assert st.st_uid == 0 and st.st_gid == pwd.getpwnam("nobody").pw_gid and st.st_mode & 0o7777 == 0o660
     # The service user (here nobody, in the file's group) takes it and writes its record; root too.
     script = ("import sys\n"
-              "from ansible_collections.pgtidy.maintenance.plugins.module_utils._lock import LockFile\n"
+              "from ansible_collections.pgtidy.maintenance.plugins.module_utils._common.lock import LockFile\n"
               "with LockFile(sys.argv[1], wait=0, job='prune') as held:\n"
               "    assert held.writable\n"
               "    print(open(sys.argv[1]).read())\n")

@@ -19,11 +19,11 @@ import pytest
 from conftest import conn_params
 from pgserver import PgServer
 
-from ansible_collections.pgtidy.maintenance.plugins.module_utils._batches import DeleteEngine
-from ansible_collections.pgtidy.maintenance.plugins.module_utils._dagster import DagsterProfile
-from ansible_collections.pgtidy.maintenance.plugins.module_utils._errors import InvalidRequest
-from ansible_collections.pgtidy.maintenance.plugins.module_utils._pacing import RATE_BURST_S
-from ansible_collections.pgtidy.maintenance.plugins.module_utils._prune import run_prune
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._engine.runner import DeleteEngine
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._dagster.rules import DagsterProfile
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._common.errors import InvalidRequest
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._engine.pacing import RATE_BURST_S
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._engine.prune import run_prune
 
 STANDBY = "pgtidy_pacing"
 AGGRESSIVE = {

@@ -31,8 +31,8 @@ from test_dagster_prune_module import test_check_mode_predicts_the_real_run_then
 from test_prune_explain import big_dagster_db, test_every_event_logs_batch_reads_an_index_range  # noqa: F401
 from test_standby import test_standby_is_refused_by_prune_skipped_by_repack_and_reported_by_health  # noqa: F401
 
-from ansible_collections.pgtidy.maintenance.plugins.module_utils._dagster import DagsterProfile
-from ansible_collections.pgtidy.maintenance.plugins.module_utils._prune import run_prune
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._dagster.rules import DagsterProfile
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._engine.prune import run_prune
 
 
 @pytest.fixture(scope="module")

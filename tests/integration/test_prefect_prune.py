@@ -7,9 +7,9 @@ import pytest
 from conftest import conn_params
 from prefect_fixture import OLD_LABELS, read_back
 
-from ansible_collections.pgtidy.maintenance.plugins.module_utils._errors import InvalidRequest, SchemaMismatch
-from ansible_collections.pgtidy.maintenance.plugins.module_utils._prefect import PrefectProfile, validate_options
-from ansible_collections.pgtidy.maintenance.plugins.module_utils._prune import run_prune
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._common.errors import InvalidRequest, SchemaMismatch
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._prefect.rules import PrefectProfile, validate_options
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._engine.prune import run_prune
 
 MODULE = "pgtidy.maintenance.prefect_prune"
 RETENTION = {"flow_run_retention_days": 30, "event_retention_days": 14,
@@ -275,10 +275,10 @@ def test_logs_by_level_leave_the_old_flow_runs_logs_to_their_handler(pg, prefect
 def test_index_walks_read_through_their_indexes(pg, prefect_db, lock_file):
     """The plans of the orphan and level walks: index scans only, however small the tables are."""
     import psycopg
-    from ansible_collections.pgtidy.maintenance.plugins.module_utils._prefect import (
+    from ansible_collections.pgtidy.maintenance.plugins.module_utils._prefect.rules import (
         build_rules, leading_index_columns)
-    from ansible_collections.pgtidy.maintenance.plugins.module_utils._prefect_walks import held_to_indexes
-    from ansible_collections.pgtidy.maintenance.plugins.module_utils._walks import HandlerState
+    from ansible_collections.pgtidy.maintenance.plugins.module_utils._prefect.walks import held_to_indexes
+    from ansible_collections.pgtidy.maintenance.plugins.module_utils._engine.walks import HandlerState
 
     with psycopg.connect(pg.dsn(prefect_db), autocommit=True) as conn:
         conn.execute("ANALYZE")

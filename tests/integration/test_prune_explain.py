@@ -17,9 +17,9 @@ sys.path.insert(0, os.path.join(ROOT, "bench"))
 
 import _prune_data  # noqa: E402
 
-from ansible_collections.pgtidy.maintenance.plugins.module_utils._budget import Budget  # noqa: E402
-from ansible_collections.pgtidy.maintenance.plugins.module_utils._walks import HandlerState, IdWalk  # noqa: E402
-from ansible_collections.pgtidy.maintenance.plugins.module_utils._dagster import (  # noqa: E402
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._engine.budget import Budget  # noqa: E402
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._engine.walks import HandlerState, IdWalk  # noqa: E402
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._dagster.rules import (  # noqa: E402
     build_rules, validate_options)
 
 ROWS = 250_000

@@ -18,9 +18,9 @@ import psycopg
 import pytest
 
 from conftest import conn_params
-from ansible_collections.pgtidy.maintenance.plugins.module_utils import _repack
-from ansible_collections.pgtidy.maintenance.plugins.module_utils._errors import InvalidRequest, LockBusy
-from ansible_collections.pgtidy.maintenance.plugins.module_utils._lock import LockFile
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._repack import repack as _repack
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._common.errors import InvalidRequest, LockBusy
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._common.lock import LockFile
 
 REPACK_BIN = shutil.which("pg_repack") or "/usr/lib/postgresql/15/bin/pg_repack"
 

@@ -20,9 +20,9 @@ sys.path.insert(0, os.path.join(ROOT, "bench"))
 
 import _prune_data  # noqa: E402
 
-from ansible_collections.pgtidy.maintenance.plugins.module_utils._dagster import DagsterProfile  # noqa: E402
-from ansible_collections.pgtidy.maintenance.plugins.module_utils._errors import InvalidRequest  # noqa: E402
-from ansible_collections.pgtidy.maintenance.plugins.module_utils._prune import run_prune  # noqa: E402
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._dagster.rules import DagsterProfile  # noqa: E402
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._common.errors import InvalidRequest  # noqa: E402
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._engine.prune import run_prune  # noqa: E402
 
 ROWS = 30_000
 

@@ -10,16 +10,16 @@ import time
 
 import pytest
 
-from ansible_collections.pgtidy.maintenance.plugins.module_utils import _dagster
-from ansible_collections.pgtidy.maintenance.plugins.module_utils._budget import Budget
-from ansible_collections.pgtidy.maintenance.plugins.module_utils._scheduler import Sweep
-from ansible_collections.pgtidy.maintenance.plugins.module_utils._walks import HandlerState, Rule
-from ansible_collections.pgtidy.maintenance.plugins.module_utils._units import (
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._dagster import rules as _dagster
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._engine.budget import Budget
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._engine.scheduler import Sweep
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._engine.walks import HandlerState, Rule
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._common.units import (
     lsn_to_int, parse_bytes)
-from ansible_collections.pgtidy.maintenance.plugins.module_utils._connection import (
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._common.connection import (
     conninfo_from_params, duration_setting, redact)
-from ansible_collections.pgtidy.maintenance.plugins.module_utils._errors import InvalidRequest, LockBusy
-from ansible_collections.pgtidy.maintenance.plugins.module_utils._lock import LockFile, describe_holder
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._common.errors import InvalidRequest, LockBusy
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._common.lock import LockFile, describe_holder
 
 
 @pytest.mark.parametrize("text, expected", [

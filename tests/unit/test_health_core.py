@@ -7,9 +7,11 @@ import psycopg
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from ansible_collections.pgtidy.maintenance.plugins.module_utils import (
-    _health, _health_disk, _health_gaps, _health_metrics, _health_options, _health_summary, _units)
-from ansible_collections.pgtidy.maintenance.plugins.module_utils._errors import (
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._common import units as _units
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._health import (
+    disk as _health_disk, gaps as _health_gaps, health as _health, metrics as _health_metrics,
+    options as _health_options, summary as _health_summary)
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._common.errors import (
     ConnectionFailed, InvalidRequest, SchemaMismatch)
 from pgserver import free_port
 

@@ -18,9 +18,9 @@ import time
 
 import pytest
 
-from ansible_collections.pgtidy.maintenance.plugins.module_utils import _lock
-from ansible_collections.pgtidy.maintenance.plugins.module_utils._errors import LockBusy, LockFileRefused
-from ansible_collections.pgtidy.maintenance.plugins.module_utils._lock import (
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._common import lock as _lock
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._common.errors import LockBusy, LockFileRefused
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._common.lock import (
     DEFAULT_LOCK_DIR, DEFAULT_LOCK_FILE, LockFile, describe_holder)
 
 AS_ROOT = pytest.mark.skipif(os.geteuid() != 0, reason="stages another user's files: needs root")
@@ -246,7 +246,7 @@ def test_read_only_lock_file_is_still_locked_without_a_record(own_dir):
     lock.write_text("")
     os.chmod(lock, 0o644)
     script = ("import subprocess, sys\n"
-              "from ansible_collections.pgtidy.maintenance.plugins.module_utils._lock import LockFile\n"
+              "from ansible_collections.pgtidy.maintenance.plugins.module_utils._common.lock import LockFile\n"
               "with LockFile(sys.argv[1], wait=0) as held:\n"
               "    assert not held.writable\n"
               "    sys.exit(subprocess.run(['flock', '-n', sys.argv[1], 'true']).returncode)\n")

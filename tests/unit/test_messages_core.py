@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.pgtidy.maintenance.plugins.module_utils._errors import first_line
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._common.errors import first_line
 
 
 class Blank(Exception):
@@ -24,12 +24,12 @@ def test_first_line_is_safe_on_any_message(exc, expected):
 
 def test_error_paths_survive_an_exception_without_a_message():
     """What the health sections do with an error: an empty message used to raise IndexError there."""
-    from ansible_collections.pgtidy.maintenance.plugins.module_utils._health_gaps import error_text
+    from ansible_collections.pgtidy.maintenance.plugins.module_utils._health.gaps import error_text
     assert error_text(Blank()) == "Blank"
 
 
 def test_sizes_are_printed_in_the_units_they_are_divided_by():
-    from ansible_collections.pgtidy.maintenance.plugins.module_utils._units import human_bytes, parse_bytes
+    from ansible_collections.pgtidy.maintenance.plugins.module_utils._common.units import human_bytes, parse_bytes
     assert human_bytes(1536) == "1.5 KiB" and human_bytes(34 * 2 ** 20) == "34.0 MiB"
     assert human_bytes(5 * 2 ** 30) == "5.0 GiB" and human_bytes(512) == "512 B"
     assert human_bytes(None) == "unknown" and human_bytes(None, "-") == "-"
@@ -39,7 +39,7 @@ def test_sizes_are_printed_in_the_units_they_are_divided_by():
 
 
 def test_names_in_sql_shown_to_people_are_quoted():
-    from ansible_collections.pgtidy.maintenance.plugins.module_utils._units import quoted_name
+    from ansible_collections.pgtidy.maintenance.plugins.module_utils._common.units import quoted_name
     assert quoted_name("My Schema", "Events") == '"My Schema"."Events"'
     assert quoted_name('we"ird', "a.b") == '"we""ird"."a.b"'
     assert quoted_name("public") == '"public"'
@@ -55,7 +55,7 @@ def _repacked_indexes_only():
 
 
 def test_a_table_whose_indexes_alone_were_rebuilt_is_not_called_repacked():
-    from ansible_collections.pgtidy.maintenance.plugins.module_utils import _repack
+    from ansible_collections.pgtidy.maintenance.plugins.module_utils._repack import repack as _repack
     msg, action = _repack.outcome_messages(_repacked_indexes_only())
     assert msg == ("rebuilt only the indexes of public.bloat (bloat_pkey), not its heap: its 34.0 MiB (with"
                    " indexes and TOAST) is below min_table_size 100.0 MiB (reclaimed 4.4 MiB)")
@@ -65,7 +65,7 @@ def test_a_table_whose_indexes_alone_were_rebuilt_is_not_called_repacked():
 
 
 def test_a_profile_that_matched_no_table_says_so():
-    from ansible_collections.pgtidy.maintenance.plugins.module_utils import _repack
+    from ansible_collections.pgtidy.maintenance.plugins.module_utils._repack import repack as _repack
     result = {"check_mode": False, "repacked": [], "reclaimed_bytes": 0, "candidates_below_threshold": 0,
               "leftovers": [], "tables": {}, "selection": "auto", "profile": "dagster", "schema": "public",
               "tables_considered": 0}
@@ -77,8 +77,8 @@ def test_a_profile_that_matched_no_table_says_so():
 
 
 def test_an_output_file_in_a_missing_directory_is_refused_not_created(tmp_path):
-    from ansible_collections.pgtidy.maintenance.plugins.module_utils._errors import ReportFileRefused
-    from ansible_collections.pgtidy.maintenance.plugins.module_utils._report import (
+    from ansible_collections.pgtidy.maintenance.plugins.module_utils._common.errors import ReportFileRefused
+    from ansible_collections.pgtidy.maintenance.plugins.module_utils._common.report import (
         Metrics, check_output_files, write_json_report)
     missing = tmp_path / "typo"
     with pytest.raises(ReportFileRefused) as err:

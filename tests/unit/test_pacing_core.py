@@ -9,12 +9,12 @@ import os
 
 import pytest
 
-from ansible_collections.pgtidy.maintenance.plugins.module_utils._budget import BUDGET_ARGUMENT_SPEC, Budget
-from ansible_collections.pgtidy.maintenance.plugins.module_utils._errors import InvalidRequest
-from ansible_collections.pgtidy.maintenance.plugins.module_utils._pacing import (
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._engine.budget import BUDGET_ARGUMENT_SPEC, Budget
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._common.errors import InvalidRequest
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._engine.pacing import (
     DEFAULT_MAX_REPLICA_LAG, POLL_S, RATE_BURST_S, RATE_WINDOW_S, Pacer, Pacing, Standby, pause_file_present, parse_lag_limit)
-from ansible_collections.pgtidy.maintenance.plugins.module_utils._report import prune_metrics
-from ansible_collections.pgtidy.maintenance.plugins.module_utils._units import parse_bytes
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._engine.metrics import prune_metrics
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._common.units import parse_bytes
 
 MB = 1024 ** 2
 

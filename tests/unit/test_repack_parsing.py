@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.pgtidy.maintenance.plugins.module_utils import _repack
-from ansible_collections.pgtidy.maintenance.plugins.module_utils._errors import InvalidRequest
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._repack import repack as _repack
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._common.errors import InvalidRequest
 
 # Lines as pg_repack 1.4.8 prints them on stderr.
 NO_KEY = 'INFO: repacking table "public.a"\nWARNING: relation "public.a" must have a primary key or not-null unique' \

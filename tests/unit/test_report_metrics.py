@@ -8,8 +8,8 @@ import stat
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from ansible_collections.pgtidy.maintenance.plugins.module_utils._report import (
-    Metrics, prune_metrics, write_atomic, write_json_report)
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._common.report import Metrics, write_atomic, write_json_report
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._engine.metrics import prune_metrics
 
 
 def parse(text):

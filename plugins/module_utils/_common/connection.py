@@ -1,0 +1,181 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, pgtidy contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Connecting to PostgreSQL with the community.postgresql option names (psycopg 3)."""
+
+from __future__ import annotations
+
+import re
+
+from .errors import ConnectionFailed, InvalidRequest
+
+try:
+    import psycopg
+    from psycopg import sql
+    HAS_PSYCOPG = True
+    PSYCOPG_IMPORT_ERROR = None
+except ImportError as exc:  # pragma: no cover - reported by the module through missing_required_lib
+    psycopg = None
+    sql = None
+    HAS_PSYCOPG = False
+    PSYCOPG_IMPORT_ERROR = exc
+
+APPLICATION_NAME = "pgtidy"
+
+# One argument spec for every module: the names community.postgresql uses, plus the
+# session guards every pgtidy statement runs under.
+CONNECTION_ARGUMENT_SPEC = dict(
+    login_user=dict(type="str", default="postgres", aliases=["login"]),
+    login_password=dict(type="str", default="", no_log=True),
+    login_host=dict(type="str", default="", aliases=["host"]),
+    login_port=dict(type="int", default=5432, aliases=["port"]),
+    login_unix_socket=dict(type="str", default="", aliases=["unix_socket"]),
+    login_db=dict(type="str", aliases=["db", "database"]),
+    ssl_mode=dict(type="str", default="prefer",
+                  choices=["allow", "disable", "prefer", "require", "verify-ca", "verify-full"]),
+    ca_cert=dict(type="str", aliases=["ssl_rootcert"]),
+    ssl_cert=dict(type="path"),
+    ssl_key=dict(type="path"),
+    connect_params=dict(type="dict", default={}),
+    session_role=dict(type="str"),
+    connect_timeout=dict(type="int", default=10),
+    lock_timeout=dict(type="str", default="5s"),
+    statement_timeout=dict(type="str", default="60s"),
+)
+
+_DURATION = re.compile(r"^\s*(\d+)\s*(ms|s|min|h|d)?\s*$")
+_SECRET_KEYS = ("password", "sslpassword")
+
+
+def duration_setting(name, value):
+    """Validate a Postgres duration setting such as '5s' or '500ms'; return it normalised."""
+    match = _DURATION.match(str(value))
+    if not match:
+        raise InvalidRequest("%s must be a duration such as '500ms', '5s' or '2min', not %r" % (name, value))
+    number, unit = match.groups()
+    return "%s%s" % (number, unit or "ms")
+
+
+def conninfo_from_params(params, dbname=None):
+    """Map module parameters to libpq keywords. The password stays out of every message."""
+    kw = {
+        "user": params.get("login_user") or "postgres",
+        "dbname": dbname or params.get("login_db") or "postgres",
+        "sslmode": params.get("ssl_mode") or "prefer",
+        "connect_timeout": str(params.get("connect_timeout") or 10),
+        "application_name": APPLICATION_NAME,
+    }
+    host = params.get("login_unix_socket") or params.get("login_host")
+    if host:
+        kw["host"] = host
+    if params.get("login_port"):
+        kw["port"] = str(params["login_port"])
+    if params.get("login_password"):
+        kw["password"] = params["login_password"]
+    for src, dst in (("ca_cert", "sslrootcert"), ("ssl_cert", "sslcert"), ("ssl_key", "sslkey")):
+        if params.get(src):
+            kw[dst] = params[src]
+    for key, value in (params.get("connect_params") or {}).items():
+        kw[str(key)] = str(value)
+    return kw
+
+
+def redact(text, params):
+    """Remove every secret the caller gave us from a message (libpq echoes conninfo fragments)."""
+    text = str(text)
+    secrets = [params.get("login_password")]
+    secrets += [v for k, v in (params.get("connect_params") or {}).items() if k in _SECRET_KEYS]
+    for secret in secrets:
+        if secret:
+            text = text.replace(str(secret), "********")
+    return text
+
+
+def connect(params, dbname=None):
+    """Open an autocommit session with application_name, lock_timeout and statement_timeout set.
+
+    Autocommit is deliberate: every write pgtidy makes is an explicit short transaction.
+    """
+    if not HAS_PSYCOPG:
+        raise ConnectionFailed("psycopg 3 is required: %s" % PSYCOPG_IMPORT_ERROR)
+    lock_timeout = duration_setting("lock_timeout", params.get("lock_timeout") or "5s")
+    statement_timeout = duration_setting("statement_timeout", params.get("statement_timeout") or "60s")
+    kw = conninfo_from_params(params, dbname)
+    target = "%s@%s:%s/%s" % (kw["user"], kw.get("host", "(default socket)"), kw.get("port", "5432"), kw["dbname"])
+    try:
+        conn = psycopg.connect(autocommit=True, **kw)
+    except psycopg.Error as exc:
+        raise ConnectionFailed("cannot connect to PostgreSQL as %s: %s"
+                               % (target, redact(str(exc).strip(), params)), target=target)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT set_config('lock_timeout', %s, false), set_config('statement_timeout', %s, false),"
+                        " set_config('application_name', %s, false)",
+                        (lock_timeout, statement_timeout, APPLICATION_NAME))
+            if params.get("session_role"):
+                cur.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(params["session_role"])))
+    except psycopg.Error as exc:
+        conn.close()
+        raise ConnectionFailed("connected to %s but could not prepare the session: %s"
+                               % (target, redact(str(exc).strip(), params)), target=target)
+    return conn
+
+
+# What ``wal_compression: auto`` asks for, best first; pglz is left out (it costs more time than it saves).
+AUTO_WAL_COMPRESSION = ("lz4", "zstd")
+
+
+def set_wal_compression(conn, requested):
+    """Compress the full-page images of this session's WAL; return what was used and why.
+
+    A delete pass over old rows is the first change of most pages since the last checkpoint, so
+    its WAL is mostly 8 kB page images; compressed they are about a quarter of that. The setting
+    is per session (superuser, or ``GRANT SET ON PARAMETER wal_compression`` on PostgreSQL 15+).
+    ``auto`` tries lz4 then zstd when the server does not compress already and keeps the server's
+    setting when neither may be set; an explicit method that cannot be set is an error, raised
+    before anything is deleted.
+    """
+    with conn.cursor() as cur:
+        cur.execute("SELECT current_setting('wal_compression')")
+        server = cur.fetchone()[0]
+    out = {"requested": requested, "server": server, "used": server, "note": ""}
+    if requested == "server":
+        return out
+    if requested == "auto":
+        if server not in ("off", "false", "no", "0"):
+            out["note"] = "the server already compresses WAL"
+            return out
+        candidates = AUTO_WAL_COMPRESSION
+    else:
+        candidates = (requested,)
+    reasons = []
+    for method in candidates:
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT set_config('wal_compression', %s, false)", (method,))
+        except psycopg.Error as exc:
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            if is_connection_lost(conn):
+                raise ConnectionFailed("the connection was lost while preparing the session (%s);"
+                                       " nothing was deleted" % reason)
+            reasons.append("%s: %s" % (method, reason))
+            continue
+        out["used"] = method
+        return out
+    if requested != "auto":
+        raise InvalidRequest("wal_compression=%s cannot be set for this session (%s); use auto or server,"
+                             " or GRANT SET ON PARAMETER wal_compression to the login role" % (requested, "; ".join(reasons)))
+    out["note"] = "left at the server's setting: " + "; ".join(reasons)
+    return out
+
+
+def server_facts(conn):
+    """Small facts every module reports: server version, database, whether it is a standby."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT current_setting('server_version_num')::int, current_database(), pg_is_in_recovery()")
+        version, database, in_recovery = cur.fetchone()
+    return {"server_version_num": version, "database": database, "in_recovery": in_recovery}
+
+
+def is_connection_lost(conn):
+    return conn is None or conn.closed or conn.broken

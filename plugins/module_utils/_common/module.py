@@ -1,0 +1,86 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, pgtidy contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What every pgtidy module's main() shares. It calls methods of the AnsibleModule it is
+given but imports nothing from Ansible, so the core stays importable without it."""
+
+from __future__ import annotations
+
+import traceback
+
+from .connection import CONNECTION_ARGUMENT_SPEC, HAS_PSYCOPG, PSYCOPG_IMPORT_ERROR
+
+from .errors import PgtidyError, ReportFileRefused, classify, first_line
+from .report import REPORT_ARGUMENT_SPEC, check_output_files, write_json_report
+
+
+def argument_spec(*parts, **own):
+    spec = dict(CONNECTION_ARGUMENT_SPEC)
+    for part in parts:
+        spec.update(part)
+    spec.update(REPORT_ARGUMENT_SPEC)
+    spec.update(own)
+    return spec
+
+
+def require_psycopg(module, missing_required_lib):
+    if not HAS_PSYCOPG:
+        module.fail_json(msg=missing_required_lib("psycopg >= 3.1"), exception=str(PSYCOPG_IMPORT_ERROR))
+
+
+def write_outputs(module, result, metrics=None):
+    """JSON report and Prometheus textfile, if asked for. A failure here is a warning, not a lost run."""
+    params = module.params
+    try:
+        if params.get("report_file"):
+            write_json_report(params["report_file"], result)
+    except ReportFileRefused as exc:
+        module.warn("could not write the report: %s" % exc.message)
+    except OSError as exc:
+        module.warn("could not write the report: %s" % exc)
+    try:
+        if params.get("metrics_file") and metrics is not None:
+            metrics.write(params["metrics_file"])
+    except ReportFileRefused as exc:
+        module.warn("could not write the metrics: %s" % exc.message)
+    except OSError as exc:
+        module.warn("could not write the metrics: %s" % exc)
+
+
+def fail_from_error(module, exc, **extra):
+    """End the module with a PgtidyError's message and its structured details."""
+    result = dict(extra)
+    result.update(exc.details)
+    result["error_kind"] = exc.kind
+    result.setdefault("changed", False)
+    module.fail_json(msg=exc.message, **result)
+
+
+def run_guarded(module, work, metrics_for=None):
+    """Run ``work()`` -> result dict; write report and metrics; exit or fail with a clear message."""
+    try:
+        # A report or metrics file whose directory is missing (a typo) is refused before any work.
+        check_output_files(module.params)
+        result = work()
+    except ReportFileRefused as exc:
+        fail_from_error(module, exc)
+        return
+    except PgtidyError as exc:
+        failure = {"failed": True, "error_kind": exc.kind, "msg": exc.message, "changed": False}
+        failure.update(exc.details)
+        write_outputs(module, failure, metrics_for(failure) if metrics_for else None)
+        fail_from_error(module, exc)
+        return
+    except Exception as exc:  # pylint: disable=broad-except
+        # A database error outside any handler (a statement timeout while reading the catalog, a lost
+        # connection) or a defect: the task fails with a kind and a fix, never with a bare traceback.
+        kind, fix = classify(exc)
+        failure = {"failed": True, "error_kind": kind, "fix": fix, "changed": False,
+                   "msg": "%s. Fix: %s" % (first_line(exc), fix)}
+        write_outputs(module, failure, metrics_for(failure) if metrics_for else None)
+        if kind == "internal_error":
+            failure["exception"] = traceback.format_exc()
+        module.fail_json(**failure)
+        return
+    write_outputs(module, result, metrics_for(result) if metrics_for else None)
+    return result

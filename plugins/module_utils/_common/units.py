@@ -1,0 +1,81 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, pgtidy contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Units every part of the collection reads and writes the same way: sizes, WAL positions, retention cutoffs,
+and names as SQL shown to people spells them."""
+
+from __future__ import annotations
+
+import datetime
+
+from .errors import InvalidRequest
+
+_UNITS = {"": 1, "b": 1, "kb": 1000, "mb": 1000 ** 2, "gb": 1000 ** 3, "tb": 1000 ** 4,
+          "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3, "t": 1024 ** 4,
+          "kib": 1024, "mib": 1024 ** 2, "gib": 1024 ** 3, "tib": 1024 ** 4}
+
+
+def parse_bytes(value, name="size"):
+    """'1GiB', '500MB', '1048576' -> bytes. 0 means no limit."""
+    if isinstance(value, int):
+        number, unit = value, ""
+    else:
+        text = str(value).strip().lower().replace(" ", "")
+        digits = text.rstrip("abcdefghijklmnopqrstuvwxyz")
+        unit = text[len(digits):]
+        try:
+            number = float(digits)
+        except ValueError:
+            raise InvalidRequest("%s must be a size such as '1GiB' or '500MB', not %r" % (name, value))
+    if unit not in _UNITS:
+        raise InvalidRequest("%s has an unknown unit %r (use B, kB, MB, GB, KiB, MiB, GiB)" % (name, unit))
+    result = int(number * _UNITS[unit])
+    if result < 0:
+        raise InvalidRequest("%s must not be negative" % name)
+    return result
+
+
+def human_bytes(value, missing="unknown"):
+    """Bytes for people, in IEC binary units (powers of 1024, named so): '900.0 MiB', '512 B'; ``missing``
+    ('unknown' unless the caller prints a table cell, '-') for None. Every figure a module prints comes from
+    here, so a size printed is never read back 2.4 % off: parse_bytes reads 'MB' as 1000 ** 2 and 'MiB' as
+    1024 ** 2."""
+    if value is None:
+        return missing
+    for unit, size in (("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if abs(value) >= size:
+            return "%.1f %s" % (value / size, unit)
+    return "%d B" % value
+
+
+def quoted_name(*names):
+    """``"My Schema"."Events"``: a (qualified) name as the executed SQL spells it, for SQL shown to people
+    (advice, fixes, findings). Exactly what ``psycopg.sql.Identifier(*names).as_string(conn)`` gives on a
+    UTF8 connection (libpq's PQescapeIdentifier: every part in double quotes, a double quote in it doubled),
+    without needing a connection, so a mixed-case, dotted or spaced name pasted into psql means the object
+    it names."""
+    return ".".join('"%s"' % str(name).replace('"', '""') for name in names)
+
+
+def lsn_to_int(text):
+    if text is None:
+        return None
+    high, low = str(text).split("/")
+    return (int(high, 16) << 32) + int(low, 16)
+
+
+def utc_cutoff(days, now=None):
+    """Naive UTC datetime ``days`` ago (orchestrators store naive UTC timestamps)."""
+    now = now or datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+    return now - datetime.timedelta(days=days)
+
+
+# PostgreSQL's page geometry (default build): what the heap and index estimates of repack share.
+PAGE_SIZE = 8192
+PAGE_HEADER = 24
+LINE_POINTER = 4
+
+
+def maxalign(n):
+    """``n`` rounded up to PostgreSQL's MAXALIGN (8 bytes)."""
+    return int(-(-n // 8) * 8)

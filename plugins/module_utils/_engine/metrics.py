@@ -1,0 +1,74 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, pgtidy contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Prometheus metrics of a prune run: the run, each handler, and how the run paced itself."""
+
+from __future__ import annotations
+
+import time
+
+from .._common.report import Metrics
+
+
+def prune_metrics(result, job, database):
+    """Metrics for a prune result (dagster_prune / prefect_prune)."""
+    m = Metrics()
+    base = {"job": job, "database": database}
+    ok = not result.get("failed")
+    m.gauge("run_success", "1 if the last run succeeded, 0 if it failed.", ok, **base)
+    m.gauge("run_timestamp_seconds", "Unix time the last run finished.", time.time(), **base)
+    if ok and not result.get("check_mode"):
+        m.gauge("last_success_timestamp_seconds", "Unix time of the last successful run.", time.time(), **base)
+    m.gauge("run_duration_seconds", "Duration of the last run.", result.get("duration_s", 0), **base)
+    m.gauge("run_capped", "1 if a budget stopped the last run early.", bool(result.get("capped")), **base)
+    m.gauge("run_wal_bytes", "WAL written during the last run.", result.get("wal_bytes", 0), **base)
+    for name, handler in sorted((result.get("handlers") or {}).items()):
+        labels = dict(base, handler=name, table=handler.get("table", ""))
+        m.gauge("rows_pruned", "Rows deleted (or, in check mode, that would be) by handler in the last run.",
+                handler.get("deleted", 0), **labels)
+        m.gauge("rows_remaining", "Estimated rows still past retention after the last run.",
+                handler.get("remaining", 0), **labels)
+        m.gauge("handler_duration_seconds", "Time spent by handler in the last run.",
+                handler.get("duration_s", 0), **labels)
+        m.gauge("handler_failed", "1 if the handler failed in the last run.",
+                handler.get("status") == "failed", **labels)
+    pacing_metrics(m, result, base)
+    runs = (result.get("handlers") or {}).get("runs_retired")
+    if runs:
+        m.gauge("runs_retired", "Whole runs retired (or, in check mode, that would be) in the last run.",
+                runs.get("runs_retired", 0), **base)
+        for reason, count in sorted((runs.get("kept_by_reason") or {}).items()):
+            m.gauge("runs_kept_past_retention", "Runs past their retention kept in the last run, by reason.",
+                    count, reason=reason, **base)
+    return m
+
+
+def pacing_metrics(m, result, base):
+    """How the run paced itself: time paused by reason, the highest replica lag seen, the WAL rate reached."""
+    if result.get("capped") and result.get("capped_by"):
+        m.gauge("run_capped_by", "1 for the budget or pacing limit that stopped the last run early.", 1,
+                reason=result["capped_by"], **base)
+    pacing = result.get("pacing")
+    if not pacing:
+        return
+    for reason, seconds in sorted((pacing.get("paused_s") or {}).items()):
+        m.gauge("paused_seconds", "Seconds the last run paused between batches, by reason.", seconds,
+                reason=reason, **base)
+    if pacing.get("replicas_visible") is not None:
+        m.gauge("replica_lag_visible", "1 if the login role could see every standby's position in the last run"
+                " (0: replica lag was not watched).", bool(pacing["replicas_visible"]), **base)
+    m.gauge("replica_lag_max_bytes", "Highest replica lag in bytes seen before a batch of the last run.",
+            pacing.get("max_replica_lag_bytes"), **base)
+    m.gauge("replica_lag_max_seconds", "Highest replica lag in seconds (write/flush/replay lag) seen in the last run.",
+            pacing.get("max_replica_lag_s"), **base)
+    limits = pacing.get("limits") or {}
+    m.gauge("replica_lag_limit_bytes", "max_replica_lag in bytes (0: none).", limits.get("max_replica_lag_bytes"),
+            **base)
+    m.gauge("wal_rate_limit_bytes_per_second", "max_wal_rate (0: unlimited).", limits.get("max_wal_rate"), **base)
+    m.gauge("wal_rate_bytes_per_second", "WAL the last run's batches wrote per second of their span, pauses included.",
+            pacing.get("wal_rate_bytes_s"), **base)
+    m.gauge("wal_rate_peak_bytes_per_second", "Highest WAL rate of the last run over any 5 seconds.",
+            pacing.get("wal_rate_peak_bytes_s"), **base)
+    for slot in pacing.get("inactive_slots") or ():
+        m.gauge("inactive_slot_retained_wal_bytes", "WAL kept on disk by a replication slot that is not active,"
+                " seen before the last run.", slot.get("retained_bytes"), slot=slot.get("slot_name") or "", **base)

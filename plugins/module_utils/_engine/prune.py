@@ -1,0 +1,169 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, pgtidy contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""One prune run, whatever the orchestrator: lockfile, connection, schema check, advisory
+lock, the capped delete engine, and a result record. Profiles (Dagster, Prefect) supply
+option validation, the schema check and the rules."""
+
+from __future__ import annotations
+
+import time
+
+from .runner import DeleteEngine
+from .budget import Budget
+from .._common.connection import connect, server_facts, set_wal_compression
+from .._common.errors import InvalidRequest, SchemaMismatch, StandbyServer, fix_for
+from .._common.lock import AdvisoryLock, LockFile
+
+PRUNE_ARGUMENT_SPEC = dict(
+    schema=dict(type="str", default="public"),
+)
+
+
+def require_schema(conn, schema, required_columns, product, what, where):
+    """Raise SchemaMismatch unless ``schema`` holds every table and column in ``required_columns``.
+
+    ``product`` names the orchestrator ("Dagster"), ``what`` its schema ("Dagster metadata schema") and
+    ``where`` what the user should point login_db/schema at.
+    """
+    with conn.cursor() as cur:
+        cur.execute("SELECT table_name, column_name FROM information_schema.columns"
+                    " WHERE table_schema = %s AND table_name = ANY(%s)", (schema, list(required_columns)))
+        present = {}
+        for table, column in cur.fetchall():
+            present.setdefault(table, set()).add(column)
+    missing_tables = [t for t in required_columns if t not in present]
+    if len(missing_tables) == len(required_columns):
+        raise SchemaMismatch("schema %r of this database is not a %s (no %s tables);"
+                             " nothing was touched. Set login_db/schema to %s."
+                             % (schema, what, ", ".join(required_columns), where))
+    if missing_tables:
+        raise SchemaMismatch("schema %r looks like a partial %s schema: missing table(s) %s;"
+                             " nothing was touched" % (schema, product, ", ".join(missing_tables)))
+    missing = ["%s.%s" % (t, c) for t, cols in required_columns.items() for c in cols if c not in present[t]]
+    if missing:
+        raise SchemaMismatch("schema %r is not a %s schema this version understands: missing column(s) %s;"
+                             " nothing was touched" % (schema, product, ", ".join(missing)))
+
+
+class PruneProfile:
+    """What a prune module plugs into ``run_prune``."""
+
+    name = "generic"
+    diff_tables = ()
+
+    def validate_options(self, params):
+        raise NotImplementedError
+
+    def check_schema(self, conn, schema):
+        raise NotImplementedError
+
+    def build_rules(self, plan, schema, conn):
+        raise NotImplementedError
+
+    def table_rows(self, conn, schema):
+        raise NotImplementedError
+
+    def extra_steps(self, conn, schema, plan, check_mode, result):
+        """Work that is not a capped DELETE (for example re-pointing Prefect artifact collections)."""
+
+
+def run_prune(params, profile, check_mode=False, log=None):
+    """Return the result dict; raise PgtidyError subclasses for anything that stops the run early.
+
+    Order matters: every option is validated before the lockfile is taken and before the
+    database is touched, so a bad request changes nothing.
+    """
+    started = time.monotonic()
+    schema = params.get("schema") or "public"
+    plan = profile.validate_options(params)
+    budget = Budget.from_params(params)
+    if params.get("lock_wait") is not None and params["lock_wait"] < 0:
+        raise InvalidRequest("lock_wait must be 0 or more seconds")
+    lockfile = LockFile(params.get("lock_file"), params.get("lock_wait", 300),
+                        job="%s_prune" % profile.name)
+    with lockfile:
+        conn = connect(params)
+        try:
+            facts = server_facts(conn)
+            profile.check_schema(conn, schema)
+            if facts["in_recovery"]:
+                raise StandbyServer("the server is a standby (in recovery): prune the primary instead")
+            with AdvisoryLock(conn):
+                before = profile.table_rows(conn, schema)
+                rules = profile.build_rules(plan, schema, conn)
+                # Also in check mode: a session setting writes nothing, and the prediction shows what a run uses.
+                compression = set_wal_compression(conn, params.get("wal_compression") or "auto")
+                engine = DeleteEngine(conn, schema, budget, check_mode=check_mode, log=log)
+                result = engine.run(rules)
+                result["wal_compression"] = compression
+                profile.extra_steps(conn, schema, plan, check_mode, result)
+                if check_mode:
+                    after = dict(before)
+                    for handler in result["handlers"].values():
+                        # A handler deleting from several tables (run retention) says how many rows each lost.
+                        per_table = handler.get("rows_by_table") or dict(
+                            handler.get("cascaded") or {}, **{handler["table"]: handler["deleted"]})
+                        for table, rows in per_table.items():
+                            if table in after:
+                                after[table] = after[table] - rows
+                elif conn.closed or conn.broken:
+                    after = dict(before)
+                else:
+                    after = profile.table_rows(conn, schema)
+        finally:
+            conn.close()
+    result.update({
+        "changed": result["deleted_total"] > 0 or bool(result.get("extra_changed")),
+        "check_mode": check_mode,
+        "database": facts["database"],
+        "schema": schema,
+        "profile": profile.name,
+        "server_version_num": facts["server_version_num"],
+        "rows_before": before,
+        "rows_after": after,
+        "lock_waited_s": lockfile.waited_s,
+        "duration_s": round(time.monotonic() - started, 3),
+        "retention": plan,
+    })
+    result.update(outcome(result))
+    return result
+
+
+def outcome(result):
+    """The run's one-line ``msg``, and when any handler failed: ``failed``, ``error_kind`` and the fix.
+
+    A run in which a handler failed fails as a whole, after every other handler ran, so that a timer
+    that runs it goes red while the database grows. The kind is the handlers' common one; a missing
+    privilege wins (its fix, the GRANTs, is known exactly), several different ones are ``handler_failed``.
+    """
+    where = "%s.%s" % (result["database"], result["schema"])
+    verb = "Would delete" if result["check_mode"] else "Deleted"
+    summary = "%s %d rows from %s in %.1f s" % (verb, result["deleted_total"], where, result["duration_s"])
+    left = result.get("remaining_total")
+    if left is None:
+        summary += "; rows still past retention unknown for %s" % ", ".join(result.get("remaining_unknown") or ())
+    elif left:
+        summary += "; %d rows still past retention%s" % (
+            left, " (stopped by %s: the next run continues)" % result["capped_by"] if result.get("capped_by") else "")
+    else:
+        summary += "; nothing left past retention"
+    failed = result.get("failed_handlers") or []
+    if not failed:
+        return {"msg": summary}
+    handlers = result["handlers"]
+    kinds = sorted({handlers.get(name, {}).get("error_kind") or "handler_failed" for name in failed})
+    if "insufficient_privilege" in kinds:
+        kind = "insufficient_privilege"
+    elif len(kinds) == 1:
+        kind = kinds[0]
+    else:
+        kind = "handler_failed"
+    first = handlers.get(failed[0], {}).get("error") or "failed"
+    if kind == "insufficient_privilege" and result.get("grants_needed"):
+        fix = "run as a role that may delete these rows, for example: %s" % "; ".join(result["grants_needed"])
+    else:
+        fix = fix_for(kind)
+    msg = "%d of %d handlers failed (%s): %s. Fix: %s. %s" % (
+        len(failed), len(handlers), ", ".join(failed), first, fix, summary)
+    return {"msg": msg, "failed": True, "error_kind": kind, "fix": fix}

@@ -1,0 +1,94 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, pgtidy contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What a health check could not read, why, and the grant or option that fixes it.
+
+A section the role may not read (``pg_ls_waldir`` without ``pg_monitor``), disk space of a server on
+another host, sessions of other roles hidden without ``pg_read_all_stats``: each is one entry of
+``incomplete_sections``, reported once in the result, the summary and ``msg``. They are not warnings:
+a monitoring role kept small on purpose would otherwise warn on every run, and warnings nobody acts
+on teach people to skip the ones that matter.
+"""
+
+from __future__ import annotations
+
+import re
+
+from .._common.errors import SchemaMismatch, first_line
+
+try:
+    from psycopg import errors as pg_errors
+except ImportError:  # pragma: no cover - the module reports the missing driver
+    pg_errors = None
+
+ORCHESTRATOR_SECTIONS = ("dagster", "prefect")
+
+
+def role_name(user):
+    """The role as it would be written in a GRANT (quoted only when it has to be)."""
+    if re.match(r"^[a-z_][a-z0-9_$]*$", user):
+        return user
+    return '"%s"' % user.replace('"', '""')
+
+
+def gap(section, reason, fix, status="unavailable"):
+    return {"section": section, "status": status, "reason": reason, "fix": fix}
+
+
+def error_text(exc):
+    """What a section's reason shows: the server's (or pgtidy's) message, its first line; the error's type
+    (first_line) when the message is empty, where the first line used to raise IndexError."""
+    text = (getattr(exc, "message", None) or str(exc)).strip()
+    return text.splitlines()[0] if text else first_line(exc)
+
+
+def section_gap(section, exc, user, schema, params):
+    """The entry for a section that failed with ``exc`` (a database error or a schema mismatch)."""
+    reason = error_text(exc)
+    orchestrator = section.split(" ")[0] if section.split(" ")[0] in ORCHESTRATOR_SECTIONS else None
+    role = role_name(user)
+    if isinstance(exc, SchemaMismatch):
+        fix = ("set schema to the one holding the %s tables; the preview needs every table and column"
+               " %s_prune uses" % (orchestrator or "orchestrator's", orchestrator or "the prune module"))
+    elif pg_errors is not None and isinstance(exc, pg_errors.InsufficientPrivilege):
+        if orchestrator:
+            fix = ("GRANT pg_read_all_data TO %s (PostgreSQL 14+), or GRANT SELECT ON ALL TABLES IN SCHEMA %s TO %s"
+                   % (role, schema, role))
+        else:
+            fix = "GRANT pg_monitor TO %s" % role
+    elif pg_errors is not None and isinstance(exc, pg_errors.QueryCanceled):
+        fix = ("raise statement_timeout (now %s)%s" % (
+            params.get("statement_timeout") or "60s",
+            ", or lower exact_count_limit so large tables are estimated, not counted" if orchestrator else ""))
+    elif pg_errors is not None and isinstance(exc, pg_errors.LockNotAvailable):
+        fix = "run again; another session held a lock past lock_timeout (now %s)" % (params.get("lock_timeout") or "5s")
+    else:
+        fix = "see the reason"
+    return gap(section, reason, fix)
+
+
+def disk_gap(disk):
+    if not disk or disk.get("available"):
+        return None
+    return gap("disk", disk["reason"], disk["fix"])
+
+
+def connections_gap(connections, user):
+    """Without pg_read_all_stats a role sees only its own sessions: the others are left out of the counts
+    and of the long and idle-in-transaction checks."""
+    if not connections or connections.get("sees_all_sessions", True):
+        return None
+    return gap("connections", "this role sees only its own sessions (%d other backend(s) hidden, with any sessions"
+               " of other roles among them): connection counts and the long and idle-in-transaction checks leave"
+               " those out" % connections.get("hidden_sessions", 0),
+               "GRANT pg_read_all_stats TO %s (pg_monitor includes it)" % role_name(user), status="partial")
+
+
+def history_gap(path, exc):
+    return gap("history", "cannot write %s: %s" % (path, getattr(exc, "strerror", None) or exc),
+               "make history_file's directory writable by the user running the check")
+
+
+def gap_line(entry):
+    """One line of ``msg`` per entry: section, status, fix."""
+    return "%s %s (fix: %s)" % (entry["section"], entry["status"], entry["fix"])

@@ -1,0 +1,472 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, pgtidy contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Prefect rules: the work of Prefect's db_vacuum service, done from outside under budgets.
+
+Prefect's tables have UUID keys, so most rules walk an indexed time column with the key as
+tie-breaker (the engine's ``walk="time"``). Rules no time index serves bring their own walks
+(``walks.py``): orphaned logs and artifacts skip through the distinct flow run ids of
+their ``flow_run_id`` index, logs by level walk ``log.level``'s index, and the sweep for event
+resources whose event is gone trails the events handlers. Logs and artifacts have no foreign key to
+``flow_run``: deleting a flow run deletes its logs and artifacts in the same transaction
+(``cascade``), while task runs, states and inputs go by Prefect's own ``ON DELETE CASCADE``.
+Event resources go with their events the same way.
+
+Candidates never overlap between handlers, so check mode can add up per-handler counts and
+predict the real run: level-based log retention leaves logs of flow runs the flow-run
+handler owns, the orphan sweeps only see rows whose flow run is already gone, and the
+global event rule leaves types that have their own (shorter) retention.
+"""
+
+from __future__ import annotations
+
+import datetime
+
+from .._engine.walks import Rule
+from .walks import EventsWalk, LevelWalk, OrphanSkipWalk, TrailingSweep, WatchedTimeWalk
+from .._common.tables import describe_lacking, grant_statements, lacking_privileges, table_row_estimates
+from .._common.units import utc_cutoff
+from .._common.errors import InvalidRequest, classify, first_line
+from .._engine.prune import require_schema
+
+try:
+    import psycopg
+    from psycopg import sql
+except ImportError:  # pragma: no cover
+    psycopg = None
+    sql = None
+
+TERMINAL_STATES = ("COMPLETED", "FAILED", "CANCELLED", "CRASHED")
+LOG_LEVELS = {"debug": 10, "info": 20, "warning": 30}
+KEPT_LOG_LEVELS = ("error", "critical")
+DEFAULT_EVENT_RETENTION_DAYS = 7          # Prefect's PREFECT_EVENTS_RETENTION_PERIOD
+DEFAULT_EVENT_OVERRIDES = {"prefect.flow-run.heartbeat": 7}
+DEFAULT_FLOW_RUN_BATCH_SIZE = 200         # flow runs per transaction; each brings its task runs, states, logs
+DEFAULT_ORPHAN_SCAN_WINDOW = 10000
+# Rows younger than this are never orphans: a client may write logs while its run is being created.
+ORPHAN_GRACE = datetime.timedelta(hours=1)
+MAX_SUBFLOW_DEPTH = 100
+
+MIN_RETENTION_DAYS = 1
+MAX_RETENTION_DAYS = 36500
+MIN_OVERRIDE_DAYS = 1.0 / 24              # one hour, as Prefect requires of its retention periods
+
+REQUIRED_COLUMNS = {
+    "flow_run": ("id", "state_type", "end_time", "parent_task_run_id"),
+    "task_run": ("id", "flow_run_id"),
+    "log": ("id", "flow_run_id", "level", "timestamp"),
+    "artifact": ("id", "key", "flow_run_id", "created", "updated", "data", "description", "type",
+                 "task_run_id", "metadata_"),
+    "artifact_collection": ("id", "key", "latest_id"),
+    "events": ("id", "event", "occurred"),
+    "event_resources": ("id", "event_id", "occurred"),
+}
+ROW_TABLES = ("flow_run", "log", "artifact", "artifact_collection", "events", "event_resources")
+
+
+def _days(name, value, minimum=MIN_RETENTION_DAYS, allow_fraction=False):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+            (not allow_fraction and isinstance(value, float) and not value.is_integer()):
+        raise InvalidRequest("%s must be a %snumber of days, not %r"
+                             % (name, "" if allow_fraction else "whole ", value))
+    if value < minimum or value > MAX_RETENTION_DAYS:
+        raise InvalidRequest("%s=%r is out of range: use %s to %d days" % (
+            name, value, ("%g" % minimum) if allow_fraction else minimum, MAX_RETENTION_DAYS))
+    return value if allow_fraction else int(value)
+
+
+def _optional_days(name, value):
+    """None or -1: keep (the handler is off); else validated whole days."""
+    if value is None or (not isinstance(value, bool) and value == -1):
+        return None
+    return _days(name, value)
+
+
+def validate_options(params):
+    """Module options -> a checked plan. Everything is refused here, before the database is touched."""
+    flow_days = _optional_days("flow_run_retention_days", params.get("flow_run_retention_days"))
+    batch = params.get("flow_run_batch_size", DEFAULT_FLOW_RUN_BATCH_SIZE)
+    if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= 10000:
+        raise InvalidRequest("flow_run_batch_size must be between 1 and 10000 flow runs per transaction")
+
+    event_days = params.get("event_retention_days", DEFAULT_EVENT_RETENTION_DAYS)
+    event_days = _optional_days("event_retention_days", event_days)
+    overrides_in = params.get("event_retention_overrides")
+    if overrides_in is None:
+        overrides_in = DEFAULT_EVENT_OVERRIDES
+    if not isinstance(overrides_in, dict):
+        raise InvalidRequest("event_retention_overrides must map event types to days")
+    overrides = {}
+    for event_type, days in overrides_in.items():
+        if not isinstance(event_type, str) or not event_type.strip() or event_type != event_type.strip():
+            raise InvalidRequest("event_retention_overrides: %r is not an event type name" % (event_type,))
+        days = _days("event_retention_overrides[%s]" % event_type, days, MIN_OVERRIDE_DAYS, allow_fraction=True)
+        if event_days is not None:
+            days = min(days, event_days)      # capped by the global retention, as Prefect does
+        overrides[event_type] = days
+
+    log_days = {}
+    for key, days in (params.get("log_retention_days") or {}).items():
+        level = str(key).lower()
+        if level in KEPT_LOG_LEVELS:
+            raise InvalidRequest("log level %s is protected: ERROR and CRITICAL logs are kept with their flow run"
+                                 % str(key).upper())
+        if level not in LOG_LEVELS:
+            raise InvalidRequest("unknown log level %r in log_retention_days (use debug, info, warning)" % key)
+        days = _optional_days("log_retention_days.%s" % level, days)
+        if days is not None:
+            log_days[level] = days
+
+    window = params.get("orphan_scan_window", DEFAULT_ORPHAN_SCAN_WINDOW)
+    if isinstance(window, bool) or not isinstance(window, int) or not 100 <= window <= 1_000_000:
+        raise InvalidRequest("orphan_scan_window must be between 100 and 1000000 rows per statement")
+    return {
+        "flow_run_retention_days": flow_days,
+        "flow_run_batch_size": batch,
+        "prune_orphans": bool(params.get("prune_orphans", True)),
+        "orphan_scan_window": window,
+        "prune_artifact_collections": bool(params.get("prune_artifact_collections", True)),
+        "event_retention_days": event_days,
+        "event_retention_overrides": overrides if event_days is not None else {},
+        "log_retention_days": log_days,
+    }
+
+
+def check_schema(conn, schema):
+    """Raise SchemaMismatch unless ``schema`` holds the Prefect tables and columns the rules use."""
+    require_schema(conn, schema, REQUIRED_COLUMNS, "Prefect", "Prefect server schema", "the Prefect database")
+
+
+def leading_index_columns(conn, schema):
+    """{(table, column)} for every valid index whose first key column is that column, and
+    {(table, "first,second")} for its first two."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT c.relname, a.attname, b.attname FROM pg_index i"
+            " JOIN pg_class c ON c.oid = i.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]"
+            " LEFT JOIN pg_attribute b ON b.attrelid = i.indrelid AND i.indnkeyatts > 1 AND b.attnum = i.indkey[1]"
+            " WHERE n.nspname = %s AND i.indisvalid AND c.relname = ANY(%s)", (schema, list(REQUIRED_COLUMNS)))
+        out = set()
+        for table, first, second in cur.fetchall():
+            out.add((table, first))
+            if second:
+                out.add((table, "%s,%s" % (first, second)))
+        return out
+
+
+def flow_run_candidate(schema, alias):
+    """SQL: the flow run ``alias`` may go. Terminal, ended before %(flow_cutoff)s, and so is every ancestor.
+
+    Prefect's vacuum takes only top-level runs and reaches subflows in later cycles, once
+    deleting the parent's task run has cut them loose. Requiring every ancestor to qualify
+    selects the same runs in one pass, so a re-run has nothing left to do.
+    """
+    a = sql.Identifier(alias)
+    return sql.SQL(
+        "{a}.state_type IN ('COMPLETED', 'FAILED', 'CANCELLED', 'CRASHED') AND {a}.end_time IS NOT NULL"
+        " AND {a}.end_time < %(flow_cutoff)s"
+        " AND NOT EXISTS (WITH RECURSIVE up(ok, parent_task_run_id, depth) AS ("
+        "   SELECT p.state_type IN ('COMPLETED', 'FAILED', 'CANCELLED', 'CRASHED') AND p.end_time < %(flow_cutoff)s,"
+        "          p.parent_task_run_id, 1"
+        "   FROM {task_run} AS tr JOIN {flow_run} AS p ON p.id = tr.flow_run_id WHERE tr.id = {a}.parent_task_run_id"
+        "   UNION ALL"
+        "   SELECT p.state_type IN ('COMPLETED', 'FAILED', 'CANCELLED', 'CRASHED') AND p.end_time < %(flow_cutoff)s,"
+        "          p.parent_task_run_id, up.depth + 1"
+        "   FROM up JOIN {task_run} AS tr ON tr.id = up.parent_task_run_id"
+        "   JOIN {flow_run} AS p ON p.id = tr.flow_run_id"
+        "   WHERE up.ok AND up.depth < {depth})"
+        " SELECT 1 FROM up WHERE NOT coalesce(up.ok, false))").format(
+        a=a, task_run=sql.Identifier(schema, "task_run"), flow_run=sql.Identifier(schema, "flow_run"),
+        depth=sql.Literal(MAX_SUBFLOW_DEPTH))
+
+
+def _orphan(schema, alias="t"):
+    return sql.SQL("{a}.flow_run_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM {fr} AS f WHERE f.id = {a}.flow_run_id)"
+                   ).format(a=sql.Identifier(alias), fr=sql.Identifier(schema, "flow_run"))
+
+
+def _aware_cutoff(days, now=None):
+    """Prefect stores timestamptz: compare with an aware UTC datetime, whatever the session TimeZone."""
+    return utc_cutoff(days, now).replace(tzinfo=datetime.timezone.utc)
+
+
+def _now(now=None):
+    return now or datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+
+
+def build_rules(plan, schema, indexed, now=None):
+    """The handlers of one run. ``indexed``: {(table, column)} with an index led by that column."""
+    now = _now(now)
+    rules = []
+    window = plan["orphan_scan_window"]
+    flow_days = plan["flow_run_retention_days"]
+    flow_cutoff = _aware_cutoff(flow_days, now) if flow_days is not None else None
+    board = {}          # the states of handlers other handlers wait for
+
+    def walk(table, column, note=""):
+        """Scan window and note for a walk along ``table.column``: bounded windows when nothing indexes it."""
+        if (table, column) in indexed:
+            return {"scan_limit": 0, "note": note}
+        missing = "no index on %s.%s: swept in windows of %d rows" % (table, column, window)
+        return {"scan_limit": window, "note": "; ".join(n for n in (note, missing) if n)}
+
+    def cascade(pairs):
+        kept = tuple(p for p in pairs if p in indexed)
+        dropped = ["%s.%s" % p for p in pairs if p not in indexed]
+        note = ("no index on %s: those rows are left to the orphan sweeps" % ", ".join(dropped)) if dropped else ""
+        return kept, note
+
+    if flow_days is not None:
+        deps, note = cascade((("log", "flow_run_id"), ("artifact", "flow_run_id")))
+        rules.append(Rule(
+            name="old_flow_runs", table="flow_run", cutoff=flow_cutoff, walk=WatchedTimeWalk(schema, board),
+            time_column="end_time",
+            predicate=flow_run_candidate(schema, "t"), params={"flow_cutoff": flow_cutoff}, cascade=deps,
+            batch_limit=plan["flow_run_batch_size"],
+            description="flow runs in a terminal state (%s) that ended more than %d days ago, with their logs and"
+                        " artifacts; subflows when they and all their parents qualify"
+                        % (", ".join(TERMINAL_STATES), flow_days),
+            **walk("flow_run", "end_time", note)))
+
+    if plan["prune_orphans"]:
+        orphan_cutoff = (now - ORPHAN_GRACE).replace(tzinfo=datetime.timezone.utc)
+        for name, table, time_column, what in (("orphaned_logs", "log", "timestamp", "logs"),
+                                               ("orphaned_artifacts", "artifact", "updated", "artifacts")):
+            description = "%s whose flow run no longer exists (older than one hour)" % what
+            if (table, "flow_run_id") in indexed:
+                rules.append(Rule(
+                    name=name, table=table, cutoff=orphan_cutoff, walk=OrphanSkipWalk(schema, window),
+                    time_column=time_column, scan_limit=window, description=description,
+                    note="walks the distinct flow run ids of %s.flow_run_id's index, %d per statement"
+                         " ('scanned' counts them), and deletes the rows of those without a flow run"
+                         % (table, window)))
+            else:
+                rules.append(Rule(
+                    name=name, table=table, cutoff=orphan_cutoff, walk="time", time_column=time_column,
+                    predicate=_orphan(schema), scan_limit=window, description=description,
+                    note="no index on %s.flow_run_id: swept along %s.%s in windows of %d rows"
+                         % (table, table, time_column, window)))
+
+    for level, days in sorted(plan["log_retention_days"].items(), key=lambda kv: LOG_LEVELS[kv[0]]):
+        # Logs of flow runs the flow-run handler owns are left to it, so counts never overlap.
+        owned = sql.SQL("")
+        params = {"level": LOG_LEVELS[level]}
+        if flow_cutoff is not None:
+            owned = sql.SQL(" AND NOT ({})").format(flow_run_candidate(schema, "f"))
+            params["flow_cutoff"] = flow_cutoff
+        kept_runs = sql.SQL(
+            "t.flow_run_id IS NULL OR EXISTS (SELECT 1 FROM {fr} AS f WHERE f.id = t.flow_run_id{owned})").format(
+            fr=sql.Identifier(schema, "flow_run"), owned=owned)
+        description = "%s logs older than %d days (ERROR and CRITICAL are kept)" % (level.upper(), days)
+        if ("log", "level,timestamp") in indexed:
+            rules.append(Rule(
+                name="logs_%s" % level, table="log", cutoff=_aware_cutoff(days, now), walk="time",
+                time_column="timestamp", params=params, description=description,
+                predicate=sql.SQL("t.level = %(level)s AND ({})").format(kept_runs),
+                note="walks an index on log (level, timestamp): reads the candidates only"))
+        elif ("log", "level") in indexed:
+            rules.append(Rule(
+                name="logs_%s" % level, table="log", cutoff=_aware_cutoff(days, now),
+                walk=LevelWalk(schema, board, after=("old_flow_runs",)), time_column="timestamp",
+                predicate=kept_runs, params=params, description=description,
+                note="walks log.level's index after old_flow_runs: reads the rows of this level only, those"
+                     " still inside the retention at least once per run (an index on log (level, timestamp)"
+                     " would read the candidates only)"))
+        else:
+            rules.append(Rule(
+                name="logs_%s" % level, table="log", cutoff=_aware_cutoff(days, now), walk="time",
+                time_column="timestamp", params=params, scan_limit=window, description=description,
+                predicate=sql.SQL("t.level = %(level)s AND ({})").format(kept_runs),
+                note="no index on log.level: swept along log.timestamp in windows of %d rows" % window))
+
+    event_days = plan["event_retention_days"]
+    if event_days is not None:
+        deps, note = cascade((("event_resources", "event_id"),))
+        events_board = {}
+        events_walk = EventsWalk(schema, events_board)
+        leaders = []
+        for n, (event_type, days) in enumerate(sorted(plan["event_retention_overrides"].items())):
+            cutoff = (now - datetime.timedelta(days=days)).replace(tzinfo=datetime.timezone.utc)
+            leaders.append("events_override_%d" % (n + 1))
+            rules.append(Rule(
+                name=leaders[-1], table="events", cutoff=cutoff, walk=events_walk,
+                time_column="occurred", predicate=sql.SQL("t.event = %(event_type)s"),
+                params={"event_type": event_type}, cascade=deps,
+                description="%s events older than %g days, with their resources" % (event_type, days),
+                **walk("events", "event", note)))
+        overridden = sorted(plan["event_retention_overrides"])
+        leaders.append("old_events")
+        rules.append(Rule(
+            name="old_events", table="events", cutoff=_aware_cutoff(event_days, now), walk=events_walk,
+            time_column="occurred",
+            predicate=sql.SQL("NOT (t.event = ANY(%(overridden)s))") if overridden else None,
+            params={"overridden": overridden} if overridden else {}, cascade=deps,
+            description="events older than %d days, with their resources" % event_days,
+            **walk("events", "occurred", note)))
+        rules.append(Rule(
+            name="orphaned_event_resources", table="event_resources", cutoff=_aware_cutoff(event_days, now),
+            walk=TrailingSweep(schema, events_board, leaders), time_column="occurred",
+            predicate=sql.SQL("NOT EXISTS (SELECT 1 FROM {ev} AS e WHERE e.id = t.event_id)").format(
+                ev=sql.Identifier(schema, "events")),
+            scan_limit=window,
+            note="no index finds resources without their event: swept along event_resources.occurred"
+                 " in windows of %d rows, behind the events handlers (what they have passed is all"
+                 " that can be left)" % window,
+            description="event resources older than %d days whose event is gone" % event_days))
+    return rules
+
+
+# -- artifact collections --------------------------------------------------------------------------
+
+def _doomed_artifact(schema, plan, alias, now):
+    """SQL + params: artifact ``alias`` is deleted by this run's rules (for the check-mode prediction)."""
+    a = sql.Identifier(alias)
+    parts, params = [], {}
+    if plan["prune_orphans"]:
+        parts.append(sql.SQL("({orphan} AND {a}.updated < %(orphan_cutoff)s)").format(
+            orphan=_orphan(schema, alias), a=a))
+        params["orphan_cutoff"] = (_now(now) - ORPHAN_GRACE).replace(tzinfo=datetime.timezone.utc)
+    if plan["flow_run_retention_days"] is not None:
+        parts.append(sql.SQL("EXISTS (SELECT 1 FROM {fr} AS f WHERE f.id = {a}.flow_run_id AND {cand})").format(
+            fr=sql.Identifier(schema, "flow_run"), a=a, cand=flow_run_candidate(schema, "f")))
+        params["flow_cutoff"] = _aware_cutoff(plan["flow_run_retention_days"], now)
+    if not parts:
+        return sql.SQL("false"), params
+    return sql.SQL("({})").format(sql.SQL(" OR ").join(parts)), params
+
+
+def predict_collections(conn, schema, plan, limit, now=None):
+    """Check mode: collections whose latest artifact is gone or will go -> (re-pointed, removed)."""
+    doomed_latest, params = _doomed_artifact(schema, plan, "l", now)
+    doomed_next, dummy = _doomed_artifact(schema, plan, "n", now)
+    art = sql.Identifier(schema, "artifact")
+    query = sql.SQL(
+        "SELECT count(*) FILTER (WHERE has_next), count(*) FILTER (WHERE NOT has_next) FROM ("
+        " SELECT EXISTS (SELECT 1 FROM {art} AS n WHERE n.key = c.key AND NOT {doomed_next}) AS has_next"
+        " FROM {coll} AS c LEFT JOIN {art} AS l ON l.id = c.latest_id"
+        " WHERE l.id IS NULL OR {doomed_latest} LIMIT %(limit)s) AS s").format(
+        art=art, coll=sql.Identifier(schema, "artifact_collection"), doomed_next=doomed_next,
+        doomed_latest=doomed_latest)
+    params["limit"] = limit
+    with conn.cursor() as cur:
+        cur.execute(query, params)
+        return cur.fetchone()
+
+
+def reconcile_collections(conn, schema, batch_size, limit):
+    """Re-point collections whose latest artifact is gone to the newest remaining version, else remove them.
+
+    One short transaction per batch; collections the application has locked are skipped.
+    Returns (re-pointed, removed, left over when ``limit`` stopped us).
+    """
+    coll = sql.Identifier(schema, "artifact_collection")
+    art = sql.Identifier(schema, "artifact")
+    stale = sql.SQL("SELECT c.id, c.key FROM {coll} AS c WHERE NOT EXISTS (SELECT 1 FROM {art} AS a"
+                    " WHERE a.id = c.latest_id) ORDER BY c.id LIMIT %s FOR UPDATE OF c SKIP LOCKED").format(
+        coll=coll, art=art)
+    # The newest version by created, as Prefect's own vacuum and artifact deletion pick it.
+    repoint = sql.SQL(
+        "UPDATE {coll} AS c SET latest_id = n.id, data = n.data, description = n.description, type = n.type,"
+        " created = n.created, updated = n.updated, flow_run_id = n.flow_run_id, task_run_id = n.task_run_id,"
+        " metadata_ = n.metadata_"
+        " FROM (SELECT a.* FROM {art} AS a WHERE a.key = %s ORDER BY a.created DESC LIMIT 1) AS n"
+        " WHERE c.id = %s").format(coll=coll, art=art)
+    remove = sql.SQL("DELETE FROM {coll} WHERE id = %s").format(coll=coll)
+    repointed = removed = 0
+    seen = set()
+    while True:
+        room = limit - repointed - removed if limit else batch_size
+        if room <= 0:
+            break
+        with conn.transaction():
+            with conn.cursor() as cur:
+                cur.execute(stale, (min(batch_size, room),))
+                rows = [r for r in cur.fetchall() if r[0] not in seen]
+                for coll_id, key in rows:
+                    seen.add(coll_id)
+                    cur.execute(repoint, (key, coll_id))
+                    if cur.rowcount:
+                        repointed += 1
+                    else:
+                        cur.execute(remove, (coll_id,))
+                        removed += cur.rowcount
+        if len(rows) < min(batch_size, room):
+            break
+    left = 0
+    if limit and repointed + removed >= limit:
+        with conn.cursor() as cur:
+            cur.execute(sql.SQL("SELECT count(*) FROM {coll} AS c WHERE NOT EXISTS (SELECT 1 FROM {art} AS a"
+                                " WHERE a.id = c.latest_id)").format(coll=coll, art=art))
+            left = cur.fetchone()[0]
+    return repointed, removed, left
+
+
+class PrefectProfile:
+    name = "prefect"
+
+    def __init__(self, now=None):
+        self.now = now
+
+    def validate_options(self, params):
+        return validate_options(params)
+
+    def check_schema(self, conn, schema):
+        check_schema(conn, schema)
+
+    def build_rules(self, plan, schema, conn):
+        # Every statement of a run is short, but the planner prices the subflow and orphan checks high
+        # enough to compile them with JIT, which takes longer (seconds) than running them (milliseconds).
+        with conn.cursor() as cur:
+            cur.execute("SELECT set_config('jit', 'off', false)")
+        return build_rules(plan, schema, leading_index_columns(conn, schema), self.now)
+
+    def table_rows(self, conn, schema):
+        return table_row_estimates(conn, schema, ROW_TABLES)
+
+    def extra_steps(self, conn, schema, plan, check_mode, result):
+        """Artifact collections: not a DELETE of candidates but a re-point, so it runs after the engine."""
+        if not plan["prune_artifact_collections"]:
+            return
+        budget = result["budget"]
+        limit = budget["max_rows"] or 0
+        entry = {"table": "artifact_collection",
+                 "description": "artifact collections whose latest artifact is gone: re-pointed to the newest"
+                                " remaining version of the key, else removed",
+                 "cutoff": "", "deleted": 0, "repointed": 0, "remaining": 0, "remaining_exact": True,
+                 "capped": False, "batches": 0, "duration_s": 0.0, "longest_batch_s": 0.0, "wal_bytes": 0,
+                 "status": "ok", "error": ""}
+        started = datetime.datetime.now()
+        repointed = removed = left = 0
+        try:
+            # Re-pointing updates and deletes collections: a role that may not fails here, in check mode too.
+            role, lacking = lacking_privileges(conn, schema, [("artifact_collection", priv)
+                                                              for priv in ("SELECT", "UPDATE", "DELETE")])
+            if lacking:
+                entry.update(error="InsufficientPrivilege: " + describe_lacking(conn, schema, role, lacking))
+                result["grants_needed"] = result.get("grants_needed", []) + grant_statements(
+                    conn, schema, role, lacking)
+            elif check_mode:
+                repointed, removed = predict_collections(conn, schema, plan, limit or None, self.now)
+                left = 0
+            else:
+                repointed, removed, left = reconcile_collections(conn, schema, budget["batch_size"], limit)
+        except psycopg.Error as exc:
+            entry.update(error=first_line(exc), error_kind=classify(exc)[0])
+        if entry["error"]:
+            entry.update(status="failed", error_kind=entry.get("error_kind") or "insufficient_privilege",
+                         remaining=None, remaining_exact=False)
+            result["failed_handlers"].append("artifact_collections")
+            result["remaining_total"] = None
+            result.setdefault("remaining_unknown", []).append("artifact_collections")
+        else:
+            entry.update(deleted=removed, repointed=repointed, remaining=left, capped=left > 0)
+            result["deleted_total"] += removed
+            if result["remaining_total"] is not None:
+                result["remaining_total"] += left
+            if left:
+                result["capped"] = True
+                result["capped_by"] = result.get("capped_by") or "max_rows"
+            result["extra_changed"] = bool(result.get("extra_changed")) or repointed > 0
+        entry["duration_s"] = round((datetime.datetime.now() - started).total_seconds(), 3)
+        result["handlers"]["artifact_collections"] = entry

@@ -1,0 +1,353 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, pgtidy contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Walks of the Prefect rules whose candidates no time index finds: orphans, logs by level, and
+the events handlers' batches.
+
+- ``OrphanSkipWalk``: rows whose flow run is gone. Rows of one flow run share one key in the
+  ``flow_run_id`` index (``ix_log__flow_run_id``, ``ix_artifact__flow_run_id``), so the walk
+  skips from one distinct flow run id to the next (a recursive CTE: the next id above the
+  cursor, ``ORDER BY flow_run_id LIMIT 1``, one index descent each), checks each against
+  ``flow_run``'s primary key, and deletes the rows of the missing ones through the same
+  index. A run costs one descent and one probe per distinct flow run plus the rows deleted,
+  whatever the table's size; Prefect's own orphan vacuum reads every entry of that index
+  (``SELECT DISTINCT flow_run_id ... LIMIT 200`` pages), and the time sweep this replaces read
+  every row older than the cutoff.
+- ``LevelWalk``: logs of one level older than its retention. ``log.level`` is indexed alone
+  (``ix_log__level``); its entries of one level are read in heap order, so a batch takes the
+  first old enough rows of that level. The entries of rows deleted by earlier batches are
+  marked dead by the first scan that meets them and skipped without a heap visit, so the
+  work of a run is the rows deleted plus one visit of each row of that level still inside
+  its retention; rows of other levels are never read. The logs of the flow runs
+  ``old_flow_runs`` deletes are the oldest, at the start of the index, and are not this
+  walk's to delete: it waits (turns without a statement) until that handler is done, or every
+  batch would step again over them. Where rows inside the retention sit among older ones
+  (new rows in the space vacuum freed), every batch steps over them again: an index on
+  ``log (level, timestamp)``, if the operator adds one, is walked instead and reads the
+  candidates only.
+- ``EventsWalk`` and ``TrailingSweep``: events go with their resources (about three per event),
+  so an events batch takes as many events as make ``batch_size`` rows with their resources,
+  from the tables' row estimates. The sweep for resources whose event is gone reads only
+  below the time every events handler has passed: below it, whatever is left is an orphan
+  (or locked); above it, the resources are about to go with their events, and reading them
+  first is wasted work. Reading behind the events handlers still steps once over the index
+  entries of the resources they deleted (a heap visit each, which marks the entry dead for
+  every later scan): about 6 % of a large run's time, the price of finding every orphan in the
+  run that can delete it, so that a re-run has nothing left to do.
+
+Both index walks hold the planner to their indexes (``enable_seqscan`` and ``enable_bitmapscan``
+off for the batch's own transaction; the level walk's time test is written so no time index
+serves it): on a table whose statistics still count the rows just deleted, or on a small one,
+the planner would otherwise read the table from its start, which costs what the walk avoids.
+
+All delete only inside the runner's transaction, skip rows the application has locked, and in
+check mode count with the same reads what the real run would delete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+
+from .._engine.walks import REMAINING_EXACT_LIMIT, TimeWalk, Walk
+
+try:
+    from psycopg import pq, sql
+except ImportError:  # pragma: no cover - the module reports the missing driver
+    pq = sql = None
+
+LOWEST_UUID = uuid.UUID(int=0)
+# A capped run counts what it left: at most this many pages of flow run ids beyond the cursor are walked for it.
+REMAINING_SCAN_PAGES = 2
+
+
+@contextlib.contextmanager
+def held_to_indexes(conn):
+    """A transaction (the runner's, or one of its own in check mode) whose plans use indexes only.
+
+    The planner would read a whole table where its statistics still count the rows just deleted,
+    or where a table is small; these walks are only cheap through their index.
+    """
+    if conn.info.transaction_status == pq.TransactionStatus.INTRANS:
+        scope = contextlib.nullcontext()
+    else:
+        scope = conn.transaction()
+    with scope:
+        with conn.cursor() as cur:
+            cur.execute("SELECT set_config('enable_seqscan', 'off', true),"
+                        " set_config('enable_bitmapscan', 'off', true)")
+            yield cur
+
+
+class OrphanSkipWalk(Walk):
+    """Rows of ``rule.table`` whose ``column`` names a ``parent`` row that no longer exists."""
+
+    kind = "skip"
+
+    def __init__(self, schema, page, column="flow_run_id", parent="flow_run"):
+        super().__init__(schema)
+        self.page = page                # distinct ids examined per statement
+        self.column = column
+        self.parent = parent
+        self._statements = {}
+
+    # -- statements ---------------------------------------------------------------------
+    def _ids_sql(self, rule, inclusive):
+        """The next ``page`` distinct values of the column from ``%(lo)s``: one index descent each."""
+        col, tbl = sql.Identifier(self.column), self.table(rule)
+        return sql.SQL(
+            "ids(fid, n) AS ("
+            " SELECT (SELECT t.{col} FROM {tbl} AS t WHERE t.{col} {op} %(lo)s ORDER BY t.{col} LIMIT 1), 1"
+            " UNION ALL"
+            " SELECT (SELECT t.{col} FROM {tbl} AS t WHERE t.{col} > ids.fid ORDER BY t.{col} LIMIT 1), ids.n + 1"
+            " FROM ids WHERE ids.fid IS NOT NULL AND ids.n < %(page)s),"
+            " seen AS MATERIALIZED (SELECT fid, n FROM ids WHERE fid IS NOT NULL),"
+            " orphans AS MATERIALIZED (SELECT s.fid FROM seen AS s"
+            "  WHERE NOT EXISTS (SELECT 1 FROM {parent} AS p WHERE p.id = s.fid))").format(
+            col=col, tbl=tbl, op=sql.SQL(">=" if inclusive else ">"), parent=self.table(rule, self.parent))
+
+    def _candidates_sql(self, rule):
+        """Rows of the orphaned ids past the cutoff and past the (id, row) cursor, in index order."""
+        col, ts = sql.Identifier(self.column), sql.Identifier(rule.time_column)
+        return sql.SQL(
+            "SELECT t.{id}, t.{col} FROM {tbl} AS t WHERE t.{col} = ANY (ARRAY(SELECT fid FROM orphans))"
+            " AND t.{ts} < %(cutoff)s AND (t.{col}, t.{id}) > (%(lo)s, %(after)s)"
+            " ORDER BY t.{col}, t.{id} LIMIT %(limit)s").format(
+            id=sql.Identifier(rule.id_column), col=col, tbl=self.table(rule), ts=ts)
+
+    def statement(self, rule, inclusive, check_mode):
+        """One batch: returns rows taken, ids examined, the last id examined, the last row taken (id, row)."""
+        key = (rule.name, inclusive, check_mode)
+        if key in self._statements:
+            return self._statements[key]
+        col, idc = sql.Identifier(self.column), sql.Identifier(rule.id_column)
+        if check_mode:
+            taken = sql.SQL("batch AS MATERIALIZED ({cands})").format(cands=self._candidates_sql(rule))
+            source = sql.Identifier("batch")
+        else:
+            taken = sql.SQL(
+                "batch AS ({cands} FOR UPDATE OF t SKIP LOCKED),"
+                " gone AS (DELETE FROM {tbl} AS d USING batch WHERE d.{id} = batch.{id} RETURNING d.{id}, d.{col})"
+            ).format(cands=self._candidates_sql(rule), tbl=self.table(rule), id=idc, col=col)
+            source = sql.Identifier("gone")
+        stmt = sql.SQL(
+            "WITH RECURSIVE {ids}, {taken}"
+            " SELECT (SELECT count(*) FROM {src}), (SELECT count(*) FROM seen),"
+            " (SELECT fid FROM seen ORDER BY n DESC LIMIT 1),"
+            " (SELECT g.{col} FROM {src} AS g ORDER BY g.{col} DESC, g.{id} DESC LIMIT 1),"
+            " (SELECT g.{id} FROM {src} AS g ORDER BY g.{col} DESC, g.{id} DESC LIMIT 1)").format(
+            ids=self._ids_sql(rule, inclusive), taken=taken, src=source, col=col, id=idc)
+        self._statements[key] = stmt
+        return stmt
+
+    # -- the walk -----------------------------------------------------------------------------
+    def prepare(self, conn, state, id_ranges):
+        # The cursor: every id below ``lo`` is done; rows of ``lo`` itself up to ``after`` are done
+        # (``after`` None: all of them, so the next page starts above ``lo``).
+        state.scratch.update(lo=LOWEST_UUID, after=LOWEST_UUID)
+
+    def _params(self, state, limit):
+        lo, after = state.scratch["lo"], state.scratch["after"]
+        return self.params(state, lo=lo, after=after if after is not None else LOWEST_UUID, limit=limit,
+                           page=self.page)
+
+    def batch(self, conn, state, limit, upper, check_mode, precounted=None):
+        inclusive = state.scratch["after"] is not None
+        with held_to_indexes(conn) as cur:
+            cur.execute(self.statement(state.rule, inclusive, check_mode), self._params(state, limit))
+            taken, seen, last_seen, last_col, last_id = cur.fetchone()
+        state.scanned += seen
+        if taken >= limit:
+            # Rows of ``last_col`` may be left beyond ``last_id``: the next batch starts inside it.
+            state.scratch.update(lo=last_col, after=last_id)
+        elif seen:
+            state.scratch.update(lo=last_seen, after=None)
+            state.done = seen < self.page
+        else:
+            state.done = True
+        return taken
+
+    def remaining(self, conn, state, check_mode, precounted=None):
+        """Rows of orphaned ids beyond the cursor: exact up to REMAINING_EXACT_LIMIT rows."""
+        scratch = dict(state.scratch)
+        left, walked = 0, 0
+        with held_to_indexes(conn) as cur:
+            while walked < REMAINING_SCAN_PAGES * self.page:
+                inclusive = scratch["after"] is not None
+                cur.execute(self.statement(state.rule, inclusive, True), self.params(
+                    state, lo=scratch["lo"], after=scratch["after"] or LOWEST_UUID,
+                    limit=REMAINING_EXACT_LIMIT + 1 - left, page=self.page))
+                taken, seen, last_seen, last_col, last_id = cur.fetchone()
+                left += taken
+                walked += seen
+                if left > REMAINING_EXACT_LIMIT:
+                    state.remaining, state.remaining_exact = left, False
+                    return
+                if seen < self.page or not seen:
+                    state.remaining, state.remaining_exact = left, True
+                    return
+                scratch.update(lo=last_seen, after=None)
+        state.remaining, state.remaining_exact = max(left, 1), False
+
+
+class LevelWalk(Walk):
+    """Rows of ``rule.table`` with ``level`` = ``%(level)s`` older than the cutoff, through the level index."""
+
+    kind = "level"
+
+    def __init__(self, schema, board=None, after=(), column="level"):
+        super().__init__(schema)
+        self.column = column
+        self.board = board if board is not None else {}
+        self.after = tuple(after)       # handlers whose rows this one must not read first
+        self._statements = {}
+
+    def waiting(self):
+        """Whether a handler this one follows is still walking (its rows lie at the start of the level index)."""
+        return any(not (s.done or s.failed) for name, s in self.board.items() if name in self.after)
+
+    def _candidates_sql(self, rule):
+        pred = rule.predicate if rule.predicate is not None else sql.SQL("true")
+        # ``IS TRUE`` keeps the time test out of the index conditions: only the level index can serve the scan.
+        return sql.SQL(
+            "SELECT t.{id} FROM {tbl} AS t WHERE t.{col} = %(level)s AND (t.{ts} < %(cutoff)s) IS TRUE"
+            " AND ({pred}) LIMIT %(limit)s").format(
+            id=sql.Identifier(rule.id_column), tbl=self.table(rule), col=sql.Identifier(self.column),
+            ts=sql.Identifier(rule.time_column), pred=pred)
+
+    def statement(self, rule, check_mode):
+        key = (rule.name, check_mode)
+        if key not in self._statements:
+            if check_mode:
+                stmt = sql.SQL("SELECT count(*) FROM ({}) AS c").format(self._candidates_sql(rule))
+            else:
+                stmt = sql.SQL(
+                    "WITH batch AS ({cands} FOR UPDATE OF t SKIP LOCKED),"
+                    " gone AS (DELETE FROM {tbl} AS d USING batch WHERE d.{id} = batch.{id} RETURNING 1)"
+                    " SELECT count(*) FROM gone").format(
+                    cands=self._candidates_sql(rule), tbl=self.table(rule), id=sql.Identifier(rule.id_column))
+            self._statements[key] = stmt
+        return self._statements[key]
+
+    def _count(self, conn, state, limit):
+        with held_to_indexes(conn) as cur:
+            cur.execute(self.statement(state.rule, True), self.params(state, limit=limit))
+            return cur.fetchone()[0]
+
+    def precount(self, conn, state, cap):
+        """Check mode: the candidates, counted once (bounded by ``cap``); batches take their share."""
+        return self._count(conn, state, cap if cap is not None else 2 ** 62)
+
+    def batch(self, conn, state, limit, upper, check_mode, precounted=None):
+        if self.waiting():
+            return 0                    # a turn without a statement; check mode waits the same turns
+        if check_mode:
+            count = max(0, min(limit, (precounted or 0) - state.deleted))
+            state.done = count < limit
+            return count
+        with held_to_indexes(conn) as cur:
+            cur.execute(self.statement(state.rule, False), self.params(state, limit=limit))
+            count = cur.fetchone()[0]
+        state.done = count < limit
+        return count
+
+    def remaining(self, conn, state, check_mode, precounted=None):
+        if check_mode:
+            left = (precounted or 0) - state.deleted
+            exact = precounted is None or left <= REMAINING_EXACT_LIMIT
+        else:
+            left = self._count(conn, state, REMAINING_EXACT_LIMIT + 1)
+            exact = left <= REMAINING_EXACT_LIMIT
+        state.remaining, state.remaining_exact = max(0, left), exact
+
+
+class WatchedTimeWalk(TimeWalk):
+    """A time walk whose state other walks watch (``board``: rule name -> state)."""
+
+    def __init__(self, schema, board):
+        super().__init__(schema)
+        self.board = board
+
+    def prepare(self, conn, state, id_ranges):
+        self.board[state.rule.name] = state
+
+
+class EventsWalk(TimeWalk):
+    """The time walk of an events rule: batches sized with their dependents, cursors shown to a trailing sweep."""
+
+    def __init__(self, schema, board):
+        super().__init__(schema)
+        self.board = board              # rule name -> state, read by TrailingSweep
+        self.share = {}                 # rule name -> own rows per row deleted with dependents
+
+    def prepare(self, conn, state, id_ranges):
+        self.board[state.rule.name] = state
+        tables = [state.rule.table] + [t for t, _c in state.rule.cascade]
+        with conn.cursor() as cur:
+            cur.execute("SELECT c.relname, greatest(c.reltuples, 0) FROM pg_class AS c JOIN pg_namespace AS n"
+                        " ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname = ANY(%s)",
+                        (self.schema, tables))
+            rows = dict(cur.fetchall())
+        own = rows.get(state.rule.table) or 0
+        dependents = sum(rows.get(t) or 0 for t in tables[1:])
+        self.share[state.rule.name] = own / (own + dependents) if own else 1.0
+
+    def batch(self, conn, state, limit, upper, check_mode, precounted=None):
+        return TimeWalk.batch(self, conn, state, self.scaled(state, limit), upper, check_mode, precounted)
+
+    def scaled(self, state, limit):
+        return max(1, min(limit, int(limit * self.share.get(state.rule.name, 1.0))))
+
+
+class TrailingSweep(TimeWalk):
+    """A sweeping time rule that reads only below the cursors of the rules it follows (see the module docstring)."""
+
+    def __init__(self, schema, board, leaders):
+        super().__init__(schema)
+        self.board = board
+        self.leaders = tuple(leaders)
+        self._bound = None
+
+    def params(self, state, **extra):
+        p = TimeWalk.params(self, state, **extra)
+        if self._bound is not None:
+            p["cutoff"] = self._bound
+        return p
+
+    def _leading_edge(self, state):
+        """The time below which the leaders are done, or None when none of them is still walking."""
+        active = [s for name, s in self.board.items() if name in self.leaders and not (s.done or s.failed)]
+        if not active:
+            return None
+        return min([s.cursor_time for s in active] + [state.rule.cutoff])
+
+    def batch(self, conn, state, limit, upper, check_mode, precounted=None):
+        edge = self._leading_edge(state)
+        self._bound = edge
+        scanned = state.scanned
+        try:
+            count = TimeWalk.batch(self, conn, state, limit, upper, check_mode, precounted)
+        finally:
+            self._bound = None
+        if edge is not None:
+            state.done = False          # the leaders will leave more behind them
+            if count < limit and state.scanned - scanned < state.rule.scan_limit and edge > state.cursor_time:
+                # Everything below the edge has been read: start there next time, not at the last row read,
+                # or every turn would step again over the index entries of the rows the leaders deleted.
+                state.cursor_time, state.cursor_key = edge, LOWEST_UUID
+        return count
+
+    def precount(self, conn, state, cap):
+        """Check mode: nothing up front; every batch reads its own window, as in the real run."""
+        return None
+
+    def remaining(self, conn, state, check_mode, precounted=None):
+        """What is left below the leaders' edge; beyond it nothing is known until they have passed."""
+        edge = self._leading_edge(state)
+        self._bound = edge
+        try:
+            n = TimeWalk.count_candidates(self, conn, state, REMAINING_EXACT_LIMIT + 1)
+        finally:
+            self._bound = None
+        state.remaining = n
+        state.remaining_exact = edge is None and n <= REMAINING_EXACT_LIMIT
