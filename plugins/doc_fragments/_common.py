@@ -67,10 +67,14 @@ options:
   lock_timeout:
     description:
       - Postgres C(lock_timeout) for every statement, so a statement never queues behind the application's locks.
+      - A duration, a number and a unit (C(ms), C(s), C(min), C(h) or C(d); decimals allowed), such as V(500ms),
+        V(1.5s) or V(2min); a number without a unit is in milliseconds, as in PostgreSQL. V(0) means no timeout.
     type: str
     default: 5s
   statement_timeout:
-    description: Postgres C(statement_timeout) for every statement.
+    description:
+      - Postgres C(statement_timeout) for every statement.
+      - A duration, written as for O(lock_timeout).
     type: str
     default: 60s
 requirements:
@@ -99,7 +103,7 @@ options:
     type: path
     default: /run/pgtidy/pgtidy.lock
   lock_wait:
-    description: Seconds to wait for O(lock_file) before ending with a C(busy) result.
+    description: Seconds to wait for O(lock_file) before ending with a C(busy) result; V(0) does not wait.
     type: int
     default: 300
 notes:
@@ -138,7 +142,8 @@ options:
         further behind than this, it pauses. A size (V(256MiB), the WAL position minus the standby's C(replay_lsn), known
         for every standby that reports its position), a duration (V(30s), the largest of C(write_lag), C(flush_lag) and
         C(replay_lag), which PostgreSQL leaves null when a standby is idle and caught up), or both (V(256MiB, 30s)).
-        V(0) turns the check off.
+        A duration is a number and a unit (C(ms), C(s), C(min), C(h) or C(d); decimals allowed), between 100ms and
+        24h; a number without a unit is a size. V(0) turns the check off.
       - When not set, V(256MiB) applies. The positions are shown only to superusers and members of
         C(pg_read_all_stats) (C(pg_monitor) includes it). A set O(max_replica_lag) that the login role cannot
         enforce because standbys are connected whose positions it cannot see fails the run before anything is

@@ -5,9 +5,8 @@
 
 from __future__ import annotations
 
-import re
-
 from .errors import ConnectionFailed, InvalidRequest
+from .units import parse_duration
 
 try:
     import psycopg
@@ -43,26 +42,37 @@ CONNECTION_ARGUMENT_SPEC = dict(
     statement_timeout=dict(type="str", default="60s"),
 )
 
-_DURATION = re.compile(r"^\s*(\d+)\s*(ms|s|min|h|d)?\s*$")
 _SECRET_KEYS = ("password", "sslpassword")
+# PostgreSQL's timeouts are whole milliseconds in an int4.
+_MAX_TIMEOUT_MS = 2 ** 31 - 1
+
+
+def _param(params, name):
+    """The option's value, or its default (CONNECTION_ARGUMENT_SPEC) when it is unset or empty."""
+    return CONNECTION_ARGUMENT_SPEC[name]["default"] if params.get(name) in (None, "") else params[name]
 
 
 def duration_setting(name, value):
-    """Validate a Postgres duration setting such as '5s' or '500ms'; return it normalised."""
-    match = _DURATION.match(str(value))
-    if not match:
-        raise InvalidRequest("%s must be a duration such as '500ms', '5s' or '2min', not %r" % (name, value))
-    number, unit = match.groups()
-    return "%s%s" % (number, unit or "ms")
+    """A PostgreSQL timeout (lock_timeout, statement_timeout; units.parse_duration, a bare number in ms) in whole
+    milliseconds for set_config. 0 is no timeout; a value below 1ms is refused, as PostgreSQL could round it to 0."""
+    seconds = parse_duration(value, name, bare="ms")
+    ms = int(round(seconds * 1000))
+    if 0 < seconds < 0.001:
+        raise InvalidRequest("%s of %r is less than a millisecond, which PostgreSQL would read as 0 (no timeout);"
+                             " use at least 1ms, or 0 for no timeout" % (name, value))
+    if ms > _MAX_TIMEOUT_MS:
+        raise InvalidRequest("%s of %r is more than PostgreSQL allows (2147483647ms, about 24.8 days)" % (name, value))
+    return "%dms" % ms
 
 
 def conninfo_from_params(params, dbname=None):
     """Map module parameters to libpq keywords. The password stays out of every message."""
     kw = {
-        "user": params.get("login_user") or "postgres",
+        "user": _param(params, "login_user"),
         "dbname": dbname or params.get("login_db") or "postgres",
-        "sslmode": params.get("ssl_mode") or "prefer",
-        "connect_timeout": str(params.get("connect_timeout") or 10),
+        "sslmode": _param(params, "ssl_mode"),
+        # 0 (libpq: wait forever) has always meant the default here.
+        "connect_timeout": str(params.get("connect_timeout") or _param({}, "connect_timeout")),
         "application_name": APPLICATION_NAME,
     }
     host = params.get("login_unix_socket") or params.get("login_host")
@@ -98,8 +108,8 @@ def connect(params, dbname=None):
     """
     if not HAS_PSYCOPG:
         raise ConnectionFailed("psycopg 3 is required: %s" % PSYCOPG_IMPORT_ERROR)
-    lock_timeout = duration_setting("lock_timeout", params.get("lock_timeout") or "5s")
-    statement_timeout = duration_setting("statement_timeout", params.get("statement_timeout") or "60s")
+    lock_timeout = duration_setting("lock_timeout", _param(params, "lock_timeout"))
+    statement_timeout = duration_setting("statement_timeout", _param(params, "statement_timeout"))
     kw = conninfo_from_params(params, dbname)
     target = "%s@%s:%s/%s" % (kw["user"], kw.get("host", "(default socket)"), kw.get("port", "5432"), kw["dbname"])
     try:

@@ -28,7 +28,7 @@ import stat
 import sys
 import time
 
-from .errors import LockBusy, LockFileRefused, PgtidyError
+from .errors import InvalidRequest, LockBusy, LockFileRefused, PgtidyError
 
 DEFAULT_LOCK_DIR = "/run/pgtidy"
 DEFAULT_LOCK_FILE = DEFAULT_LOCK_DIR + "/pgtidy.lock"
@@ -274,19 +274,31 @@ def open_lock_file(path):
     return fd, writable
 
 
+def lock_wait_seconds(value):
+    """``lock_wait``, checked here only: seconds (0: do not wait), the spec's default when None."""
+    if value is None:
+        return LOCK_ARGUMENT_SPEC["lock_wait"]["default"]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise InvalidRequest("lock_wait must be 0 (do not wait) or more seconds, not %r" % (value,))
+    return value
+
+
 class LockFile:
     """Exclusive flock on ``path``, waiting up to ``wait`` seconds; the holder is written into the file."""
 
-    def __init__(self, path=DEFAULT_LOCK_FILE, wait=300, job="pgtidy", poll=0.2):
-        if wait is None or wait < 0:
-            raise PgtidyError("lock_wait must be 0 or more seconds, not %r" % (wait,))
-        self.path = path or DEFAULT_LOCK_FILE
-        self.wait = wait
+    def __init__(self, path=None, wait=None, job="pgtidy", poll=0.2):
+        self.path = path or LOCK_ARGUMENT_SPEC["lock_file"]["default"]
+        self.wait = lock_wait_seconds(wait)
         self.job = job
         self.poll = poll
         self.fd = None
         self.writable = False
         self.waited_s = 0.0
+
+    @classmethod
+    def from_params(cls, params, job="pgtidy"):
+        """The lockfile of the options ``lock_file`` and ``lock_wait`` (InvalidRequest for a bad lock_wait)."""
+        return cls(params.get("lock_file"), params.get("lock_wait"), job=job)
 
     def acquire(self):
         # Every check comes before the lock is taken and before anything is written (or truncated).

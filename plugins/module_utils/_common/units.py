@@ -1,12 +1,13 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, pgtidy contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Units every part of the collection reads and writes the same way: sizes, WAL positions, retention cutoffs,
-and names as SQL shown to people spells them."""
+"""Units every part of the collection reads and writes the same way: sizes, durations, WAL positions, retention
+cutoffs, and names as SQL shown to people spells them."""
 
 from __future__ import annotations
 
 import datetime
+import re
 
 from .errors import InvalidRequest
 
@@ -33,6 +34,27 @@ def parse_bytes(value, name="size"):
     if result < 0:
         raise InvalidRequest("%s must not be negative" % name)
     return result
+
+
+# One grammar for every duration given as text. What a bare number is depends on the option: the caller says.
+_DURATION = re.compile(r"^(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|sec|min|h|d)?$")
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "sec": 1.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
+DURATION_FORMS = "a number and a unit (ms, s, min, h or d; decimals allowed) such as '500ms', '1.5s', '2min' or '1d'"
+
+
+def parse_duration(value, name="duration", bare=None):
+    """'500ms', '1.5s', '2min', '1d' -> seconds (float). ``bare``: the unit of a number without one ('ms' for a
+    PostgreSQL setting); None: a unit is required. Anything else raises InvalidRequest naming ``name`` and the forms."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        text = repr(value)
+    else:
+        text = str(value).strip().lower()
+    match = _DURATION.match(text)
+    if not match or (match.group(2) is None and bare is None):
+        bare_text = "; a number without a unit is in %s" % bare if bare else ""
+        raise InvalidRequest("%s must be %s%s; not %r" % (name, DURATION_FORMS, bare_text, value))
+    number, unit = match.groups()
+    return float(number) * _DURATION_UNITS[unit or bare]
 
 
 def human_bytes(value, missing="unknown"):
