@@ -22,7 +22,7 @@ from pgserver import PgServer
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._engine.runner import DeleteEngine
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._dagster.rules import DagsterProfile
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._common.errors import InvalidRequest
-from ansible_collections.pgtidy.maintenance.plugins.module_utils._engine.pacing import RATE_BURST_S
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._engine.pacer import RATE_BURST_S
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._engine.prune import run_prune
 
 STANDBY = "pgtidy_pacing"

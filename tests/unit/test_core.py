@@ -9,17 +9,22 @@ import subprocess
 import time
 
 import pytest
+import yaml
 
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._dagster import rules as _dagster
-from ansible_collections.pgtidy.maintenance.plugins.module_utils._engine.budget import Budget
+from ansible_collections.pgtidy.maintenance.plugins.doc_fragments._common import ModuleDocFragment
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._engine.budget import BUDGET_ARGUMENT_SPEC, Budget
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._engine.pacing_limits import (
+    DEFAULT_MAX_REPLICA_LAG, PacingLimits)
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._engine.scheduler import Sweep
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._engine.walks import HandlerState, Rule
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._common.units import (
-    lsn_to_int, parse_bytes)
+    lsn_to_int, parse_bytes, parse_duration)
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._common.connection import (
-    conninfo_from_params, duration_setting, redact)
+    CONNECTION_ARGUMENT_SPEC, conninfo_from_params, duration_setting, redact)
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._common.errors import InvalidRequest, LockBusy
-from ansible_collections.pgtidy.maintenance.plugins.module_utils._common.lock import LockFile, describe_holder
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._common.lock import (
+    LOCK_ARGUMENT_SPEC, LockFile, describe_holder, lock_wait_seconds)
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -34,12 +39,55 @@ def test_parse_bytes_rejects_nonsense(text):
         parse_bytes(text, "max_wal_bytes")
 
 
-def test_duration_setting():
-    assert duration_setting("lock_timeout", "5s") == "5s"
-    assert duration_setting("lock_timeout", 250) == "250ms"
+@pytest.mark.parametrize("text, bare, seconds", [
+    ("500ms", None, 0.5), ("1.5s", None, 1.5), ("30sec", None, 30.0), ("2min", None, 120.0), ("0.5h", None, 1800.0),
+    ("1d", None, 86400.0), ("1.25d", None, 108000.0), (" 5 S ", None, 5.0), (".5s", None, 0.5), ("0s", None, 0.0),
+    ("250", "ms", 0.25), (250, "ms", 0.25), (1.5, "s", 1.5), ("90", "s", 90.0)])
+def test_one_duration_grammar(text, bare, seconds):
+    assert parse_duration(text, "lock_timeout", bare=bare) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize("value, bare", [
+    ("forever", "ms"), ("-5s", "ms"), ("5 weeks", "ms"), ("5y", "ms"), ("1e3ms", "ms"), ("", "ms"), (True, "ms"),
+    ("1.2.3s", "ms"), ("s", "ms"), (-1, "ms"), ("30", None), (30, None)])
+def test_duration_refusals_name_the_option_and_the_forms(value, bare):
     with pytest.raises(InvalidRequest) as err:
-        duration_setting("statement_timeout", "forever")
-    assert "statement_timeout" in err.value.message
+        parse_duration(value, "statement_timeout", bare=bare)
+    message = err.value.message
+    assert message.startswith("statement_timeout must be a number and a unit (ms, s, min, h or d")
+    assert "'1d'" in message and repr(value) in message
+    assert ("a number without a unit is in ms" in message) == (bare == "ms")
+
+
+@pytest.mark.parametrize("value, setting", [
+    ("5s", "5000ms"), (250, "250ms"), ("250", "250ms"), ("1.5s", "1500ms"), ("2min", "120000ms"), ("1d", "86400000ms"),
+    ("1.4ms", "1ms"), ("0", "0ms"), ("24h", "86400000ms")])
+def test_duration_setting_is_whole_milliseconds_for_postgres(value, setting):
+    assert duration_setting("lock_timeout", value) == setting
+
+
+@pytest.mark.parametrize("value, words", [
+    ("forever", "statement_timeout must be a number and a unit"), ("0.5ms", "less than a millisecond"),
+    ("30d", "more than PostgreSQL allows")])
+def test_duration_setting_refusals(value, words):
+    with pytest.raises(InvalidRequest) as err:
+        duration_setting("statement_timeout", value)
+    assert words in err.value.message and "statement_timeout" in err.value.message
+
+
+def test_lock_wait_is_checked_in_one_place():
+    assert lock_wait_seconds(None) == LOCK_ARGUMENT_SPEC["lock_wait"]["default"] == 300
+    assert lock_wait_seconds(0) == 0 and lock_wait_seconds(2.5) == 2.5
+    for bad in (-1, "5", True, -0.5):
+        with pytest.raises(InvalidRequest) as err:
+            lock_wait_seconds(bad)
+        assert "lock_wait must be 0 (do not wait) or more seconds" in err.value.message
+    with pytest.raises(InvalidRequest):
+        LockFile("/tmp/pgtidy-never-opened.lock", wait=-1)
+    with pytest.raises(InvalidRequest):
+        LockFile.from_params({"lock_file": "/tmp/pgtidy-never-opened.lock", "lock_wait": -3})
+    lock = LockFile.from_params({"lock_file": None, "lock_wait": None}, job="repack")
+    assert (lock.path, lock.wait, lock.job) == (LOCK_ARGUMENT_SPEC["lock_file"]["default"], 300, "repack")
 
 
 def test_lsn_to_int():
@@ -68,6 +116,40 @@ def test_budget_validation():
     for bad in ({"batch_size": 0}, {"batch_size": 10**6}, {"max_rows": -1}, {"batch_pause": 100}):
         with pytest.raises(InvalidRequest):
             Budget.from_params(bad)
+
+
+def test_budget_defaults_are_the_argument_spec_s():
+    assert Budget() == Budget.from_params({}) == Budget.from_params({k: None for k in BUDGET_ARGUMENT_SPEC})
+    budget = Budget()
+    assert budget.batch_size == BUDGET_ARGUMENT_SPEC["batch_size"]["default"]
+    assert budget.max_rows == BUDGET_ARGUMENT_SPEC["max_rows"]["default"]
+    assert budget.max_duration == BUDGET_ARGUMENT_SPEC["max_duration"]["default"]
+    assert budget.max_wal_bytes == parse_bytes(BUDGET_ARGUMENT_SPEC["max_wal_bytes"]["default"])
+    assert budget.batch_pause == BUDGET_ARGUMENT_SPEC["batch_pause"]["default"]
+    assert PacingLimits() == PacingLimits.from_params({})
+
+
+def _fragment_options(name):
+    return yaml.safe_load(getattr(ModuleDocFragment, name))["options"]
+
+
+@pytest.mark.parametrize("fragment, spec", [
+    ("DOCUMENTATION", CONNECTION_ARGUMENT_SPEC), ("LOCK", LOCK_ARGUMENT_SPEC), ("BUDGET", BUDGET_ARGUMENT_SPEC)])
+def test_doc_fragment_states_the_argument_spec_s_defaults(fragment, spec):
+    """ansible-test validate-modules compares them per module; here every option of the fragment, at once."""
+    documented = _fragment_options(fragment)
+    assert set(documented) == set(spec)
+    for name, option in spec.items():
+        doc = documented[name]
+        assert doc.get("default") == option.get("default"), name
+        assert doc.get("type", "str") == option.get("type", "str"), name
+        assert doc.get("choices") == option.get("choices"), name
+        assert doc.get("elements") == option.get("elements"), name
+
+
+def test_doc_fragment_names_the_default_replica_lag():
+    text = " ".join(_fragment_options("BUDGET")["max_replica_lag"]["description"])
+    assert "When not set, V(%s) applies" % DEFAULT_MAX_REPLICA_LAG in text
 
 
 def test_dagster_defaults_follow_the_issue_and_dagster():

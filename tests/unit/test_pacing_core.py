@@ -11,8 +11,11 @@ import pytest
 
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._engine.budget import BUDGET_ARGUMENT_SPEC, Budget
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._common.errors import InvalidRequest
-from ansible_collections.pgtidy.maintenance.plugins.module_utils._engine.pacing import (
-    DEFAULT_MAX_REPLICA_LAG, POLL_S, RATE_BURST_S, RATE_WINDOW_S, Pacer, Pacing, Standby, pause_file_present, parse_lag_limit)
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._engine.pacer import (
+    POLL_S, RATE_BURST_S, RATE_WINDOW_S, Pacer, pause_file_present)
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._engine.pacing_limits import (
+    DEFAULT_MAX_REPLICA_LAG, PacingLimits, parse_lag_limit)
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._engine.replication import Standby
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._engine.metrics import prune_metrics
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._common.units import parse_bytes
 
@@ -56,15 +59,16 @@ def standby(name="replica1", lag=0, replay_lag=None, visible=True, client="10.0.
                    lag_bytes=lag if visible else None, replay_lag_s=replay_lag)
 
 
-def pacer(pacing, probe, clock, **kw):
-    return Pacer(pacing, probe, clock=clock, sleep=clock.sleep, **kw)
+def pacer(limits, probe, clock, **kw):
+    return Pacer(limits, probe, clock=clock, sleep=clock.sleep, **kw)
 
 
 # -- options -------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("text, expected", [
     ("256MiB", (256 << 20, 0.0)), ("30s", (0, 30.0)), ("256MiB, 30s", (256 << 20, 30.0)),
-    ("500ms 1GB", (10 ** 9, 0.5)), ("2min", (0, 120.0)), ("0", (0, 0.0)), ("1048576", (1 << 20, 0.0))])
+    ("500ms 1GB", (10 ** 9, 0.5)), ("2min", (0, 120.0)), ("0", (0, 0.0)), ("1048576", (1 << 20, 0.0)),
+    ("1.5min", (0, 90.0)), ("1d", (0, 86400.0)), ("0.5h, 64kB", (64_000, 1800.0)), ("30sec", (0, 30.0))])
 def test_max_replica_lag_takes_a_size_a_duration_or_both(text, expected):
     assert parse_lag_limit(text) == expected
 
@@ -75,7 +79,9 @@ def test_max_replica_lag_takes_a_size_a_duration_or_both(text, expected):
     ({"max_replica_lag": "1s 2s"}, "two durations"),
     ({"max_replica_lag": "-5MB"}, "max_replica_lag"),
     ({"max_replica_lag": "1kB"}, "at least 64kB"),
-    ({"max_replica_lag": "3d"}, "max_replica_lag must be"),
+    ({"max_replica_lag": "3d"}, "between 100ms and 24h"),
+    ({"max_replica_lag": "50ms"}, "between 100ms and 24h"),
+    ({"max_replica_lag": "30 weeks"}, "max_replica_lag must be a size ('256MiB'), a duration"),
     ({"max_replica_lag": "90000s"}, "between 100ms and 24h"),
     ({"max_lag_wait": -1}, "max_lag_wait must be between 0"),
     ({"max_lag_wait": 10 ** 6}, "max_lag_wait must be between 0"),
@@ -93,7 +99,7 @@ def test_pacing_options_are_validated_with_a_message_that_names_them(params, wor
 
 def test_all_problems_are_named_at_once():
     with pytest.raises(InvalidRequest) as err:
-        Pacing.from_params({"max_replica_lag": "1kB", "max_lag_wait": -3, "max_wal_rate": "1kB"})
+        PacingLimits.from_params({"max_replica_lag": "1kB", "max_lag_wait": -3, "max_wal_rate": "1kB"})
     assert len(err.value.details["problems"]) == 3
 
 
@@ -105,8 +111,8 @@ def test_defaults_and_the_argument_spec_agree():
     assert pacing.max_lag_wait == BUDGET_ARGUMENT_SPEC["max_lag_wait"]["default"]
     # Unset is not the same as set to the default: only a limit the user set is refused when it cannot be enforced.
     assert BUDGET_ARGUMENT_SPEC["max_replica_lag"].get("default") is None
-    assert Pacing.from_params({"max_replica_lag": DEFAULT_MAX_REPLICA_LAG}).lag_explicit is True
-    assert Pacing.from_params({"max_replica_lag": "0"}).watches_replicas is False
+    assert PacingLimits.from_params({"max_replica_lag": DEFAULT_MAX_REPLICA_LAG}).lag_explicit is True
+    assert PacingLimits.from_params({"max_replica_lag": "0"}).watches_replicas is False
 
 
 # -- replica lag ---------------------------------------------------------------------------------
@@ -114,7 +120,7 @@ def test_defaults_and_the_argument_spec_agree():
 def test_a_standby_over_the_limit_pauses_the_run_until_it_catches_up():
     clock = Clock()
     probe = Probe([(1000, [standby(lag=300 * MB)]), (2000, [standby(lag=200 * MB)]), (3000, [standby(lag=5 * MB)])])
-    p = pacer(Pacing(max_lag_bytes=100 * MB, max_lag_wait=60), probe, clock)
+    p = pacer(PacingLimits(max_lag_bytes=100 * MB, max_lag_wait=60), probe, clock)
     p.start()
     assert p.wait_turn() is None                      # 300 MB read in start(), then 200 MB, then 5 MB
     assert probe.reads == 3 and p.pauses["replica_lag"] == 1 and p.paused_s["replica_lag"] > 0
@@ -128,7 +134,7 @@ def test_a_standby_over_the_limit_pauses_the_run_until_it_catches_up():
 def test_a_standby_that_stays_behind_ends_the_run_after_max_lag_wait_and_is_named():
     clock = Clock()
     probe = Probe([(1000, [standby("fast", lag=1 * MB), standby("stuck", lag=900 * MB, replay_lag=42.0)])])
-    p = pacer(Pacing(max_lag_bytes=100 * MB, max_lag_wait=3), probe, clock)
+    p = pacer(PacingLimits(max_lag_bytes=100 * MB, max_lag_wait=3), probe, clock)
     p.start()
     assert p.wait_turn() == "replica_lag"
     report = p.report()
@@ -141,7 +147,7 @@ def test_a_standby_that_stays_behind_ends_the_run_after_max_lag_wait_and_is_name
 
 def test_max_lag_wait_0_stops_at_once():
     clock = Clock()
-    p = pacer(Pacing(max_lag_bytes=100 * MB, max_lag_wait=0), Probe([(1, [standby(lag=200 * MB)])]), clock)
+    p = pacer(PacingLimits(max_lag_bytes=100 * MB, max_lag_wait=0), Probe([(1, [standby(lag=200 * MB)])]), clock)
     p.start()
     assert p.wait_turn() == "replica_lag" and clock.slept == []
 
@@ -149,11 +155,11 @@ def test_max_lag_wait_0_stops_at_once():
 def test_lag_in_seconds_counts_and_null_lag_times_are_no_lag():
     clock = Clock()
     idle = standby(lag=0, replay_lag=None)            # PostgreSQL's NULL: idle and caught up
-    p = pacer(Pacing(max_lag_bytes=0, max_lag_s=10.0, max_lag_wait=0), Probe([(1, [idle])]), clock)
+    p = pacer(PacingLimits(max_lag_bytes=0, max_lag_s=10.0, max_lag_wait=0), Probe([(1, [idle])]), clock)
     p.start()
     assert p.wait_turn() is None
     late = standby(lag=1 * MB, replay_lag=11.5)
-    p = pacer(Pacing(max_lag_bytes=0, max_lag_s=10.0, max_lag_wait=0), Probe([(1, [late])]), clock)
+    p = pacer(PacingLimits(max_lag_bytes=0, max_lag_s=10.0, max_lag_wait=0), Probe([(1, [late])]), clock)
     p.start()
     assert p.wait_turn() == "replica_lag" and "11.5 s behind" in p.stop_reason
 
@@ -161,7 +167,7 @@ def test_lag_in_seconds_counts_and_null_lag_times_are_no_lag():
 def test_ignored_replicas_do_not_pause_but_are_reported():
     clock = Clock()
     delayed = standby("reporting_delayed", lag=5000 * MB, replay_lag=3600.0)
-    p = pacer(Pacing(max_lag_bytes=100 * MB, max_lag_wait=0, ignore_replicas=("reporting_delayed",)),
+    p = pacer(PacingLimits(max_lag_bytes=100 * MB, max_lag_wait=0, ignore_replicas=("reporting_delayed",)),
               Probe([(1, [delayed])]), clock)
     p.start()
     assert p.wait_turn() is None
@@ -173,14 +179,14 @@ def test_ignored_replicas_do_not_pause_but_are_reported():
 def test_a_set_limit_the_role_cannot_enforce_is_refused_with_the_fix():
     hidden = standby("replica1", visible=False)
     with pytest.raises(InvalidRequest) as err:
-        pacer(Pacing(max_lag_bytes=100 * MB, lag_explicit=True), Probe([(1, [hidden])]), Clock()).start()
+        pacer(PacingLimits(max_lag_bytes=100 * MB, lag_explicit=True), Probe([(1, [hidden])]), Clock()).start()
     assert "pg_monitor" in err.value.message and "max_replica_lag: 0" in err.value.message
     assert "replica1" in err.value.message
 
 
 def test_the_default_limit_the_role_cannot_enforce_warns_and_never_claims_no_lag():
     hidden = standby("replica1", visible=False)
-    p = pacer(Pacing(max_lag_bytes=100 * MB, lag_explicit=False), Probe([(1, [hidden])]), Clock())
+    p = pacer(PacingLimits(max_lag_bytes=100 * MB, lag_explicit=False), Probe([(1, [hidden])]), Clock())
     p.start()
     assert p.wait_turn() is None
     report = p.report()
@@ -190,7 +196,7 @@ def test_the_default_limit_the_role_cannot_enforce_warns_and_never_claims_no_lag
 
 
 def test_no_standby_is_no_lag_even_for_a_role_without_pg_monitor():
-    p = pacer(Pacing(max_lag_bytes=100 * MB, lag_explicit=True), Probe([(1, [])]), Clock())
+    p = pacer(PacingLimits(max_lag_bytes=100 * MB, lag_explicit=True), Probe([(1, [])]), Clock())
     p.start()
     report = p.report()
     assert report["replicas_visible"] is True and report["replicas_watched"] is True and report["warnings"] == []
@@ -201,7 +207,7 @@ def test_an_inactive_slot_holding_more_than_the_limit_is_reported_before_the_run
               "wal_status": "extended", "safe_wal_size": 500 * MB},
              {"slot_name": "small", "slot_type": "logical", "database": "dagster", "retained_bytes": 1 * MB,
               "wal_status": "reserved", "safe_wal_size": None}]
-    p = pacer(Pacing(max_lag_bytes=100 * MB), Probe([(1, [])], slots=slots), Clock(), wal_budget=1 << 30)
+    p = pacer(PacingLimits(max_lag_bytes=100 * MB), Probe([(1, [])], slots=slots), Clock(), wal_budget=1 << 30)
     p.start()
     report = p.report()
     assert [s["slot_name"] for s in report["inactive_slots"]] == ["old_standby", "small"]
@@ -220,7 +226,7 @@ def test_wal_rate_spaces_batches_by_what_each_wrote():
         def read(self):
             return lsn[0], []
 
-    p = pacer(Pacing(max_lag_bytes=0, max_wal_rate=4 * MB), WalProbe([]), clock)
+    p = pacer(PacingLimits(max_lag_bytes=0, max_wal_rate=4 * MB), WalProbe([]), clock)
     p.start()
     starts = []
     for unused in range(20):
@@ -251,7 +257,7 @@ def test_wal_rate_gives_no_burst_credit_after_a_long_pause():
         def read(self):
             return lsn[0], []
 
-    p = pacer(Pacing(max_lag_bytes=0, max_wal_rate=1 * MB), WalProbe([]), clock)
+    p = pacer(PacingLimits(max_lag_bytes=0, max_wal_rate=1 * MB), WalProbe([]), clock)
     p.start()
     assert p.wait_turn() is None
     lsn[0] += 1 * MB
@@ -274,7 +280,7 @@ def test_a_wal_rate_pause_past_max_duration_ends_the_run_by_max_duration():
         def read(self):
             return lsn[0], []
 
-    p = pacer(Pacing(max_lag_bytes=0, max_wal_rate=1 * MB), WalProbe([]), clock, deadline=clock.now + 2)
+    p = pacer(PacingLimits(max_lag_bytes=0, max_wal_rate=1 * MB), WalProbe([]), clock, deadline=clock.now + 2)
     p.start()
     assert p.wait_turn() is None
     lsn[0] += 10 * MB
@@ -300,7 +306,7 @@ def test_pause_file_pauses_until_it_is_gone_and_is_accounted(tmp_path):
         present["n"] -= 1
         return present["n"] >= 0
 
-    p = pacer(Pacing(max_lag_bytes=0, pause_file=str(tmp_path / "pause")), Probe([(1, [])]), clock, exists=exists)
+    p = pacer(PacingLimits(max_lag_bytes=0, pause_file=str(tmp_path / "pause")), Probe([(1, [])]), clock, exists=exists)
     p.start()
     assert p.report()["pause_file_present_at_start"] is True
     assert p.wait_turn() is None
@@ -309,7 +315,7 @@ def test_pause_file_pauses_until_it_is_gone_and_is_accounted(tmp_path):
 
 def test_pause_file_still_there_at_max_duration_ends_the_run(tmp_path):
     clock = Clock()
-    p = pacer(Pacing(max_lag_bytes=0, pause_file=str(tmp_path / "pause")), Probe([(1, [])]), clock,
+    p = pacer(PacingLimits(max_lag_bytes=0, pause_file=str(tmp_path / "pause")), Probe([(1, [])]), clock,
               exists=lambda _p: True, deadline=clock.now + 5)
     p.start()
     assert p.wait_turn() == "pause_file"
@@ -319,7 +325,7 @@ def test_pause_file_still_there_at_max_duration_ends_the_run(tmp_path):
 
 def test_check_mode_never_waits_but_reports_what_it_sees(tmp_path):
     clock = Clock()
-    p = pacer(Pacing(max_lag_bytes=100 * MB, pause_file=str(tmp_path / "pause")),
+    p = pacer(PacingLimits(max_lag_bytes=100 * MB, pause_file=str(tmp_path / "pause")),
               Probe([(1, [standby(lag=900 * MB)])]), clock, exists=lambda _p: True, check_mode=True)
     p.start()
     assert p.wait_turn() is None and clock.slept == []
@@ -331,7 +337,7 @@ def test_check_mode_never_waits_but_reports_what_it_sees(tmp_path):
 
 def test_batch_pause_is_accounted_as_a_pause():
     clock = Clock()
-    p = pacer(Pacing(max_lag_bytes=0), Probe([(1, [])]), clock, batch_pause=0.25)
+    p = pacer(PacingLimits(max_lag_bytes=0), Probe([(1, [])]), clock, batch_pause=0.25)
     p.start()
     for unused in range(4):
         p.wait_turn()
@@ -342,7 +348,7 @@ def test_batch_pause_is_accounted_as_a_pause():
 # -- metrics -------------------------------------------------------------------------------------
 
 def test_prune_metrics_carry_the_pacing():
-    p = pacer(Pacing(max_lag_bytes=100 * MB, max_lag_wait=0), Probe([(1, [standby(lag=300 * MB, replay_lag=4.0)])]),
+    p = pacer(PacingLimits(max_lag_bytes=100 * MB, max_lag_wait=0), Probe([(1, [standby(lag=300 * MB, replay_lag=4.0)])]),
               Clock())
     p.start()
     p.wait_turn()

@@ -5,8 +5,12 @@
 
 A backlogged database drains over several runs: each run stops when a budget is spent and
 reports ``capped: true`` with the budget that stopped it. How fast it may spend (replica lag,
-WAL rate, an operator's pause file) is the pacing's business (``pacing.py``); its options
-travel with the budgets.
+WAL rate, an operator's pause file) is the pacing's business (``pacing_limits.py`` reads its
+options, ``pacer.py`` enforces them); its options travel with the budgets.
+
+Every default is written once, in BUDGET_ARGUMENT_SPEC (and PACING_ARGUMENT_SPEC): ``Budget`` reads its
+defaults from there, and the doc fragment (plugins/doc_fragments/_common.py, BUDGET) states the same values,
+which tests/unit/test_core.py checks.
 """
 
 from __future__ import annotations
@@ -15,8 +19,8 @@ import time
 from dataclasses import dataclass, field
 
 from .._common.errors import InvalidRequest
-from .pacing import PACING_ARGUMENT_SPEC, Pacing
 from .._common.units import parse_bytes
+from .pacing_limits import PACING_ARGUMENT_SPEC, PacingLimits
 
 BUDGET_ARGUMENT_SPEC = dict(
     batch_size=dict(type="int", default=5000),
@@ -29,23 +33,31 @@ BUDGET_ARGUMENT_SPEC = dict(
 )
 
 
+def _default(name):
+    return BUDGET_ARGUMENT_SPEC[name]["default"]
+
+
 @dataclass(frozen=True)
 class Budget:
-    batch_size: int = 5000
-    max_rows: int = 1_000_000       # 0: no row budget
-    max_duration: float = 1800.0    # seconds; 0: no time budget
-    max_wal_bytes: int = 1 << 30    # 0: no WAL budget
-    batch_pause: float = 0.0
-    pacing: Pacing = field(default_factory=Pacing)
+    batch_size: int = _default("batch_size")
+    max_rows: int = _default("max_rows")                       # 0: no row budget
+    max_duration: float = float(_default("max_duration"))     # seconds; 0: no time budget
+    max_wal_bytes: int = parse_bytes(_default("max_wal_bytes"))  # 0: no WAL budget
+    batch_pause: float = float(_default("batch_pause"))
+    pacing: PacingLimits = field(default_factory=PacingLimits)
 
     @classmethod
     def from_params(cls, params):
-        budget = cls(batch_size=params.get("batch_size", 5000),
-                     max_rows=params.get("max_rows", 1_000_000),
-                     max_duration=float(params.get("max_duration", 1800)),
-                     max_wal_bytes=parse_bytes(params.get("max_wal_bytes", "1GiB"), "max_wal_bytes"),
-                     batch_pause=float(params.get("batch_pause") or 0.0),
-                     pacing=Pacing.from_params(params))
+        def param(name):
+            value = params.get(name)
+            return _default(name) if value is None else value
+
+        budget = cls(batch_size=param("batch_size"),
+                     max_rows=param("max_rows"),
+                     max_duration=float(param("max_duration")),
+                     max_wal_bytes=parse_bytes(param("max_wal_bytes"), "max_wal_bytes"),
+                     batch_pause=float(param("batch_pause")),
+                     pacing=PacingLimits.from_params(params))
         budget.validate()
         return budget
 

@@ -25,7 +25,8 @@ import time
 from .budget import BudgetMeter
 from .._common.connection import is_connection_lost
 from .._common.errors import InvalidRequest, classify, first_line
-from .pacing import Pacer, ReplicationProbe
+from .pacer import Pacer
+from .replication import ReplicationProbe
 from .scheduler import Scheduler
 from .._common.tables import describe_lacking, grant_statements, lacking_privileges
 from .._common.units import lsn_to_int

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, pgtidy contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Pacing: before each batch the prune looks at the rest of the system and waits its turn.
+"""The pacer: before each batch the prune looks at the rest of the system and waits its turn.
 
 Three signals, each a reason to pause between batches (never inside a transaction):
 
@@ -19,37 +19,24 @@ Three signals, each a reason to pause between batches (never inside a transactio
 - ``pause_file``: while the file exists the run pauses (an operator's throttle, as gh-ost's
   flag file). It is only ever looked at with ``lstat``: never opened, never followed.
 
-The pacer reads the server through a ``ReplicationProbe`` and keeps time through ``clock``
-and ``sleep``, so its decisions can be tested without a server or real waiting.
+The limits come from ``PacingLimits`` (``pacing_limits.py``, the options). The pacer reads the server
+through a ``ReplicationProbe`` (``replication.py``) and keeps time through ``clock`` and ``sleep``, so its
+decisions can be tested without a server or real waiting. ``Pacer.report()`` is the result's ``pacing``.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import time
 from dataclasses import dataclass, field
 
 from .._common.errors import InvalidRequest
-from .._common.units import human_bytes, parse_bytes
+from .._common.units import human_bytes
 
 try:
     import psycopg
 except ImportError:  # pragma: no cover - the module reports the missing driver
     psycopg = None
-
-# Defaults, measured (bench/README.md, "Pacing"): see docs/pacing.md for the reasoning.
-DEFAULT_MAX_REPLICA_LAG = "256MiB"
-DEFAULT_MAX_LAG_WAIT = 300
-DEFAULT_MAX_WAL_RATE = "8MB"
-
-# Below these a limit is a typo more likely than a wish: a standby is that far behind after any
-# ordinary batch, and at that rate one batch would wait minutes.
-MIN_REPLICA_LAG_BYTES = 64_000
-MIN_REPLICA_LAG_S = 0.1
-MAX_REPLICA_LAG_S = 86400.0
-MIN_WAL_RATE = 64_000
-MAX_LAG_WAIT = 86400
 
 # How often a pause looks again, and the span the peak WAL rate is measured over.
 POLL_S = 0.5
@@ -59,207 +46,6 @@ RATE_WINDOW_S = 5.0
 # second: with one second, a run of a few seconds came to 1.15x its rate (bench/README.md, Pacing).
 RATE_BURST_S = 0.25
 REASONS = ("replica_lag", "wal_rate", "pause_file", "batch_pause")
-
-PACING_ARGUMENT_SPEC = dict(
-    # No default in the spec: unset means the default limit, which is not enforced where it cannot be.
-    max_replica_lag=dict(type="str"),
-    max_lag_wait=dict(type="int", default=DEFAULT_MAX_LAG_WAIT),
-    ignore_replicas=dict(type="list", elements="str", default=[]),
-    max_wal_rate=dict(type="str", default=DEFAULT_MAX_WAL_RATE),
-    pause_file=dict(type="path"),
-)
-
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|sec|min|h)$")
-_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "sec": 1.0, "min": 60.0, "h": 3600.0}
-
-
-def parse_lag_limit(value):
-    """``max_replica_lag`` -> (bytes, seconds); 0 in either means no such limit.
-
-    A size (``256MiB``, ``1GB``, a plain number of bytes), a duration (``30s``, ``500ms``,
-    ``2min``) or both separated by a comma or a space (``256MiB, 30s``): the run pauses while
-    any standby is behind by more than any of them. ``0`` turns the check off.
-    """
-    text = str(value).strip().lower()
-    if text in ("0", "off", "none", ""):
-        return 0, 0.0
-    limit_bytes, limit_s = 0, 0.0
-    for token in [t for t in re.split(r"[,\s]+", text) if t]:
-        match = _DURATION.match(token)
-        if match:
-            if limit_s:
-                raise InvalidRequest("max_replica_lag names two durations (%r); give at most one size and one"
-                                     " duration, such as '256MiB, 30s'" % value)
-            limit_s = float(match.group(1)) * _DURATION_UNITS[match.group(2)]
-            continue
-        try:
-            size = parse_bytes(token, "max_replica_lag")
-        except InvalidRequest:
-            raise InvalidRequest("max_replica_lag must be a size ('256MiB'), a duration ('30s') or both"
-                                 " ('256MiB, 30s'), or 0 to turn the check off; not %r" % (value,))
-        if limit_bytes:
-            raise InvalidRequest("max_replica_lag names two sizes (%r); give at most one size and one"
-                                 " duration, such as '256MiB, 30s'" % value)
-        limit_bytes = size
-    return limit_bytes, limit_s
-
-
-@dataclass(frozen=True)
-class Pacing:
-    """The pacing limits of one run (see the module docstring)."""
-
-    max_lag_bytes: int = parse_lag_limit(DEFAULT_MAX_REPLICA_LAG)[0]
-    max_lag_s: float = parse_lag_limit(DEFAULT_MAX_REPLICA_LAG)[1]
-    lag_explicit: bool = False          # set by the user: refused where it cannot be enforced
-    max_lag_wait: float = float(DEFAULT_MAX_LAG_WAIT)
-    ignore_replicas: tuple = ()
-    max_wal_rate: int = parse_bytes(DEFAULT_MAX_WAL_RATE)     # bytes a second; 0: unlimited
-    pause_file: str = None
-
-    @classmethod
-    def from_params(cls, params):
-        """The limits from module parameters; every problem is named at once (InvalidRequest)."""
-        raw_lag = params.get("max_replica_lag")
-        wait = params.get("max_lag_wait")
-        rate = params.get("max_wal_rate")
-        problems = []
-        lag_bytes, lag_s, wal_rate = 0, 0.0, 0
-        try:
-            lag_bytes, lag_s = parse_lag_limit(DEFAULT_MAX_REPLICA_LAG if raw_lag is None else raw_lag)
-        except InvalidRequest as exc:
-            problems.append(exc.message)
-        try:
-            wal_rate = parse_bytes(DEFAULT_MAX_WAL_RATE if rate is None else rate, "max_wal_rate")
-        except InvalidRequest as exc:
-            problems.append(exc.message)
-        pacing = cls(max_lag_bytes=lag_bytes, max_lag_s=lag_s, lag_explicit=raw_lag is not None,
-                     max_lag_wait=float(DEFAULT_MAX_LAG_WAIT if wait is None else wait),
-                     ignore_replicas=tuple(str(n) for n in (params.get("ignore_replicas") or ())),
-                     max_wal_rate=wal_rate, pause_file=params.get("pause_file") or None)
-        pacing.validate(problems)
-        return pacing
-
-    @property
-    def watches_replicas(self):
-        return bool(self.max_lag_bytes or self.max_lag_s)
-
-    def validate(self, problems=None):
-        problems = list(problems or ())
-        if self.max_lag_bytes and self.max_lag_bytes < MIN_REPLICA_LAG_BYTES:
-            problems.append("max_replica_lag of %s is less than any standby is behind after an ordinary batch;"
-                            " use at least 64kB (or 0 to turn the check off)" % human_bytes(self.max_lag_bytes))
-        if self.max_lag_s and not MIN_REPLICA_LAG_S <= self.max_lag_s <= MAX_REPLICA_LAG_S:
-            problems.append("max_replica_lag's duration must be between 100ms and 24h, not %gs" % self.max_lag_s)
-        if not 0 <= self.max_lag_wait <= MAX_LAG_WAIT:
-            problems.append("max_lag_wait must be between 0 (stop as soon as a standby is too far behind) and"
-                            " 86400 seconds, not %r" % self.max_lag_wait)
-        if self.max_wal_rate and self.max_wal_rate < MIN_WAL_RATE:
-            problems.append("max_wal_rate of %s a second would make one batch wait minutes; use at least 64kB"
-                            " (or 0 for no limit)" % human_bytes(self.max_wal_rate))
-        if self.pause_file is not None:
-            if not os.path.isabs(self.pause_file):
-                problems.append("pause_file must be an absolute path, not %r" % self.pause_file)
-            elif not os.path.isdir(os.path.dirname(self.pause_file) or "/"):
-                problems.append("pause_file's directory %s does not exist, so the file could never be created"
-                                " there; create the directory or fix the path" % os.path.dirname(self.pause_file))
-        if problems:
-            raise InvalidRequest("; ".join(problems), problems=problems)
-
-    def describe(self):
-        return {"max_replica_lag_bytes": self.max_lag_bytes, "max_replica_lag_s": self.max_lag_s,
-                "max_replica_lag_set": self.lag_explicit, "max_lag_wait": self.max_lag_wait,
-                "ignore_replicas": list(self.ignore_replicas), "max_wal_rate": self.max_wal_rate,
-                "pause_file": self.pause_file}
-
-
-@dataclass
-class Standby:
-    """One row of ``pg_stat_replication``, as the prune sees it."""
-
-    pid: int
-    name: str
-    client: str
-    state: object = None
-    sync_state: object = None
-    slot: object = None
-    lag_bytes: object = None            # current WAL position minus the oldest position it reported
-    write_lag_s: object = None
-    flush_lag_s: object = None
-    replay_lag_s: object = None
-
-    @property
-    def visible(self):
-        """The role may read its positions (pg_read_all_stats): otherwise every column but pid is NULL."""
-        return self.state is not None
-
-    @property
-    def lag_s(self):
-        times = [t for t in (self.write_lag_s, self.flush_lag_s, self.replay_lag_s) if t is not None]
-        return max(times) if times else None
-
-    @property
-    def label(self):
-        return "%r (%s)" % (self.name or "?", self.client)
-
-    def describe(self):
-        return {"application_name": self.name, "client": self.client, "state": self.state,
-                "sync_state": self.sync_state, "slot": self.slot, "lag_bytes": self.lag_bytes,
-                "write_lag_s": self.write_lag_s, "flush_lag_s": self.flush_lag_s,
-                "replay_lag_s": self.replay_lag_s}
-
-
-def _seconds(interval):
-    return None if interval is None else round(interval.total_seconds(), 3)
-
-
-class ReplicationProbe:
-    """Reads the primary's WAL position, its standbys and its replication slots (one query each)."""
-
-    STANDBYS = (
-        "WITH here AS (SELECT CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_lsn() END AS lsn)"
-        " SELECT (here.lsn - '0/0'::pg_lsn)::bigint, r.pid, r.application_name,"
-        " coalesce(host(r.client_addr), r.client_hostname, CASE WHEN r.state IS NOT NULL THEN 'local socket' END),"
-        " r.state, r.sync_state, s.slot_name,"
-        " (here.lsn - coalesce(r.replay_lsn, r.flush_lsn, r.write_lsn))::bigint,"
-        " r.write_lag, r.flush_lag, r.replay_lag"
-        " FROM here LEFT JOIN pg_stat_replication AS r ON true"
-        " LEFT JOIN pg_replication_slots AS s ON s.active_pid = r.pid"
-        " ORDER BY r.application_name, r.pid")
-    INACTIVE_SLOTS = (
-        "SELECT to_jsonb(s), (pg_current_wal_lsn() - s.restart_lsn)::bigint FROM pg_replication_slots AS s"
-        " WHERE NOT s.active AND s.restart_lsn IS NOT NULL AND NOT pg_is_in_recovery() ORDER BY s.slot_name")
-
-    def __init__(self, conn):
-        self.conn = conn
-
-    def read(self):
-        """(WAL position as an integer or None on a standby, [Standby, ...])."""
-        with self.conn.cursor() as cur:
-            cur.execute(self.STANDBYS)
-            rows = cur.fetchall()
-        lsn = rows[0][0] if rows else None
-        standbys = []
-        for row in rows:
-            if row[1] is None:
-                continue
-            standbys.append(Standby(pid=row[1], name=row[2] or "", client=row[3] or "not visible",
-                                    state=row[4], sync_state=row[5], slot=row[6],
-                                    lag_bytes=None if row[7] is None else max(0, int(row[7])),
-                                    write_lag_s=_seconds(row[8]), flush_lag_s=_seconds(row[9]),
-                                    replay_lag_s=_seconds(row[10])))
-        return lsn, standbys
-
-    def inactive_slots(self):
-        with self.conn.cursor() as cur:
-            cur.execute(self.INACTIVE_SLOTS)
-            rows = cur.fetchall()
-        out = []
-        for slot, retained in rows:
-            out.append({"slot_name": slot.get("slot_name"), "slot_type": slot.get("slot_type"),
-                        "database": slot.get("database"), "retained_bytes": int(retained or 0),
-                        "wal_status": slot.get("wal_status"),
-                        "safe_wal_size": None if slot.get("safe_wal_size") is None else int(slot["safe_wal_size"])})
-        return out
 
 
 def pause_file_present(path):
@@ -287,11 +73,12 @@ class Pacer:
     ``replica_lag``, ``pause_file`` (the file was still there when ``max_duration`` ran out) or
     ``max_duration`` (a WAL-rate pause would outlast it); ``connection_lost`` if the server went away.
     ``after_batch(lsn)`` records what the batch wrote. ``report()`` is the result's ``pacing``.
+    ``limits`` is the run's ``PacingLimits``, ``probe`` its ``ReplicationProbe`` (or a test's stand-in).
     """
 
-    def __init__(self, pacing, probe, check_mode=False, deadline=None, batch_pause=0.0, log=None,
+    def __init__(self, limits, probe, check_mode=False, deadline=None, batch_pause=0.0, log=None,
                  clock=time.monotonic, sleep=time.sleep, exists=pause_file_present, wal_budget=0):
-        self.pacing = pacing
+        self.limits = limits
         self.probe = probe
         self.check_mode = check_mode
         self.deadline = deadline
@@ -322,7 +109,7 @@ class Pacer:
         self.last_end = None
         self.samples = []               # (batch end, WAL of all batches so far) for the peak rate
         self.peak_rate = None
-        self._probing = pacing.watches_replicas or bool(pacing.max_wal_rate)
+        self._probing = limits.watches_replicas or bool(limits.max_wal_rate)
 
     # -- before the first batch -------------------------------------------------------------
     def start(self):
@@ -331,7 +118,7 @@ class Pacer:
         Raises InvalidRequest when ``max_replica_lag`` was set explicitly but the role cannot see
         the standbys' positions: a limit that cannot be enforced is refused, not ignored.
         """
-        p = self.pacing
+        p = self.limits
         if p.pause_file:
             self.pause_file_at_start = self.exists(p.pause_file)
         try:
@@ -377,7 +164,7 @@ class Pacer:
     def wait_turn(self):
         if self.check_mode:
             return None
-        p = self.pacing
+        p = self.limits
         lag_since = None
         current = None
         while True:
@@ -469,10 +256,10 @@ class Pacer:
             if now - first_t >= RATE_WINDOW_S:
                 rate = (self.batch_wal - first_w) / (now - first_t)
                 self.peak_rate = rate if self.peak_rate is None else max(self.peak_rate, rate)
-            if self.pacing.max_wal_rate and self.batch_started is not None:
+            if self.limits.max_wal_rate and self.batch_started is not None:
                 # The generic cell rate algorithm: the WAL is due at the rate from when it started
                 # being written; the next batch may start up to RATE_BURST_S before it is all paid.
-                self.due = max(self.due or 0.0, self.batch_started) + wrote / float(self.pacing.max_wal_rate)
+                self.due = max(self.due or 0.0, self.batch_started) + wrote / float(self.limits.max_wal_rate)
         # Without a probe before each batch, the next batch starts where this one ended.
         self.batch_start_lsn = None if self._probing else lsn
         if self.batch_pause:
@@ -492,7 +279,7 @@ class Pacer:
                 continue
             key = "%s@%s" % (s.name, s.client)
             seen = self.standbys.setdefault(key, dict(s.describe(), max_lag_bytes=None, max_lag_s=None,
-                                                      ignored=s.name in self.pacing.ignore_replicas))
+                                                      ignored=s.name in self.limits.ignore_replicas))
             seen.update(s.describe())
             if s.lag_bytes is not None:
                 seen["max_lag_bytes"] = max(seen["max_lag_bytes"] or 0, s.lag_bytes)
@@ -508,7 +295,7 @@ class Pacer:
 
     def _behind(self, standbys):
         """The standby furthest over a limit, or None."""
-        p = self.pacing
+        p = self.limits
         worst, worst_score = None, 0.0
         for s in standbys:
             if not s.visible or s.name in p.ignore_replicas:
@@ -523,7 +310,7 @@ class Pacer:
         return worst
 
     def _lag_text(self, s):
-        p = self.pacing
+        p = self.limits
         parts = []
         if s.lag_bytes is not None:
             parts.append("%s behind" % human_bytes(s.lag_bytes))
@@ -541,7 +328,7 @@ class Pacer:
             self.notes.append(text)
 
     def report(self):
-        p = self.pacing
+        p = self.limits
         span = None
         if self.first_start is not None and self.last_end is not None:
             span = self.last_end - self.first_start
