@@ -40,10 +40,22 @@ options:
     default: public
   log_retention_days:
     description:
-      - Days to keep Python log lines per level. Keys V(debug), V(info), V(warning); V(-1) keeps that level.
+      - Days to keep Python log lines per level; V(-1) keeps that level. Keys not given keep their default.
       - ERROR and CRITICAL lines are always kept; naming them is an error.
     type: dict
-    default: {debug: 7, info: 30, warning: 90}
+    suboptions:
+      debug:
+        description: Days to keep DEBUG lines.
+        type: int
+        default: 7
+      info:
+        description: Days to keep INFO lines.
+        type: int
+        default: 30
+      warning:
+        description: Days to keep WARNING lines.
+        type: int
+        default: 90
   event_retention_days:
     description: Days to keep the framework noise event types; V(-1) keeps them all.
     type: int
@@ -60,18 +72,29 @@ options:
     default: true
   tick_retention_days:
     description:
-      - Days to keep ticks per instigator type (V(schedule), V(sensor), V(auto_materialize)) and status (V(skipped),
-        V(success), V(failure), V(started)), as in C(dagster.yaml)'s C(retention.<type>.purge_after_days); a number
-        applies to every status; V(-1) keeps. Unset entries use Dagster's defaults (sensor and auto-materialize
-        SKIPPED ticks 7 days, everything else kept).
+      - Days to keep ticks per instigator type and status (V(skipped), V(success), V(failure), V(started)), as in
+        C(dagster.yaml)'s C(retention.<type>.purge_after_days). Each type takes a number, which applies to every
+        status, or a mapping of status to days, where a status not named is kept; V(-1) keeps. A type not given
+        keeps Dagster's default.
       - Each instigator's newest tick is kept even when past its retention (see RV(ticks_kept_newest)).
     type: dict
-    default: {}
+    suboptions:
+      schedule:
+        description: Schedule ticks. Dagster keeps them all by default.
+        type: raw
+        default: -1
+      sensor:
+        description: Sensor ticks. Dagster keeps SKIPPED ticks 7 days and every other status by default.
+        type: raw
+        default: {skipped: 7}
+      auto_materialize:
+        description: Auto-materialize ticks. Dagster keeps SKIPPED ticks 7 days and every other status by default.
+        type: raw
+        default: {skipped: 7}
   run_retention_days:
     description:
-      - Retire whole finished runs past a retention per run status (keys V(success), V(failure), V(canceled)),
-        measured from the run's end time; V(-1) or a missing key keeps runs of that status. Off by default
-        (every run is kept).
+      - Retire whole finished runs past a retention per run status, measured from the run's end time; V(-1) or
+        a missing key keeps runs of that status. Off by default (every run is kept).
       - Retiring a run removes its C(runs) row, C(run_tags), C(event_logs) rows and the C(asset_event_tags) of its
         asset events (what C(DagsterInstance.delete_run) removes), its C(asset_check_executions) rows, and the job
         and execution-plan snapshots no remaining run refers to. A run and its re-execution group go in one
@@ -83,6 +106,16 @@ options:
         run of a re-execution group (C(dagster/root_run_id)) unless the whole group may go; the newest
         O(keep_runs_per_job) finished runs of each job. The result counts the kept runs per reason.
     type: dict
+    suboptions:
+      success:
+        description: Days to keep runs that succeeded.
+        type: int
+      failure:
+        description: Days to keep runs that failed.
+        type: int
+      canceled:
+        description: Days to keep runs that were canceled.
+        type: int
   keep_runs_per_job:
     description:
       - With O(run_retention_days), the newest N finished runs of every job are kept whatever their age, so each
@@ -256,30 +289,23 @@ error_kind:
   sample: busy
 '''
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule, _load_params, missing_required_lib
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._common.lock import LOCK_ARGUMENT_SPEC
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._common.module import argument_spec, require_psycopg
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._dagster.options import DAGSTER_PRUNE_ARGUMENT_SPEC
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._dagster.rules import DagsterProfile
-from ansible_collections.pgtidy.maintenance.plugins.module_utils._dagster.runs import DEFAULT_KEEP_RUNS_PER_JOB
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._engine.budget import BUDGET_ARGUMENT_SPEC
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._engine.module import exit_prune
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._engine.prune import PRUNE_ARGUMENT_SPEC
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._engine.retention import request_spec
 
 
 def main():
-    spec = argument_spec(
-        LOCK_ARGUMENT_SPEC, BUDGET_ARGUMENT_SPEC, PRUNE_ARGUMENT_SPEC,
-        log_retention_days=dict(type="dict", default={"debug": 7, "info": 30, "warning": 90}),
-        event_retention_days=dict(type="int", default=30),
-        event_types=dict(type="list", elements="str"),
-        prune_superseded_planned=dict(type="bool", default=True),
-        tick_retention_days=dict(type="dict", default={}),
-        run_retention_days=dict(type="dict"),
-        keep_runs_per_job=dict(type="int", default=DEFAULT_KEEP_RUNS_PER_JOB),
-        retire_run_ticks=dict(type="bool", default=True),
-    )
-    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
+    spec = argument_spec(LOCK_ARGUMENT_SPEC, BUDGET_ARGUMENT_SPEC, PRUNE_ARGUMENT_SPEC, DAGSTER_PRUNE_ARGUMENT_SPEC)
+    module = AnsibleModule(argument_spec=request_spec(spec, _load_params(), ArgumentSpecValidator),
+                           supports_check_mode=True)
     require_psycopg(module, missing_required_lib)
     exit_prune(module, DagsterProfile(), "dagster_prune")
 

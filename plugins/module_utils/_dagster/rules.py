@@ -16,6 +16,8 @@ from .._common.units import utc_cutoff
 from .._common.connection import is_connection_lost
 from .runs import (
     RUNS_RULE, TABLES as RUN_TABLES, retirement_of, run_retention_rules, validate_run_retention)
+from .options import DAGSTER_PRUNE_ARGUMENT_SPEC, TICK_STATUSES, TICK_TYPES
+from .._engine.retention import LOG_LEVELS, check_days, default_of, log_level_settings
 from .._common.errors import InvalidRequest, first_line
 from .._engine.prune import require_schema
 
@@ -58,20 +60,6 @@ PROTECTED_EVENT_TYPES = (
     "RUN_WORKER_STARTED", "FRESHNESS_STATE_EVALUATION", "FRESHNESS_STATE_CHANGE",
 )
 
-LOG_LEVELS = {"debug": 10, "info": 20, "warning": 30}
-KEPT_LOG_LEVELS = ("error", "critical")
-DEFAULT_LOG_RETENTION = {"debug": 7, "info": 30, "warning": 90}
-DEFAULT_EVENT_RETENTION_DAYS = 30
-
-TICK_TYPES = ("schedule", "sensor", "auto_materialize")
-TICK_STATUSES = ("skipped", "success", "failure", "started")
-# Dagster's own defaults when dagster.yaml has no retention block.
-DEFAULT_TICK_RETENTION = {
-    "schedule": {"skipped": -1, "success": -1, "failure": -1, "started": -1},
-    "sensor": {"skipped": 7, "success": -1, "failure": -1, "started": -1},
-    "auto_materialize": {"skipped": 7, "success": -1, "failure": -1, "started": -1},
-}
-
 # The tables and columns we rely on; a database without them is not a Dagster database.
 REQUIRED_COLUMNS = {
     "event_logs": ("id", "run_id", "event", "dagster_event_type", "timestamp", "asset_key", "partition"),
@@ -80,22 +68,13 @@ REQUIRED_COLUMNS = {
     "asset_keys": ("asset_key",),
     "instigators": ("selector_id",),
 }
-KNOWN_TABLES = ("event_logs", "runs", "run_tags", "job_ticks", "asset_keys", "instigators", "kvs",
-                "bulk_actions", "asset_check_executions", "asset_event_tags", "snapshots")
-
-MIN_RETENTION_DAYS = 1
-MAX_RETENTION_DAYS = 36500
 
 
-def _check_days(name, value, allow_keep=True):
-    if value is None or (allow_keep and value == -1):
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidRequest("%s must be a whole number of days, not %r" % (name, value))
-    if value < MIN_RETENTION_DAYS or value > MAX_RETENTION_DAYS:
-        raise InvalidRequest("%s=%r is out of range: use %d to %d days%s" % (
-            name, value, MIN_RETENTION_DAYS, MAX_RETENTION_DAYS, " or -1 to keep everything" if allow_keep else ""))
-    return value
+def _tick_statuses(setting):
+    """Every status's days of one instigator type's setting: a number for all, or a mapping (others kept)."""
+    if isinstance(setting, dict):
+        return dict({status: -1 for status in TICK_STATUSES}, **setting)
+    return {status: setting for status in TICK_STATUSES}
 
 
 def validate_options(params):
@@ -108,7 +87,7 @@ def validate_options(params):
 
     def days(name, value, allow_keep=True):
         try:
-            return _check_days(name, value, allow_keep)
+            return check_days(name, value, allow_keep)
         except InvalidRequest as exc:
             problems.append(exc.message)
             return None
@@ -120,19 +99,15 @@ def validate_options(params):
             return {}
         return value
 
-    log_ret = dict(DEFAULT_LOG_RETENTION)
-    for key, value in mapping("log_retention_days").items():
-        level = str(key).lower()
-        if level in KEPT_LOG_LEVELS:
-            problems.append("log level %s is protected: ERROR and CRITICAL log lines are always kept"
-                            % str(key).upper())
-        elif level not in LOG_LEVELS:
-            problems.append("unknown log level %r in log_retention_days (use debug, info, warning)" % key)
-        else:
-            log_ret[level] = value
+    spec = DAGSTER_PRUNE_ARGUMENT_SPEC
+    log_ret = {level: default_of(spec, "log_retention_days", level) for level in LOG_LEVELS}
+    given, level_problems = log_level_settings(mapping("log_retention_days"),
+                                               "ERROR and CRITICAL log lines are always kept")
+    problems.extend(level_problems)
+    log_ret.update(given)
     log_ret = {lvl: days("log_retention_days.%s" % lvl, v) for lvl, v in log_ret.items()}
 
-    event_days = days("event_retention_days", params.get("event_retention_days", DEFAULT_EVENT_RETENTION_DAYS))
+    event_days = days("event_retention_days", params.get("event_retention_days", default_of(spec, "event_retention_days")))
     requested = params.get("event_types")
     if requested is None:
         requested = list(NOISE_EVENT_TYPES)
@@ -145,10 +120,11 @@ def validate_options(params):
     if unknown:
         problems.append("unknown Dagster event type(s) %s: only %s can be pruned"
                         % (", ".join(unknown), ", ".join(allowed)))
-    planned = bool(params.get("prune_superseded_planned", True)) or "ASSET_MATERIALIZATION_PLANNED" in requested
+    planned = bool(params.get("prune_superseded_planned", default_of(spec, "prune_superseded_planned"))) \
+        or "ASSET_MATERIALIZATION_PLANNED" in requested
     noise = [t for t in requested if t in NOISE_EVENT_TYPES]
 
-    ticks = {kind: dict(v) for kind, v in DEFAULT_TICK_RETENTION.items()}
+    ticks = {kind: _tick_statuses(default_of(spec, "tick_retention_days", kind)) for kind in TICK_TYPES}
     for kind, setting in mapping("tick_retention_days").items():
         if kind not in TICK_TYPES:
             problems.append("unknown instigator type %r in tick_retention_days (use %s)"
@@ -162,10 +138,10 @@ def validate_options(params):
                     continue
                 ticks[kind][str(status).lower()] = tdays
         else:  # one number for every status, as dagster.yaml's purge_after_days allows
-            ticks[kind] = {status: setting for status in TICK_STATUSES}
+            ticks[kind] = _tick_statuses(setting)
     ticks = {kind: {st: days("tick_retention_days.%s.%s" % (kind, st), d) for st, d in v.items()}
              for kind, v in ticks.items()}
-    runs, run_problems = validate_run_retention(params, _check_days)
+    runs, run_problems = validate_run_retention(params, check_days)
     problems.extend(run_problems)
     if len(problems) == 1:
         raise InvalidRequest(problems[0], problems=problems)

@@ -22,7 +22,9 @@ import zlib
 
 from .._common.errors import InvalidRequest
 from .._common.units import utc_cutoff
+from .._engine.retention import default_of
 from .._engine.walks import IdWalk, Rule, Walk
+from .options import DAGSTER_PRUNE_ARGUMENT_SPEC
 
 try:
     from psycopg import sql
@@ -31,8 +33,6 @@ except ImportError:  # pragma: no cover - the module reports the missing driver
 
 RUN_STATUSES = {"success": "SUCCESS", "failure": "FAILURE", "canceled": "CANCELED"}
 FINISHED = tuple(RUN_STATUSES.values())
-# The runs list and a job's run history show 25 runs to a page: a job run rarely keeps a full first page.
-DEFAULT_KEEP_RUNS_PER_JOB = 25
 MAX_KEEP_RUNS_PER_JOB = 100_000
 # Runs examined per batch; their evaluation is a handful of set-based, index-driven reads.
 SCAN_RUNS = 200
@@ -61,13 +61,20 @@ KEEP_REASONS = {
 
 
 def validate_run_retention(params, check_days):
-    """The run-retention part of the plan, or None when it is off. Returns (plan, problems)."""
+    """The run-retention part of the plan, or None when it is off. Returns (plan, problems).
+
+    A status without days (missing, or None as Ansible fills in the keys not given) keeps its runs;
+    a mapping with none is off, as no mapping is.
+    """
     problems = []
     setting = params.get("run_retention_days")
     keep = params.get("keep_runs_per_job")
+    default_keep = default_of(DAGSTER_PRUNE_ARGUMENT_SPEC, "keep_runs_per_job")
+    if isinstance(setting, dict):
+        setting = {status: value for status, value in setting.items() if value is not None}
     if not setting:
         # The module's spec passes the default on every run: only another value is a mistake here.
-        if keep not in (None, DEFAULT_KEEP_RUNS_PER_JOB) and setting is None:
+        if keep not in (None, default_keep) and params.get("run_retention_days") is None:
             problems.append("keep_runs_per_job only applies with run_retention_days")
         return None, problems
     if not isinstance(setting, dict):
@@ -86,14 +93,14 @@ def validate_run_retention(params, check_days):
         except InvalidRequest as exc:
             problems.append(str(exc))
     if keep is None:
-        keep = DEFAULT_KEEP_RUNS_PER_JOB
+        keep = default_keep
     if isinstance(keep, bool) or not isinstance(keep, int) or not 1 <= keep <= MAX_KEEP_RUNS_PER_JOB:
         problems.append("keep_runs_per_job must be a whole number from 1 to %d, not %r: the newest run of a job"
                         " keeps its job snapshot, which a new run of the same code reuses"
                         % (MAX_KEEP_RUNS_PER_JOB, keep))
-    retire_ticks = params.get("retire_run_ticks", True)
+    retire_ticks = params.get("retire_run_ticks")
     if retire_ticks is None:
-        retire_ticks = True
+        retire_ticks = default_of(DAGSTER_PRUNE_ARGUMENT_SPEC, "retire_run_ticks")
     if not isinstance(retire_ticks, bool):
         problems.append("retire_run_ticks must be true or false, not %r" % (retire_ticks,))
     for status in RUN_STATUSES:
