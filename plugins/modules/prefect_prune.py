@@ -77,10 +77,22 @@ options:
     default: {"prefect.flow-run.heartbeat": 7}
   log_retention_days:
     description:
-      - Days to keep logs per level, for sites that keep runs long but not their chatter. Keys V(debug), V(info),
-        V(warning); V(-1) keeps that level. Naming V(error) or V(critical) is an error.
+      - Days to keep logs per level, for sites that keep runs long but not their chatter; V(-1) keeps that level.
+        Naming V(error) or V(critical) is an error.
     type: dict
-    default: {}
+    suboptions:
+      debug:
+        description: Days to keep DEBUG logs.
+        type: int
+        default: -1
+      info:
+        description: Days to keep INFO logs.
+        type: int
+        default: -1
+      warning:
+        description: Days to keep WARNING logs.
+        type: int
+        default: -1
 extends_documentation_fragment:
   - pgtidy.maintenance._common
   - pgtidy.maintenance._common.LOCK
@@ -223,29 +235,23 @@ error_kind:
 '''
 
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule, _load_params, missing_required_lib
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._common.lock import LOCK_ARGUMENT_SPEC
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._common.module import argument_spec, require_psycopg
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._engine.budget import BUDGET_ARGUMENT_SPEC
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._engine.module import exit_prune
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._engine.prune import PRUNE_ARGUMENT_SPEC
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._engine.retention import request_spec
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._prefect.options import PREFECT_PRUNE_ARGUMENT_SPEC
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._prefect.rules import PrefectProfile
 
 
 def main():
-    spec = argument_spec(
-        LOCK_ARGUMENT_SPEC, BUDGET_ARGUMENT_SPEC, PRUNE_ARGUMENT_SPEC,
-        flow_run_retention_days=dict(type="int"),
-        flow_run_batch_size=dict(type="int", default=200),
-        prune_orphans=dict(type="bool", default=True),
-        orphan_scan_window=dict(type="int", default=10000),
-        prune_artifact_collections=dict(type="bool", default=True),
-        event_retention_days=dict(type="int", default=7),
-        event_retention_overrides=dict(type="dict", default={"prefect.flow-run.heartbeat": 7}),
-        log_retention_days=dict(type="dict", default={}),
-    )
-    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
+    spec = argument_spec(LOCK_ARGUMENT_SPEC, BUDGET_ARGUMENT_SPEC, PRUNE_ARGUMENT_SPEC, PREFECT_PRUNE_ARGUMENT_SPEC)
+    module = AnsibleModule(argument_spec=request_spec(spec, _load_params(), ArgumentSpecValidator),
+                           supports_check_mode=True)
     require_psycopg(module, missing_required_lib)
     exit_prune(module, PrefectProfile(), "prefect_prune")
 

@@ -28,6 +28,8 @@ from .._common.tables import describe_lacking, grant_statements, lacking_privile
 from .._common.units import utc_cutoff
 from .._common.errors import InvalidRequest, classify, first_line
 from .._engine.prune import require_schema
+from .._engine.retention import LOG_LEVELS, MAX_RETENTION_DAYS, check_days, default_of, log_level_settings
+from .options import PREFECT_PRUNE_ARGUMENT_SPEC
 
 try:
     import psycopg
@@ -37,18 +39,10 @@ except ImportError:  # pragma: no cover
     sql = None
 
 TERMINAL_STATES = ("COMPLETED", "FAILED", "CANCELLED", "CRASHED")
-LOG_LEVELS = {"debug": 10, "info": 20, "warning": 30}
-KEPT_LOG_LEVELS = ("error", "critical")
-DEFAULT_EVENT_RETENTION_DAYS = 7          # Prefect's PREFECT_EVENTS_RETENTION_PERIOD
-DEFAULT_EVENT_OVERRIDES = {"prefect.flow-run.heartbeat": 7}
-DEFAULT_FLOW_RUN_BATCH_SIZE = 200         # flow runs per transaction; each brings its task runs, states, logs
-DEFAULT_ORPHAN_SCAN_WINDOW = 10000
 # Rows younger than this are never orphans: a client may write logs while its run is being created.
 ORPHAN_GRACE = datetime.timedelta(hours=1)
 MAX_SUBFLOW_DEPTH = 100
 
-MIN_RETENTION_DAYS = 1
-MAX_RETENTION_DAYS = 36500
 MIN_OVERRIDE_DAYS = 1.0 / 24              # one hour, as Prefect requires of its retention periods
 
 REQUIRED_COLUMNS = {
@@ -64,68 +58,60 @@ REQUIRED_COLUMNS = {
 ROW_TABLES = ("flow_run", "log", "artifact", "artifact_collection", "events", "event_resources")
 
 
-def _days(name, value, minimum=MIN_RETENTION_DAYS, allow_fraction=False):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or \
-            (not allow_fraction and isinstance(value, float) and not value.is_integer()):
-        raise InvalidRequest("%s must be a %snumber of days, not %r"
-                             % (name, "" if allow_fraction else "whole ", value))
-    if value < minimum or value > MAX_RETENTION_DAYS:
-        raise InvalidRequest("%s=%r is out of range: use %s to %d days" % (
-            name, value, ("%g" % minimum) if allow_fraction else minimum, MAX_RETENTION_DAYS))
-    return value if allow_fraction else int(value)
-
-
-def _optional_days(name, value):
-    """None or -1: keep (the handler is off); else validated whole days."""
-    if value is None or (not isinstance(value, bool) and value == -1):
-        return None
-    return _days(name, value)
+def _override_days(name, value):
+    """Days of an event type's override: fractions allowed, down to one hour."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InvalidRequest("%s must be a number of days, not %r" % (name, value))
+    if value < MIN_OVERRIDE_DAYS or value > MAX_RETENTION_DAYS:
+        raise InvalidRequest("%s=%r is out of range: use %g to %d days" % (
+            name, value, MIN_OVERRIDE_DAYS, MAX_RETENTION_DAYS))
+    return value
 
 
 def validate_options(params):
     """Module options -> a checked plan. Everything is refused here, before the database is touched."""
-    flow_days = _optional_days("flow_run_retention_days", params.get("flow_run_retention_days"))
-    batch = params.get("flow_run_batch_size", DEFAULT_FLOW_RUN_BATCH_SIZE)
+    spec = PREFECT_PRUNE_ARGUMENT_SPEC
+    flow_days = check_days("flow_run_retention_days", params.get("flow_run_retention_days"))
+    batch = params.get("flow_run_batch_size", default_of(spec, "flow_run_batch_size"))
     if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= 10000:
         raise InvalidRequest("flow_run_batch_size must be between 1 and 10000 flow runs per transaction")
 
-    event_days = params.get("event_retention_days", DEFAULT_EVENT_RETENTION_DAYS)
-    event_days = _optional_days("event_retention_days", event_days)
+    event_days = check_days("event_retention_days", params.get("event_retention_days",
+                                                               default_of(spec, "event_retention_days")))
     overrides_in = params.get("event_retention_overrides")
     if overrides_in is None:
-        overrides_in = DEFAULT_EVENT_OVERRIDES
+        overrides_in = default_of(spec, "event_retention_overrides")
     if not isinstance(overrides_in, dict):
         raise InvalidRequest("event_retention_overrides must map event types to days")
     overrides = {}
     for event_type, days in overrides_in.items():
         if not isinstance(event_type, str) or not event_type.strip() or event_type != event_type.strip():
             raise InvalidRequest("event_retention_overrides: %r is not an event type name" % (event_type,))
-        days = _days("event_retention_overrides[%s]" % event_type, days, MIN_OVERRIDE_DAYS, allow_fraction=True)
+        days = _override_days("event_retention_overrides[%s]" % event_type, days)
         if event_days is not None:
             days = min(days, event_days)      # capped by the global retention, as Prefect does
         overrides[event_type] = days
 
+    given, problems = log_level_settings(params.get("log_retention_days"),
+                                         "ERROR and CRITICAL logs are kept with their flow run")
+    if problems:
+        raise InvalidRequest(problems[0])
     log_days = {}
-    for key, days in (params.get("log_retention_days") or {}).items():
-        level = str(key).lower()
-        if level in KEPT_LOG_LEVELS:
-            raise InvalidRequest("log level %s is protected: ERROR and CRITICAL logs are kept with their flow run"
-                                 % str(key).upper())
-        if level not in LOG_LEVELS:
-            raise InvalidRequest("unknown log level %r in log_retention_days (use debug, info, warning)" % key)
-        days = _optional_days("log_retention_days.%s" % level, days)
+    for level, days in given.items():
+        days = check_days("log_retention_days.%s" % level, days)
         if days is not None:
             log_days[level] = days
 
-    window = params.get("orphan_scan_window", DEFAULT_ORPHAN_SCAN_WINDOW)
+    window = params.get("orphan_scan_window", default_of(spec, "orphan_scan_window"))
     if isinstance(window, bool) or not isinstance(window, int) or not 100 <= window <= 1_000_000:
         raise InvalidRequest("orphan_scan_window must be between 100 and 1000000 rows per statement")
     return {
         "flow_run_retention_days": flow_days,
         "flow_run_batch_size": batch,
-        "prune_orphans": bool(params.get("prune_orphans", True)),
+        "prune_orphans": bool(params.get("prune_orphans", default_of(spec, "prune_orphans"))),
         "orphan_scan_window": window,
-        "prune_artifact_collections": bool(params.get("prune_artifact_collections", True)),
+        "prune_artifact_collections": bool(params.get("prune_artifact_collections",
+                                                      default_of(spec, "prune_artifact_collections"))),
         "event_retention_days": event_days,
         "event_retention_overrides": overrides if event_days is not None else {},
         "log_retention_days": log_days,
