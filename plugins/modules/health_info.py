@@ -90,20 +90,88 @@ options:
     default: 1000000
   thresholds:
     description:
-      - Overrides of the red-flag thresholds, by name. Defaults follow the Prefect database maintenance guide
-        (disk > 80%, dead tuples > 50% / > 100% of live ones, that is > 33% / > 50% of all the table's tuples, autovacuum
-        not run for 24 hours on an active table).
-      - Known names and defaults are returned as C(thresholds), for example V(disk_used_warning_percent=80),
-        V(disk_used_critical_percent=90), V(dead_ratio_warning_percent=33), V(dead_ratio_critical_percent=50),
-        V(min_dead_tuples=1000), V(autovacuum_stale_hours=24), V(connections_warning_percent=80),
-        V(connections_critical_percent=90), V(long_transaction_warning_seconds=300),
-        V(long_transaction_critical_seconds=3600), V(idle_in_transaction_warning_seconds=60),
-        V(xid_age_warning_percent=50), V(xid_age_critical_percent=75),
-        V(slot_retained_wal_critical_bytes=1073741824), V(hot_table_min_updates=10000),
-        V(hot_table_updates_per_row=10), V(unused_index_min_bytes=10485760), V(days_until_full_warning=30),
-        V(days_until_full_critical=7).
+      - Overrides of the red-flag thresholds, by name; each is a number >= 0, and those not given keep their default.
+        Defaults follow the Prefect database maintenance guide (disk > 80%, dead tuples > 50% / > 100% of live ones,
+        that is > 33% / > 50% of all the table's tuples, autovacuum not run for 24 hours on an active table).
+      - The thresholds in force are returned as C(thresholds).
     type: dict
-    default: {}
+    suboptions:
+      disk_used_warning_percent:
+        description: Percent of the filesystem used above which C(disk_used) warns.
+        type: raw
+        default: 80
+      disk_used_critical_percent:
+        description: Percent of the filesystem used above which C(disk_used) is critical.
+        type: raw
+        default: 90
+      days_until_full_warning:
+        description: Days until the disk is full (at the recent growth rate) below which C(disk_days_until_full) warns.
+        type: raw
+        default: 30
+      days_until_full_critical:
+        description: Days until the disk is full below which C(disk_days_until_full) is critical.
+        type: raw
+        default: 7
+      dead_ratio_warning_percent:
+        description: Percent of a table's tuples that are dead (dead / (live + dead)) above which C(dead_tuples) warns.
+        type: raw
+        default: 33
+      dead_ratio_critical_percent:
+        description: Percent of a table's tuples that are dead above which C(dead_tuples) is critical.
+        type: raw
+        default: 50
+      min_dead_tuples:
+        description: Dead tuples a table needs before C(dead_tuples) and C(autovacuum_stale) consider it.
+        type: raw
+        default: 1000
+      autovacuum_stale_hours:
+        description: Hours without an (auto)vacuum, on a table past its autovacuum trigger, before C(autovacuum_stale) warns.
+        type: raw
+        default: 24
+      connections_warning_percent:
+        description: Percent of C(max_connections) in use from which C(connections) warns.
+        type: raw
+        default: 80
+      connections_critical_percent:
+        description: Percent of C(max_connections) in use from which C(connections) is critical.
+        type: raw
+        default: 90
+      long_transaction_warning_seconds:
+        description: Age in seconds of the oldest open transaction from which C(long_transaction) warns.
+        type: raw
+        default: 300
+      long_transaction_critical_seconds:
+        description: Age in seconds of the oldest open transaction from which C(long_transaction) is critical.
+        type: raw
+        default: 3600
+      idle_in_transaction_warning_seconds:
+        description: Seconds a session may sit idle in transaction before C(idle_in_transaction) warns.
+        type: raw
+        default: 60
+      xid_age_warning_percent:
+        description: Transaction-ID age, in percent of the wraparound limit, from which C(xid_wraparound) warns.
+        type: raw
+        default: 50
+      xid_age_critical_percent:
+        description: Transaction-ID age, in percent of the wraparound limit, from which C(xid_wraparound) is critical.
+        type: raw
+        default: 75
+      slot_retained_wal_critical_bytes:
+        description: WAL bytes a replication slot holds from which C(replication_slot) is critical.
+        type: raw
+        default: 1073741824
+      hot_table_min_updates:
+        description: Updates a table needs before C(hot_update_table) considers it.
+        type: raw
+        default: 10000
+      hot_table_updates_per_row:
+        description: Updates per live row a table needs before C(hot_update_table) considers it.
+        type: raw
+        default: 10
+      unused_index_min_bytes:
+        description: Size in bytes from which a never-scanned index is reported as unused.
+        type: raw
+        default: 10485760
   dagster_retention:
     description:
       - The retention the Dagster prune runs with, keyed as the options of M(pgtidy.maintenance.dagster_prune)
@@ -367,16 +435,20 @@ error_kind:
   sample: connection_failed
 '''
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule, _load_params, missing_required_lib
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._health.health import (
     HEALTH_ARGUMENT_SPEC, health_metrics, run_health)
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._common.module import (
     argument_spec, require_psycopg, run_guarded)
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._engine.retention import request_spec
 
 
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(HEALTH_ARGUMENT_SPEC), supports_check_mode=True)
+    spec = argument_spec(HEALTH_ARGUMENT_SPEC)
+    module = AnsibleModule(argument_spec=request_spec(spec, _load_params(), ArgumentSpecValidator),
+                           supports_check_mode=True)
     require_psycopg(module, missing_required_lib)
     result = run_guarded(
         module, lambda: run_health(module.params, check_mode=module.check_mode),

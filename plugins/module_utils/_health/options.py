@@ -19,7 +19,9 @@ HEALTH_ARGUMENT_SPEC = dict(
     top_tables=dict(type="int", default=20),
     top_indexes=dict(type="int", default=20),
     exact_count_limit=dict(type="int", default=1_000_000),
-    thresholds=dict(type="dict", default={}),
+    # Every red-flag threshold, with its default (the guide's): ansible-doc lists them.
+    thresholds=dict(type="dict", apply_defaults=True,
+                    options={name: dict(type="raw", default=value) for name, value in DEFAULT_THRESHOLDS.items()}),
     dagster_retention=dict(type="dict", default={}),
     prefect_retention=dict(type="dict", default={}),
 )

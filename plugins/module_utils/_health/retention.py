@@ -9,14 +9,13 @@ from __future__ import annotations
 
 from .._engine.runner import DeleteEngine
 from .._engine.budget import Budget
+from .._dagster.options import DAGSTER_PRUNE_ARGUMENT_SPEC
+from .._prefect.options import PREFECT_PRUNE_ARGUMENT_SPEC
 
 BUDGET_KEYS = ("batch_size", "max_rows")
-DAGSTER_RETENTION_KEYS = ("log_retention_days", "event_retention_days", "event_types", "prune_superseded_planned",
-                          "tick_retention_days", "run_retention_days", "keep_runs_per_job",
-                          "retire_run_ticks") + BUDGET_KEYS
-PREFECT_RETENTION_KEYS = ("flow_run_retention_days", "flow_run_batch_size", "event_retention_days",
-                          "event_retention_overrides", "log_retention_days", "prune_orphans", "orphan_scan_window",
-                          "prune_artifact_collections") + BUDGET_KEYS
+# Keyed as the prune modules' own options; each option not given takes that module's default (its argument spec).
+DAGSTER_RETENTION_KEYS = tuple(DAGSTER_PRUNE_ARGUMENT_SPEC) + BUDGET_KEYS
+PREFECT_RETENTION_KEYS = tuple(PREFECT_PRUNE_ARGUMENT_SPEC) + BUDGET_KEYS
 
 
 def prune_profile(name):
@@ -29,6 +28,9 @@ def prune_profile(name):
 
 
 def retention_plan(profile, retention):
+    """The (plan, budget) the prune module runs with when ``retention`` are its options: the option checks
+    and the budget read the default of every option not given from their argument specs, as the module
+    gets them from Ansible."""
     plan = profile.validate_options(retention)
     budget = Budget.from_params({k: v for k, v in retention.items() if k in BUDGET_KEYS})
     return plan, budget
