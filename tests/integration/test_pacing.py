@@ -19,7 +19,7 @@ import pytest
 from conftest import conn_params
 from pgserver import PgServer
 
-from ansible_collections.pgtidy.maintenance.plugins.module_utils._engine.runner import DeleteEngine
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._engine.runner import Runner
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._dagster.rules import DagsterProfile
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._common.errors import InvalidRequest
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._engine.pacer import RATE_BURST_S
@@ -210,7 +210,7 @@ def test_pause_file_created_during_a_run_pauses_it_and_removed_lets_it_finish(
     assert plan["pacing"]["pause_file_present_at_start"] is False and plan["deleted_total"] > 150
 
     batches = []
-    original = DeleteEngine.batch
+    original = Runner.batch
 
     def batch_then_touch(self, state, limit, upper):
         out = original(self, state, limit, upper)
@@ -219,7 +219,7 @@ def test_pause_file_created_during_a_run_pauses_it_and_removed_lets_it_finish(
             open(pause, "w").close()
         return out
 
-    monkeypatch.setattr(DeleteEngine, "batch", batch_then_touch)
+    monkeypatch.setattr(Runner, "batch", batch_then_touch)
     paused, outcome = threading.Event(), {}
 
     def log(msg):

@@ -293,8 +293,8 @@ def test_index_walks_read_through_their_indexes(pg, prefect_db, lock_file):
                     stmt, params = rule.walk.statement(rule, check_mode), rule.walk.params(state, limit=10)
                 else:
                     stmt = rule.walk.statement(rule, False, check_mode)
-                    params = rule.walk.params(state, lo=state.scratch["lo"], after=state.scratch["after"],
-                                              limit=10, page=100)
+                    lo, after = state.cursor
+                    params = rule.walk.params(state, lo=lo, after=after, limit=10, page=100)
                 with held_to_indexes(conn) as cur:
                     cur.execute(psycopg.sql.SQL("EXPLAIN {}").format(stmt), params)
                     text = "\n".join(r[0] for r in cur.fetchall())

@@ -17,7 +17,8 @@ from ansible_collections.pgtidy.maintenance.plugins.module_utils._engine.budget 
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._engine.pacing_limits import (
     DEFAULT_MAX_REPLICA_LAG, PacingLimits)
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._engine.scheduler import Sweep
-from ansible_collections.pgtidy.maintenance.plugins.module_utils._engine.walks import HandlerState, Rule
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._engine.walks import HandlerState, IdWalk, Rule
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._engine.timewalk import TimeWalk
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._common.units import (
     lsn_to_int, parse_bytes, parse_duration)
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._common.connection import (
@@ -205,14 +206,15 @@ def test_lockfile_records_the_holder_and_clears_on_release(tmp_path):
 
 
 def _id_state(name, table="event_logs", cursor=0, boundary=100_000):
-    state = HandlerState(Rule(name=name, table=table, cutoff=datetime.datetime(2026, 1, 1)))
+    state = HandlerState(Rule(name=name, table=table, cutoff=datetime.datetime(2026, 1, 1), walk=IdWalk("public")))
     state.cursor, state.boundary = cursor, boundary
     return state
 
 
 def test_sweep_holds_every_handler_of_a_table_at_one_frontier():
     dense, sparse, ticks = _id_state("dense"), _id_state("sparse"), _id_state("ticks", table="job_ticks")
-    timed = HandlerState(Rule(name="timed", table="log", cutoff=datetime.datetime(2026, 1, 1), walk="time"))
+    timed = HandlerState(Rule(name="timed", table="log", cutoff=datetime.datetime(2026, 1, 1),
+                              walk=TimeWalk("public")))
     sweep = Sweep([dense, sparse, ticks, timed], batch_size=100)
     assert sweep.upper(dense) == sweep.upper(sparse) == 400          # first window: four batches of ids
     assert sweep.upper(ticks) == 400                                  # each table has its own frontier

@@ -10,6 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._common.report import Metrics, write_atomic, write_json_report
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._engine.metrics import prune_metrics
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._dagster.rules import DagsterProfile
 
 
 def parse(text):
@@ -126,7 +127,7 @@ def test_run_retention_metrics():
     result = {"handlers": {"runs_retired": {"table": "runs", "deleted": 900, "remaining": 0, "duration_s": 1.0,
                                             "status": "ok", "runs_retired": 12,
                                             "kept_by_reason": {"newest_per_job": 25, "latest_asset_event": 3}}}}
-    families = parse(prune_metrics(result, "dagster_prune", "dagster").render())
+    families = parse(prune_metrics(result, "dagster_prune", "dagster", more=DagsterProfile.metrics).render())
     assert samples(families["pgtidy_runs_retired"]) == {(("database", "dagster"), ("job", "dagster_prune")): 12}
     kept = samples(families["pgtidy_runs_kept_past_retention"])
     assert kept[key(database="dagster", job="dagster_prune", reason="newest_per_job")] == 25

@@ -10,12 +10,12 @@ types a newer Dagster adds. Rows are only deleted for runs that are finished
 
 from __future__ import annotations
 
-from .._engine.walks import Rule
+from .._engine.walks import IdWalk, Rule
 from .._common.tables import table_row_estimates
 from .._common.units import utc_cutoff
 from .._common.connection import is_connection_lost
-from .runs import (
-    RUNS_RULE, TABLES as RUN_TABLES, retirement_of, run_retention_rules, validate_run_retention)
+from .retirement import TABLES as RUN_TABLES, run_retention_metrics
+from .runs import RUNS_RULE, retirement_of, run_retention_rules, validate_run_retention
 from .options import DAGSTER_PRUNE_ARGUMENT_SPEC, TICK_STATUSES, TICK_TYPES
 from .._engine.retention import LOG_LEVELS, check_days, default_of, log_level_settings
 from .._common.errors import InvalidRequest, first_line
@@ -171,6 +171,7 @@ def build_rules(plan, schema, now=None):
         if plan.get("run_retention") else []
     retirement = retirement_of(run_rules)
     rules = []
+    walk = IdWalk(schema)       # every event_logs and job_ticks rule walks its table by id
     finished = _finished_run(schema)
     common = {"finished": list(FINISHED_RUN_STATUSES)}
     order = {}
@@ -182,7 +183,7 @@ def build_rules(plan, schema, now=None):
         if days is None:
             continue
         rules.append(Rule(
-            name="python_logs_%s" % level, table="event_logs", cutoff=utc_cutoff(days, now),
+            walk=walk, name="python_logs_%s" % level, table="event_logs", cutoff=utc_cutoff(days, now),
             predicate=sql.SQL("t.dagster_event_type IS NULL AND (t.event::json ->> 'level') = %(level)s AND {}")
             .format(finished),
             params=dict(common, level=str(LOG_LEVELS[level])),
@@ -191,18 +192,18 @@ def build_rules(plan, schema, now=None):
     if days is not None:
         for etype in plan["event_types"]:
             rules.append(Rule(
-                name="events_%s" % etype.lower(), table="event_logs", cutoff=utc_cutoff(days, now),
+                walk=walk, name="events_%s" % etype.lower(), table="event_logs", cutoff=utc_cutoff(days, now),
                 predicate=sql.SQL("t.dagster_event_type = %(etype)s AND {}").format(finished),
                 params=dict(common, etype=etype),
                 description="%s events older than %d days" % (etype, days), **order))
         if plan["prune_superseded_planned"]:
-            rules.append(planned_rule(schema, days, now, retirement))
+            rules.append(planned_rule(schema, days, now, retirement, walk))
     for kind, statuses in plan["tick_retention_days"].items():
         for status, tdays in statuses.items():
             if tdays is None:
                 continue
             rules.append(Rule(
-                name="ticks_%s_%s" % (kind, status), table="job_ticks", cutoff=utc_cutoff(tdays, now),
+                walk=walk, name="ticks_%s_%s" % (kind, status), table="job_ticks", cutoff=utc_cutoff(tdays, now),
                 predicate=sql.SQL("t.type = %(tick_type)s AND t.status = %(tick_status)s AND {}").format(newer),
                 params={"tick_type": kind.upper(), "tick_status": status.upper()},
                 description="%s ticks with status %s older than %d days, except each instigator's newest tick"
@@ -272,7 +273,7 @@ def count_kept_newest(newest, tick_rules):
     return counts
 
 
-def planned_rule(schema, days, now=None, retirement=None):
+def planned_rule(schema, days, now=None, retirement=None, walk=None):
     """ASSET_MATERIALIZATION_PLANNED rows that no Dagster view can read any more.
 
     Dagster reads planned events for (a) the latest planned run of an asset / partition and
@@ -308,7 +309,7 @@ def planned_rule(schema, days, now=None, retirement=None):
                                   gone=gone.format(a=sql.Identifier("m"))),
         planned=later.format(events=events, a=sql.Identifier("p"),
                              etype=sql.Literal("ASSET_MATERIALIZATION_PLANNED"), gone=gone.format(a=sql.Identifier("p"))))
-    return Rule(name="events_asset_materialization_planned_superseded", table="event_logs",
+    return Rule(name="events_asset_materialization_planned_superseded", table="event_logs", walk=walk or IdWalk(schema),
                 cutoff=utc_cutoff(days, now), predicate=predicate, params=params, **order,
                 description="ASSET_MATERIALIZATION_PLANNED superseded by a later plan and materialization,"
                             " older than %d days" % days)
@@ -338,6 +339,11 @@ class DagsterProfile:
 
     def table_rows(self, conn, schema):
         return table_row_estimates(conn, schema, self.row_tables)
+
+    @staticmethod
+    def metrics(m, result, base):
+        """The samples of what its own handlers report beyond rows (``_engine.metrics.prune_metrics``)."""
+        run_retention_metrics(m, result, base)
 
     def extra_steps(self, conn, schema, plan, check_mode, result):
         """Report the ticks past retention that stayed as their instigator's newest (``ticks_kept_newest``).

@@ -10,8 +10,12 @@ import time
 from .._common.report import Metrics
 
 
-def prune_metrics(result, job, database):
-    """Metrics for a prune result (dagster_prune / prefect_prune)."""
+def prune_metrics(result, job, database, more=None):
+    """Metrics for a prune result (dagster_prune / prefect_prune).
+
+    ``more(metrics, result, labels)``, the profile's ``metrics`` when it has one, adds the samples of
+    what its own handlers report (Dagster's run retention: the runs retired and kept).
+    """
     m = Metrics()
     base = {"job": job, "database": database}
     ok = not result.get("failed")
@@ -33,13 +37,8 @@ def prune_metrics(result, job, database):
         m.gauge("handler_failed", "1 if the handler failed in the last run.",
                 handler.get("status") == "failed", **labels)
     pacing_metrics(m, result, base)
-    runs = (result.get("handlers") or {}).get("runs_retired")
-    if runs:
-        m.gauge("runs_retired", "Whole runs retired (or, in check mode, that would be) in the last run.",
-                runs.get("runs_retired", 0), **base)
-        for reason, count in sorted((runs.get("kept_by_reason") or {}).items()):
-            m.gauge("runs_kept_past_retention", "Runs past their retention kept in the last run, by reason.",
-                    count, reason=reason, **base)
+    if more is not None:
+        more(m, result, base)
     return m
 
 

@@ -19,7 +19,8 @@ def exit_prune(module, profile, job):
     """
     result = run_guarded(
         module, lambda: run_prune(module.params, profile, check_mode=module.check_mode, log=module.debug),
-        metrics_for=lambda r: prune_metrics(r, job, module.params.get("login_db") or "postgres"))
+        metrics_for=lambda r: prune_metrics(r, job, module.params.get("login_db") or "postgres",
+                                            more=getattr(profile, "metrics", None)))
     if module._diff:
         result["diff"] = {"before": {"rows": result["rows_before"]}, "after": {"rows": result["rows_after"]}}
     if result.get("failed"):

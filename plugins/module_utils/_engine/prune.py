@@ -2,14 +2,19 @@
 # Copyright: (c) 2026, pgtidy contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """One prune run, whatever the orchestrator: lockfile, connection, schema check, advisory
-lock, the capped delete engine, and a result record. Profiles (Dagster, Prefect) supply
-option validation, the schema check and the rules."""
+lock, the capped delete engine, and a result record.
+
+A profile (Dagster's, Prefect's) supplies ``name``, ``validate_options(params)`` (the plan),
+``check_schema(conn, schema)``, ``table_rows(conn, schema)``, ``build_rules(plan, schema, conn)`` and
+``extra_steps(conn, schema, plan, check_mode, result)`` (what it reports beyond the handlers; it
+deletes nothing: every deletion is a handler's, so the engine totals it), and may supply
+``metrics(m, result, labels)`` (``metrics.prune_metrics``'s samples of what its own handlers report)."""
 
 from __future__ import annotations
 
 import time
 
-from .runner import DeleteEngine
+from .runner import Runner
 from .budget import Budget
 from .._common.connection import connect, server_facts, set_wal_compression
 from .._common.errors import InvalidRequest, SchemaMismatch, StandbyServer, fix_for
@@ -46,28 +51,6 @@ def require_schema(conn, schema, required_columns, product, what, where):
                              " nothing was touched" % (schema, product, ", ".join(missing)))
 
 
-class PruneProfile:
-    """What a prune module plugs into ``run_prune``."""
-
-    name = "generic"
-    diff_tables = ()
-
-    def validate_options(self, params):
-        raise NotImplementedError
-
-    def check_schema(self, conn, schema):
-        raise NotImplementedError
-
-    def build_rules(self, plan, schema, conn):
-        raise NotImplementedError
-
-    def table_rows(self, conn, schema):
-        raise NotImplementedError
-
-    def extra_steps(self, conn, schema, plan, check_mode, result):
-        """Work that is not a capped DELETE (for example re-pointing Prefect artifact collections)."""
-
-
 def run_prune(params, profile, check_mode=False, log=None):
     """Return the result dict; raise PgtidyError subclasses for anything that stops the run early.
 
@@ -94,19 +77,16 @@ def run_prune(params, profile, check_mode=False, log=None):
                 rules = profile.build_rules(plan, schema, conn)
                 # Also in check mode: a session setting writes nothing, and the prediction shows what a run uses.
                 compression = set_wal_compression(conn, params.get("wal_compression") or "auto")
-                engine = DeleteEngine(conn, schema, budget, check_mode=check_mode, log=log)
-                result = engine.run(rules)
+                runner = Runner(conn, schema, budget, check_mode=check_mode, log=log)
+                result = runner.run(rules)
+                changed = result["deleted_total"] > 0 or runner.changed_in_place()
                 result["wal_compression"] = compression
                 profile.extra_steps(conn, schema, plan, check_mode, result)
                 if check_mode:
                     after = dict(before)
-                    for handler in result["handlers"].values():
-                        # A handler deleting from several tables (run retention) says how many rows each lost.
-                        per_table = handler.get("rows_by_table") or dict(
-                            handler.get("cascaded") or {}, **{handler["table"]: handler["deleted"]})
-                        for table, rows in per_table.items():
-                            if table in after:
-                                after[table] = after[table] - rows
+                    for table, rows in runner.rows_by_table().items():
+                        if table in after:
+                            after[table] = after[table] - rows
                 elif conn.closed or conn.broken:
                     after = dict(before)
                 else:
@@ -114,7 +94,7 @@ def run_prune(params, profile, check_mode=False, log=None):
         finally:
             conn.close()
     result.update({
-        "changed": result["deleted_total"] > 0 or bool(result.get("extra_changed")),
+        "changed": changed,
         "check_mode": check_mode,
         "database": facts["database"],
         "schema": schema,

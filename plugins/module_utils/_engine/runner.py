@@ -1,21 +1,23 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, pgtidy contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The capped delete engine: the runner that owns the transactions.
+"""The capped delete engine's runner (``Runner``): it owns the transactions.
 
 The engine is split along its seams:
 
-- ``walks.py``: rules, handler state, and the walk kinds that build each batch's statements;
+- ``walks.py`` (and ``timewalk.py``): rules, handler state, and the walks that build each batch's
+  statements, keep their own state and say what their handler did;
 - ``budget.py``: the run's budgets and the meter that says when one is spent;
-- ``scheduler.py``: whose turn it is (round robin, the shared sweep of a table);
-- ``pacing.py``: when the next batch may start (replica lag, WAL rate, an operator's pause file);
-- here: one transaction per batch, failure records, the backlog left, and the run's result.
+- ``scheduler.py``: whose turn it is (round robin, ``Rule.after``, the shared frontiers);
+- ``pacer.py``: when the next batch may start (replica lag, WAL rate, an operator's pause file);
+- here: one transaction per batch, failure records, the backlog left, the walks' ``finish``, and the
+  run's result, totalled over the handlers.
 
 Handlers are independent: one failing does not stop the others, and the caller fails only
 after all ran. Before any batch, every handler's privileges are checked (``Walk.privileges``), in
 check mode too: a handler whose role may not delete its rows fails there, with the GRANT that fixes
-it, instead of counting rows it could never delete. Every batch is one short transaction; an interrupted run loses nothing it
-was not meant to delete and the next run carries on.
+it, instead of counting rows it could never delete. Every batch is one short transaction; an interrupted
+run loses nothing it was not meant to delete and the next run carries on.
 """
 
 from __future__ import annotations
@@ -24,13 +26,13 @@ import time
 
 from .budget import BudgetMeter
 from .._common.connection import is_connection_lost
-from .._common.errors import InvalidRequest, classify, first_line
+from .._common.errors import ConnectionLost, InvalidRequest, classify, first_line
 from .pacer import Pacer
 from .replication import ReplicationProbe
 from .scheduler import Scheduler
 from .._common.tables import describe_lacking, grant_statements, lacking_privileges
 from .._common.units import lsn_to_int
-from .walks import REMAINING_EXACT_LIMIT, HandlerState, walk_for
+from .walks import REMAINING_EXACT_LIMIT, HandlerState, Walk
 
 try:
     import psycopg
@@ -38,7 +40,9 @@ except ImportError:  # pragma: no cover - the module reports the missing driver
     psycopg = None
 
 
-class DeleteEngine:
+class Runner:
+    """Runs a list of rules: plans each handler, checks privileges, schedules the batches, totals the result."""
+
     def __init__(self, conn, schema, budget, check_mode=False, log=None, check_privileges=True):
         """``check_privileges=False`` counts as if the role may delete (a preview read by another role)."""
         self.conn = conn
@@ -47,11 +51,24 @@ class DeleteEngine:
         self.budget = budget
         self.check_mode = check_mode
         self.log = log or (lambda msg: None)
-        self._walks = {}
         self._precounts = {}
+        self.states = []
 
-    def walk(self, state):
-        return walk_for(state.rule, self.schema, self._walks)
+    @staticmethod
+    def walk(state):
+        return state.rule.walk
+
+    def rows_by_table(self):
+        """{table: rows} the run deleted (in check mode: would delete), over every handler."""
+        out = {}
+        for state in self.states:
+            for table, rows in self.walk(state).rows_by_table(state).items():
+                out[table] = out.get(table, 0) + rows
+        return out
+
+    def changed_in_place(self):
+        """Whether a handler changed rows without deleting them (for example re-pointed a collection)."""
+        return any(state.updated for state in self.states)
 
     def run(self, rules):
         started = time.monotonic()
@@ -63,16 +80,17 @@ class DeleteEngine:
         states = []
         id_ranges = {}     # one min/max per table, for every handler walking it
         for rule in rules:
+            if not isinstance(rule.walk, Walk):
+                raise InvalidRequest("rule %s: its walk %r is not a Walk" % (rule.name, rule.walk))
             state = HandlerState(rule)
             walk = self.walk(state)
-            if walk is None:
-                raise InvalidRequest("rule %s: unknown walk %r" % (rule.name, rule.walk))
             try:
                 walk.prepare(self.conn, state, id_ranges)
                 state.prepared = True
             except psycopg.Error as exc:
                 self.fail(state, exc)
             states.append(state)
+        self.states = states
         grants = self._check_privileges(states) if self.check_privileges else []
         wal_start = None if self.check_mode else self._wal_lsn()
         if self.check_mode:
@@ -98,19 +116,27 @@ class DeleteEngine:
                     self.fail(state, exc)
                 state.remaining, state.remaining_exact = None, False
         for state in states:
-            if state.failed or is_connection_lost(self.conn):
+            walk = self.walk(state)
+            if state.failed:
+                continue
+            if is_connection_lost(self.conn):
+                if walk.finish_owns_transactions:       # its work was still to do: it did not happen
+                    self.fail(state, ConnectionLost("connection lost during the run"))
+                    state.remaining, state.remaining_exact = None, False
                 continue
             try:
-                if self.check_mode:
-                    state.deleted += self.walk(state).finish(self.conn, state, True)
+                if self.check_mode or walk.finish_owns_transactions:
+                    state.deleted += walk.finish(self.conn, state, self.check_mode, self.budget)
                 else:
                     with self.conn.transaction():
-                        state.deleted += self.walk(state).finish(self.conn, state, False)
+                        state.deleted += walk.finish(self.conn, state, False, self.budget)
             except psycopg.Error as exc:
                 self.fail(state, exc)
         total_wal = 0 if self.check_mode else self._safe_wal_since(wal_start)
         handlers = {s.rule.name: s.result() for s in states}
         capped = any(h["capped"] for h in handlers.values())
+        # A handler whose own limit left work (not the scheduler's budgets) names it.
+        capped_by = capped_by or next((s.capped_by for s in states if s.capped_by), None)
         unknown = [s.rule.name for s in states if s.remaining is None]
         return {
             "handlers": handlers,

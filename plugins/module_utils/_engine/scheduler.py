@@ -5,10 +5,11 @@
 
 Turns go round robin, so a huge backlog in one category cannot starve the others, and one
 failing handler does not stop the rest. A handler that declares others it waits for (``Rule.after``)
-gets no turn until each of them is done or has failed. Handlers walking the same table by id also sweep it
-together (``Sweep``): none passes a shared frontier before all have reached it, so each id
-window's pages are read once for all of them. Before each batch the pacer (``pacing.py``) may
-hold the turn (a standby behind, the WAL rate, an operator's pause file) or end the run.
+gets no turn until each of them is done or has failed. Handlers whose walks share a frontier
+(``Walk.shared_frontier``: those walking one table by id) sweep it together (``Sweep``): none passes
+the frontier before all have reached it, so each id window's pages are read once for all of them.
+Before each batch the pacer (``pacer.py``) may hold the turn (a standby behind, the WAL rate, an
+operator's pause file) or end the run.
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ except ImportError:  # pragma: no cover - the module reports the missing driver
 class Scheduler:
     """Runs the handlers' batches through ``runner`` until all are done or a budget is spent.
 
-    ``runner`` owns the transactions (``runner.batch(state, limit, upper)`` returns the rows a
-    batch took, its duration and the WAL position after it) and the failure records
+    ``runner`` (a ``runner.Runner``) owns the transactions (``runner.batch(state, limit, upper)`` returns
+    the rows a batch took, its duration and the WAL position after it) and the failure records
     (``runner.fail``); ``meter`` owns the budgets; ``pacer`` (optional) decides when the next
     batch may start (``pacer.wait_turn()``) and books what each wrote (``pacer.after_batch(lsn)``).
     """
@@ -49,7 +50,7 @@ class Scheduler:
             active = [s for s in states if not s.done and not s.failed]
             if not active:
                 return None
-            # A waiting handler does not hold its table's frontier back: it catches up once it may start.
+            # A waiting handler does not hold its frontier back: it catches up once it may start.
             moving = [s for s in active if not order.waiting(s)]
             sweep.advance(moving)
             ready = [s for s in moving if not sweep.follows(s) or s.cursor < sweep.upper(s)]
@@ -123,10 +124,15 @@ class Order:
         return any(not (self.by_name[name].done or self.by_name[name].failed) for name in state.rule.after)
 
 
-class Sweep:
-    """The frontier that id-walking handlers of one table share.
+def frontier_of(state):
+    """The key of the frontier the handler's walk shares with others (its table for an id walk), or None."""
+    return state.rule.walk.shared_frontier(state.rule)
 
-    When every handler of a table has reached it, the frontier moves on by a width that gives
+
+class Sweep:
+    """The frontiers that handlers share (``Walk.shared_frontier``; an id walk's: its table).
+
+    When every handler of a frontier has reached it, the frontier moves on by a width that gives
     the densest handler about one batch per window.
     """
 
@@ -136,39 +142,40 @@ class Sweep:
         self.width = {}
         self.window = {}
         for state in states:
-            if state.rule.kind != "id" or state.done or state.failed:
+            key = frontier_of(state)
+            if key is None or state.done or state.failed:
                 continue
-            table = state.rule.table
-            self.width[table] = 4 * batch_size
-            self.frontier[table] = min(self.frontier.get(table, state.cursor), state.cursor)
-            self.window[table] = {}
-        for table in self.frontier:
-            self.frontier[table] += self.width[table]
+            self.width[key] = 4 * batch_size
+            self.frontier[key] = min(self.frontier.get(key, state.cursor), state.cursor)
+            self.window[key] = {}
+        for key in self.frontier:
+            self.frontier[key] += self.width[key]
 
     def follows(self, state):
         """Whether the handler moves with a shared frontier."""
-        return state.rule.kind == "id" and state.rule.table in self.frontier
+        key = frontier_of(state)
+        return key is not None and key in self.frontier
 
     def upper(self, state):
-        """How far the handler's next batch may read: its boundary, or its table's frontier if lower."""
-        return min(state.boundary, self.frontier[state.rule.table])
+        """How far the handler's next batch may read: its boundary, or its frontier if lower."""
+        return min(state.boundary, self.frontier[frontier_of(state)])
 
     def record(self, state, count):
-        seen = self.window[state.rule.table]
+        seen = self.window[frontier_of(state)]
         seen[state.rule.name] = seen.get(state.rule.name, 0) + count
 
     def advance(self, active):
-        """Every active id handler of a table has reached its frontier: move the frontier on."""
-        for table in self.frontier:
-            waiting = [s for s in active if s.rule.kind == "id" and s.rule.table == table]
+        """Every active handler of a frontier has reached it: move the frontier on."""
+        for key in self.frontier:
+            waiting = [s for s in active if frontier_of(s) == key]
             if not waiting or any(s.cursor < self.upper(s) for s in waiting):
                 continue
-            densest = max(self.window[table].values() or [0])
-            width = self.width[table]
+            densest = max(self.window[key].values() or [0])
+            width = self.width[key]
             if densest:
                 width = min(4 * width, max(1, width * self.batch_size // densest))
             else:
                 width *= 4
-            self.width[table] = width
-            self.frontier[table] = max(self.frontier[table], min(s.cursor for s in waiting)) + width
-            self.window[table] = {}
+            self.width[key] = width
+            self.frontier[key] = max(self.frontier[key], min(s.cursor for s in waiting)) + width
+            self.window[key] = {}

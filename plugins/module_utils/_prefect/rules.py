@@ -4,13 +4,14 @@
 """Prefect rules: the work of Prefect's db_vacuum service, done from outside under budgets.
 
 Prefect's tables have UUID keys, so most rules walk an indexed time column with the key as
-tie-breaker (the engine's ``walk="time"``). Rules no time index serves bring their own walks
+tie-breaker (the engine's ``TimeWalk``). Rules no time index serves bring their own walks
 (``walks.py``): orphaned logs and artifacts skip through the distinct flow run ids of
 their ``flow_run_id`` index, logs by level walk ``log.level``'s index, and the sweep for event
 resources whose event is gone trails the events handlers. Logs and artifacts have no foreign key to
 ``flow_run``: deleting a flow run deletes its logs and artifacts in the same transaction
 (``cascade``), while task runs, states and inputs go by Prefect's own ``ON DELETE CASCADE``.
-Event resources go with their events the same way.
+Event resources go with their events the same way. Artifact collections whose latest artifact is
+gone are re-pointed (or removed) once the batches are done (``CollectionWalk``), a handler like the others.
 
 Candidates never overlap between handlers, so check mode can add up per-handler counts and
 predict the real run: level-based log retention leaves logs of flow runs the flow-run
@@ -22,11 +23,12 @@ from __future__ import annotations
 
 import datetime
 
-from .._engine.walks import Rule
-from .walks import EventsWalk, LevelWalk, OrphanSkipWalk, TrailingSweep, WatchedTimeWalk
-from .._common.tables import describe_lacking, grant_statements, lacking_privileges, table_row_estimates
+from .._engine.timewalk import TimeWalk
+from .._engine.walks import Rule, Walk
+from .walks import EventsWalk, LevelWalk, OrphanSkipWalk, TrailingSweep
+from .._common.tables import table_row_estimates
 from .._common.units import utc_cutoff
-from .._common.errors import InvalidRequest, classify, first_line
+from .._common.errors import InvalidRequest
 from .._engine.prune import require_schema
 from .._engine.retention import LOG_LEVELS, MAX_RETENTION_DAYS, check_days, default_of, log_level_settings
 from .options import PREFECT_PRUNE_ARGUMENT_SPEC
@@ -188,7 +190,7 @@ def build_rules(plan, schema, indexed, now=None):
     window = plan["orphan_scan_window"]
     flow_days = plan["flow_run_retention_days"]
     flow_cutoff = _aware_cutoff(flow_days, now) if flow_days is not None else None
-    board = {}          # the states of handlers other handlers wait for
+    time_walk = TimeWalk(schema)
 
     def walk(table, column, note=""):
         """Scan window and note for a walk along ``table.column``: bounded windows when nothing indexes it."""
@@ -206,7 +208,7 @@ def build_rules(plan, schema, indexed, now=None):
     if flow_days is not None:
         deps, note = cascade((("log", "flow_run_id"), ("artifact", "flow_run_id")))
         rules.append(Rule(
-            name="old_flow_runs", table="flow_run", cutoff=flow_cutoff, walk=WatchedTimeWalk(schema, board),
+            name="old_flow_runs", table="flow_run", cutoff=flow_cutoff, walk=time_walk,
             time_column="end_time",
             predicate=flow_run_candidate(schema, "t"), params={"flow_cutoff": flow_cutoff}, cascade=deps,
             batch_limit=plan["flow_run_batch_size"],
@@ -229,7 +231,7 @@ def build_rules(plan, schema, indexed, now=None):
                          % (table, window)))
             else:
                 rules.append(Rule(
-                    name=name, table=table, cutoff=orphan_cutoff, walk="time", time_column=time_column,
+                    name=name, table=table, cutoff=orphan_cutoff, walk=time_walk, time_column=time_column,
                     predicate=_orphan(schema), scan_limit=window, description=description,
                     note="no index on %s.flow_run_id: swept along %s.%s in windows of %d rows"
                          % (table, table, time_column, window)))
@@ -247,21 +249,22 @@ def build_rules(plan, schema, indexed, now=None):
         description = "%s logs older than %d days (ERROR and CRITICAL are kept)" % (level.upper(), days)
         if ("log", "level,timestamp") in indexed:
             rules.append(Rule(
-                name="logs_%s" % level, table="log", cutoff=_aware_cutoff(days, now), walk="time",
+                name="logs_%s" % level, table="log", cutoff=_aware_cutoff(days, now), walk=time_walk,
                 time_column="timestamp", params=params, description=description,
                 predicate=sql.SQL("t.level = %(level)s AND ({})").format(kept_runs),
                 note="walks an index on log (level, timestamp): reads the candidates only"))
         elif ("log", "level") in indexed:
             rules.append(Rule(
                 name="logs_%s" % level, table="log", cutoff=_aware_cutoff(days, now),
-                walk=LevelWalk(schema, board, after=("old_flow_runs",)), time_column="timestamp",
+                walk=LevelWalk(schema), after=("old_flow_runs",) if flow_days is not None else (),
+                time_column="timestamp",
                 predicate=kept_runs, params=params, description=description,
                 note="walks log.level's index after old_flow_runs: reads the rows of this level only, those"
                      " still inside the retention at least once per run (an index on log (level, timestamp)"
                      " would read the candidates only)"))
         else:
             rules.append(Rule(
-                name="logs_%s" % level, table="log", cutoff=_aware_cutoff(days, now), walk="time",
+                name="logs_%s" % level, table="log", cutoff=_aware_cutoff(days, now), walk=time_walk,
                 time_column="timestamp", params=params, scan_limit=window, description=description,
                 predicate=sql.SQL("t.level = %(level)s AND ({})").format(kept_runs),
                 note="no index on log.level: swept along log.timestamp in windows of %d rows" % window))
@@ -269,8 +272,7 @@ def build_rules(plan, schema, indexed, now=None):
     event_days = plan["event_retention_days"]
     if event_days is not None:
         deps, note = cascade((("event_resources", "event_id"),))
-        events_board = {}
-        events_walk = EventsWalk(schema, events_board)
+        events_walk = EventsWalk(schema)
         leaders = []
         for n, (event_type, days) in enumerate(sorted(plan["event_retention_overrides"].items())):
             cutoff = (now - datetime.timedelta(days=days)).replace(tzinfo=datetime.timezone.utc)
@@ -292,7 +294,7 @@ def build_rules(plan, schema, indexed, now=None):
             **walk("events", "occurred", note)))
         rules.append(Rule(
             name="orphaned_event_resources", table="event_resources", cutoff=_aware_cutoff(event_days, now),
-            walk=TrailingSweep(schema, events_board, leaders), time_column="occurred",
+            walk=TrailingSweep(schema), after=tuple(leaders), time_column="occurred",
             predicate=sql.SQL("NOT EXISTS (SELECT 1 FROM {ev} AS e WHERE e.id = t.event_id)").format(
                 ev=sql.Identifier(schema, "events")),
             scan_limit=window,
@@ -300,6 +302,13 @@ def build_rules(plan, schema, indexed, now=None):
                  " in windows of %d rows, behind the events handlers (what they have passed is all"
                  " that can be left)" % window,
             description="event resources older than %d days whose event is gone" % event_days))
+
+    if plan["prune_artifact_collections"]:
+        rules.append(Rule(
+            name="artifact_collections", table="artifact_collection", cutoff=None,
+            walk=CollectionWalk(schema, plan, now),
+            description="artifact collections whose latest artifact is gone: re-pointed to the newest"
+                        " remaining version of the key, else removed"))
     return rules
 
 
@@ -388,6 +397,58 @@ def reconcile_collections(conn, schema, batch_size, limit):
     return repointed, removed, left
 
 
+class CollectionWalk(Walk):
+    """Artifact collections whose latest artifact is gone: re-pointed to the newest remaining version, else removed.
+
+    Not a DELETE of candidates batch by batch but work once the batches are done (``finish``), when the
+    artifacts that go are gone: in short transactions of its own, at most the budget's ``max_rows``
+    collections a run; check mode predicts it. Re-pointing updates and deletes collections, so a role
+    that may not fails before any batch, in check mode too.
+    """
+
+    finish_owns_transactions = True
+
+    def __init__(self, schema, plan, now):
+        super().__init__(schema)
+        self.plan = plan
+        self.now = now
+
+    def start(self, state):
+        state.own = 0                   # collections re-pointed
+
+    def prepare(self, conn, state, id_ranges):
+        state.done = True               # no batches: the work is done in ``finish``
+
+    def privileges(self, rule):
+        return [(rule.table, priv) for priv in ("SELECT", "UPDATE", "DELETE")]
+
+    def remaining(self, conn, state, check_mode, precounted=None):
+        state.remaining, state.remaining_exact = None, False        # it failed before it could look
+
+    def finish(self, conn, state, check_mode, budget):
+        started = datetime.datetime.now()
+        limit = budget.max_rows or 0
+        try:
+            if check_mode:
+                repointed, removed = predict_collections(conn, self.schema, self.plan, limit or None, self.now)
+                left = 0
+            else:
+                repointed, removed, left = reconcile_collections(conn, self.schema, budget.batch_size, limit)
+        except psycopg.Error:
+            state.remaining, state.remaining_exact = None, False        # a failed re-pointing: backlog unknown
+            raise
+        finally:
+            state.duration_s = (datetime.datetime.now() - started).total_seconds()
+        state.own = state.updated = repointed
+        state.remaining, state.remaining_exact = left, True
+        state.done = not left
+        state.capped_by = "max_rows" if left else ""
+        return removed
+
+    def report(self, state):
+        return {"repointed": state.own}
+
+
 class PrefectProfile:
     name = "prefect"
 
@@ -411,48 +472,4 @@ class PrefectProfile:
         return table_row_estimates(conn, schema, ROW_TABLES)
 
     def extra_steps(self, conn, schema, plan, check_mode, result):
-        """Artifact collections: not a DELETE of candidates but a re-point, so it runs after the engine."""
-        if not plan["prune_artifact_collections"]:
-            return
-        budget = result["budget"]
-        limit = budget["max_rows"] or 0
-        entry = {"table": "artifact_collection",
-                 "description": "artifact collections whose latest artifact is gone: re-pointed to the newest"
-                                " remaining version of the key, else removed",
-                 "cutoff": "", "deleted": 0, "repointed": 0, "remaining": 0, "remaining_exact": True,
-                 "capped": False, "batches": 0, "duration_s": 0.0, "longest_batch_s": 0.0, "wal_bytes": 0,
-                 "status": "ok", "error": ""}
-        started = datetime.datetime.now()
-        repointed = removed = left = 0
-        try:
-            # Re-pointing updates and deletes collections: a role that may not fails here, in check mode too.
-            role, lacking = lacking_privileges(conn, schema, [("artifact_collection", priv)
-                                                              for priv in ("SELECT", "UPDATE", "DELETE")])
-            if lacking:
-                entry.update(error="InsufficientPrivilege: " + describe_lacking(conn, schema, role, lacking))
-                result["grants_needed"] = result.get("grants_needed", []) + grant_statements(
-                    conn, schema, role, lacking)
-            elif check_mode:
-                repointed, removed = predict_collections(conn, schema, plan, limit or None, self.now)
-                left = 0
-            else:
-                repointed, removed, left = reconcile_collections(conn, schema, budget["batch_size"], limit)
-        except psycopg.Error as exc:
-            entry.update(error=first_line(exc), error_kind=classify(exc)[0])
-        if entry["error"]:
-            entry.update(status="failed", error_kind=entry.get("error_kind") or "insufficient_privilege",
-                         remaining=None, remaining_exact=False)
-            result["failed_handlers"].append("artifact_collections")
-            result["remaining_total"] = None
-            result.setdefault("remaining_unknown", []).append("artifact_collections")
-        else:
-            entry.update(deleted=removed, repointed=repointed, remaining=left, capped=left > 0)
-            result["deleted_total"] += removed
-            if result["remaining_total"] is not None:
-                result["remaining_total"] += left
-            if left:
-                result["capped"] = True
-                result["capped_by"] = result.get("capped_by") or "max_rows"
-            result["extra_changed"] = bool(result.get("extra_changed")) or repointed > 0
-        entry["duration_s"] = round((datetime.datetime.now() - started).total_seconds(), 3)
-        result["handlers"]["artifact_collections"] = entry
+        """Nothing beyond the handlers: artifact collections are one (``CollectionWalk``)."""

@@ -20,20 +20,19 @@ the events handlers' batches.
   work of a run is the rows deleted plus one visit of each row of that level still inside
   its retention; rows of other levels are never read. The logs of the flow runs
   ``old_flow_runs`` deletes are the oldest, at the start of the index, and are not this
-  walk's to delete: it waits (turns without a statement) until that handler is done, or every
-  batch would step again over them. Where rows inside the retention sit among older ones
+  walk's to delete: its rule waits for that handler (``Rule.after``), or every batch would step
+  again over them. Where rows inside the retention sit among older ones
   (new rows in the space vacuum freed), every batch steps over them again: an index on
   ``log (level, timestamp)``, if the operator adds one, is walked instead and reads the
   candidates only.
 - ``EventsWalk`` and ``TrailingSweep``: events go with their resources (about three per event),
   so an events batch takes as many events as make ``batch_size`` rows with their resources,
-  from the tables' row estimates. The sweep for resources whose event is gone reads only
-  below the time every events handler has passed: below it, whatever is left is an orphan
-  (or locked); above it, the resources are about to go with their events, and reading them
-  first is wasted work. Reading behind the events handlers still steps once over the index
-  entries of the resources they deleted (a heap visit each, which marks the entry dead for
-  every later scan): about 6 % of a large run's time, the price of finding every orphan in the
-  run that can delete it, so that a re-run has nothing left to do.
+  from the tables' row estimates. The sweep for resources whose event is gone runs after the
+  events handlers (its rule waits for them, ``Rule.after``): what is left then is an orphan (or
+  locked), while reading the resources that are about to go with their events would be wasted
+  work. The sweep still steps once over the index entries of the resources they deleted (a heap
+  visit each, which marks the entry dead for every later scan), the price of finding every orphan
+  in the run that can delete it, so that a re-run has nothing left to do.
 
 Both index walks hold the planner to their indexes (``enable_seqscan`` and ``enable_bitmapscan``
 off for the batch's own transaction; the level walk's time test is written so no time index
@@ -49,7 +48,8 @@ from __future__ import annotations
 import contextlib
 import uuid
 
-from .._engine.walks import REMAINING_EXACT_LIMIT, TimeWalk, Walk
+from .._engine.timewalk import TimeWalk
+from .._engine.walks import REMAINING_EXACT_LIMIT, Walk
 
 try:
     from psycopg import pq, sql
@@ -80,9 +80,11 @@ def held_to_indexes(conn):
 
 
 class OrphanSkipWalk(Walk):
-    """Rows of ``rule.table`` whose ``column`` names a ``parent`` row that no longer exists."""
+    """Rows of ``rule.table`` whose ``column`` names a ``parent`` row that no longer exists.
 
-    kind = "skip"
+    The cursor is a ``(lo, after)`` pair: every id below ``lo`` is done; rows of ``lo`` itself up to
+    the row ``after`` are done (``after`` None: all of them, so the next page starts above ``lo``).
+    """
 
     def __init__(self, schema, page, column="flow_run_id", parent="flow_run"):
         super().__init__(schema)
@@ -141,27 +143,25 @@ class OrphanSkipWalk(Walk):
         return stmt
 
     # -- the walk -----------------------------------------------------------------------------
-    def prepare(self, conn, state, id_ranges):
-        # The cursor: every id below ``lo`` is done; rows of ``lo`` itself up to ``after`` are done
-        # (``after`` None: all of them, so the next page starts above ``lo``).
-        state.scratch.update(lo=LOWEST_UUID, after=LOWEST_UUID)
+    def start(self, state):
+        state.cursor = (LOWEST_UUID, LOWEST_UUID)
 
     def _params(self, state, limit):
-        lo, after = state.scratch["lo"], state.scratch["after"]
+        lo, after = state.cursor
         return self.params(state, lo=lo, after=after if after is not None else LOWEST_UUID, limit=limit,
                            page=self.page)
 
     def batch(self, conn, state, limit, upper, check_mode, precounted=None):
-        inclusive = state.scratch["after"] is not None
+        inclusive = state.cursor[1] is not None
         with held_to_indexes(conn) as cur:
             cur.execute(self.statement(state.rule, inclusive, check_mode), self._params(state, limit))
             taken, seen, last_seen, last_col, last_id = cur.fetchone()
         state.scanned += seen
         if taken >= limit:
             # Rows of ``last_col`` may be left beyond ``last_id``: the next batch starts inside it.
-            state.scratch.update(lo=last_col, after=last_id)
+            state.cursor = (last_col, last_id)
         elif seen:
-            state.scratch.update(lo=last_seen, after=None)
+            state.cursor = (last_seen, None)
             state.done = seen < self.page
         else:
             state.done = True
@@ -169,13 +169,13 @@ class OrphanSkipWalk(Walk):
 
     def remaining(self, conn, state, check_mode, precounted=None):
         """Rows of orphaned ids beyond the cursor: exact up to REMAINING_EXACT_LIMIT rows."""
-        scratch = dict(state.scratch)
+        lo, after = state.cursor
         left, walked = 0, 0
         with held_to_indexes(conn) as cur:
             while walked < REMAINING_SCAN_PAGES * self.page:
-                inclusive = scratch["after"] is not None
+                inclusive = after is not None
                 cur.execute(self.statement(state.rule, inclusive, True), self.params(
-                    state, lo=scratch["lo"], after=scratch["after"] or LOWEST_UUID,
+                    state, lo=lo, after=after or LOWEST_UUID,
                     limit=REMAINING_EXACT_LIMIT + 1 - left, page=self.page))
                 taken, seen, last_seen, last_col, last_id = cur.fetchone()
                 left += taken
@@ -186,25 +186,17 @@ class OrphanSkipWalk(Walk):
                 if seen < self.page or not seen:
                     state.remaining, state.remaining_exact = left, True
                     return
-                scratch.update(lo=last_seen, after=None)
+                lo, after = last_seen, None
         state.remaining, state.remaining_exact = max(left, 1), False
 
 
 class LevelWalk(Walk):
     """Rows of ``rule.table`` with ``level`` = ``%(level)s`` older than the cutoff, through the level index."""
 
-    kind = "level"
-
-    def __init__(self, schema, board=None, after=(), column="level"):
+    def __init__(self, schema, column="level"):
         super().__init__(schema)
         self.column = column
-        self.board = board if board is not None else {}
-        self.after = tuple(after)       # handlers whose rows this one must not read first
         self._statements = {}
-
-    def waiting(self):
-        """Whether a handler this one follows is still walking (its rows lie at the start of the level index)."""
-        return any(not (s.done or s.failed) for name, s in self.board.items() if name in self.after)
 
     def _candidates_sql(self, rule):
         pred = rule.predicate if rule.predicate is not None else sql.SQL("true")
@@ -239,8 +231,6 @@ class LevelWalk(Walk):
         return self._count(conn, state, cap if cap is not None else 2 ** 62)
 
     def batch(self, conn, state, limit, upper, check_mode, precounted=None):
-        if self.waiting():
-            return 0                    # a turn without a statement; check mode waits the same turns
         if check_mode:
             count = max(0, min(limit, (precounted or 0) - state.deleted))
             state.done = count < limit
@@ -261,27 +251,14 @@ class LevelWalk(Walk):
         state.remaining, state.remaining_exact = max(0, left), exact
 
 
-class WatchedTimeWalk(TimeWalk):
-    """A time walk whose state other walks watch (``board``: rule name -> state)."""
-
-    def __init__(self, schema, board):
-        super().__init__(schema)
-        self.board = board
-
-    def prepare(self, conn, state, id_ranges):
-        self.board[state.rule.name] = state
-
-
 class EventsWalk(TimeWalk):
-    """The time walk of an events rule: batches sized with their dependents, cursors shown to a trailing sweep."""
+    """The time walk of an events rule: batches sized with their dependents."""
 
-    def __init__(self, schema, board):
+    def __init__(self, schema):
         super().__init__(schema)
-        self.board = board              # rule name -> state, read by TrailingSweep
         self.share = {}                 # rule name -> own rows per row deleted with dependents
 
     def prepare(self, conn, state, id_ranges):
-        self.board[state.rule.name] = state
         tables = [state.rule.table] + [t for t, _c in state.rule.cascade]
         with conn.cursor() as cur:
             cur.execute("SELECT c.relname, greatest(c.reltuples, 0) FROM pg_class AS c JOIN pg_namespace AS n"
@@ -300,54 +277,17 @@ class EventsWalk(TimeWalk):
 
 
 class TrailingSweep(TimeWalk):
-    """A sweeping time rule that reads only below the cursors of the rules it follows (see the module docstring)."""
+    """A sweeping time rule that runs after the handlers whose leftovers it finds (see the module docstring).
 
-    def __init__(self, schema, board, leaders):
-        super().__init__(schema)
-        self.board = board
-        self.leaders = tuple(leaders)
-        self._bound = None
-
-    def params(self, state, **extra):
-        p = TimeWalk.params(self, state, **extra)
-        if self._bound is not None:
-            p["cutoff"] = self._bound
-        return p
-
-    def _leading_edge(self, state):
-        """The time below which the leaders are done, or None when none of them is still walking."""
-        active = [s for name, s in self.board.items() if name in self.leaders and not (s.done or s.failed)]
-        if not active:
-            return None
-        return min([s.cursor_time for s in active] + [state.rule.cutoff])
-
-    def batch(self, conn, state, limit, upper, check_mode, precounted=None):
-        edge = self._leading_edge(state)
-        self._bound = edge
-        scanned = state.scanned
-        try:
-            count = TimeWalk.batch(self, conn, state, limit, upper, check_mode, precounted)
-        finally:
-            self._bound = None
-        if edge is not None:
-            state.done = False          # the leaders will leave more behind them
-            if count < limit and state.scanned - scanned < state.rule.scan_limit and edge > state.cursor_time:
-                # Everything below the edge has been read: start there next time, not at the last row read,
-                # or every turn would step again over the index entries of the rows the leaders deleted.
-                state.cursor_time, state.cursor_key = edge, LOWEST_UUID
-        return count
+    Its rule waits for them (``Rule.after``). In check mode every batch reads its own window, as in
+    the real run, and what is left is counted from where it stopped.
+    """
 
     def precount(self, conn, state, cap):
         """Check mode: nothing up front; every batch reads its own window, as in the real run."""
         return None
 
     def remaining(self, conn, state, check_mode, precounted=None):
-        """What is left below the leaders' edge; beyond it nothing is known until they have passed."""
-        edge = self._leading_edge(state)
-        self._bound = edge
-        try:
-            n = TimeWalk.count_candidates(self, conn, state, REMAINING_EXACT_LIMIT + 1)
-        finally:
-            self._bound = None
+        n = self.count_candidates(conn, state, REMAINING_EXACT_LIMIT + 1)
         state.remaining = n
-        state.remaining_exact = edge is None and n <= REMAINING_EXACT_LIMIT
+        state.remaining_exact = n <= REMAINING_EXACT_LIMIT
