@@ -461,8 +461,9 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._common.lock import LOCK_ARGUMENT_SPEC
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._common.module import (
     argument_spec, require_psycopg, run_guarded)
-from ansible_collections.pgtidy.maintenance.plugins.module_utils._repack.repack import (
-    REPACK_ARGUMENT_SPEC, repack_metrics, run_repack)
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._repack.options import REPACK_ARGUMENT_SPEC
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._repack.report import repack_metrics
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._repack.repack import run_repack
 
 
 def main():

@@ -18,6 +18,7 @@ import psycopg
 import pytest
 
 from conftest import conn_params
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._repack import catalog, client, options, report
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._repack import repack as _repack
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._common.errors import InvalidRequest, LockBusy
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._common.lock import LockFile
@@ -217,7 +218,7 @@ def test_prefect_profile_picks_largest_gain_first_within_max_tables(pg, repack_d
         assert "public.unrelated" not in outcome["tables"] and "public.flow_run" not in outcome["tables"]
     assert result["reclaimed_bytes"] > 0 and checksum(pg, repack_db, "log") == log_sum
 
-    metrics = _repack.repack_metrics(result, repack_db).render()
+    metrics = report.repack_metrics(result, repack_db).render()
     assert 'pgtidy_repack_table_status{database="%s",job="repack",reason="max_tables",status="deferred",' \
            'table="public.events"} 1' % repack_db in metrics
     assert 'pgtidy_repack_reclaimed_bytes{database="%s",job="repack"} %d' % (repack_db, result["reclaimed_bytes"]) \
@@ -262,11 +263,11 @@ def test_table_without_key_is_skipped_and_pg_repack_agrees(pg, repack_db, lock_f
     assert "primary key" in result["tables"]["public.nokey"]["fix"]
     assert result["repacked"] == ["public.jobs"] and relfilenode(pg, repack_db, "nokey") == node
     # What pg_repack itself says about that table (exit 0!) is read the same way.
-    argv, env = _repack.repack_invocation(repack_params(pg, repack_db, lock_file), _repack.validate_options(
+    argv, env = client.repack_invocation(repack_params(pg, repack_db, lock_file), options.validate_options(
         repack_params(pg, repack_db, lock_file, tables=["nokey"])), repack_db)
-    rc, output, dummy = _repack.run_pg_repack(argv + ["--table", "public.nokey"], env, 60)
+    rc, output, dummy = client.run_pg_repack(argv + ["--table", "public.nokey"], env, 60)
     assert rc == 0
-    assert _repack.classify_output(rc, output, rewritten=False)[:2] == ("skipped", "no_key")
+    assert client.classify_output(rc, output, rewritten=False)[:2] == ("skipped", "no_key")
 
 
 def test_lock_held_by_another_session_skips_the_table(pg, repack_db, lock_file):
@@ -289,7 +290,7 @@ def test_version_mismatch_names_both_versions(pg, repack_db, lock_file, tmp_path
     wrapper = script(tmp_path / "pg_repack_next",
                      'if [ "$1" = "--version" ]; then echo "pg_repack 1.5.2"; exit 0; fi\nexec %s "$@"\n'
                      % REPACK_BIN)
-    with pytest.raises(_repack.VersionMismatch) as err:
+    with pytest.raises(client.VersionMismatch) as err:
         _repack.run_repack(repack_params(pg, repack_db, lock_file, tables=["jobs"], repack_command=wrapper))
     assert "1.5.2" in err.value.message and "1.4.8" in err.value.message
     assert err.value.details["repack_version"] == {"client": "1.5.2", "extension": "1.4.8"}
@@ -297,7 +298,7 @@ def test_version_mismatch_names_both_versions(pg, repack_db, lock_file, tmp_path
 
 def test_missing_client_is_a_clear_error(pg, repack_db, lock_file):
     make_bloated(pg, repack_db, rows=1000)
-    with pytest.raises(_repack.RepackUnavailable) as err:
+    with pytest.raises(client.RepackUnavailable) as err:
         _repack.run_repack(repack_params(pg, repack_db, lock_file, tables=["jobs"],
                                          repack_command="/nonexistent/pg_repack"))
     assert "not found" in err.value.message
@@ -345,7 +346,7 @@ def test_killed_pg_repack_leaves_leftovers_that_are_reported_then_cleaned(pg, re
     make_bloated(pg, repack_db, rows=6000)
     before = checksum(pg, repack_db, "jobs")
     params = repack_params(pg, repack_db, lock_file, tables=["jobs"])
-    argv, env = _repack.repack_invocation(params, _repack.validate_options(params), repack_db)
+    argv, env = client.repack_invocation(params, options.validate_options(params), repack_db)
     with psycopg.connect(pg.dsn(repack_db)) as old_tx:
         old_tx.execute("SELECT txid_current()")  # pg_repack waits for it after copying: a safe place to kill
         proc = subprocess.Popen(argv + ["--table", "public.jobs"], env=env, stderr=subprocess.PIPE)
@@ -373,7 +374,7 @@ def test_killed_pg_repack_leaves_leftovers_that_are_reported_then_cleaned(pg, re
     assert any(name.startswith("repack.log_") for name in cleaned["leftovers_cleaned"])
     assert cleaned["leftovers"] == []
     with psycopg.connect(pg.dsn(repack_db), autocommit=True) as conn:
-        assert _repack.find_leftovers(conn) == []
+        assert catalog.find_leftovers(conn) == []
     assert checksum(pg, repack_db, "jobs") == before
 
 
@@ -390,7 +391,7 @@ def test_table_timeout_interrupts_cleanly_and_fails_the_run(pg, repack_db, lock_
     assert (entry["status"], entry["reason"]) == ("failed", "interrupted")
     assert details["failed_tables"] == ["public.jobs"] and details["leftovers"] == []
     with psycopg.connect(pg.dsn(repack_db), autocommit=True) as conn:
-        assert _repack.find_leftovers(conn) == []
+        assert catalog.find_leftovers(conn) == []
     assert checksum(pg, repack_db, "jobs") == before
 
 

@@ -55,25 +55,25 @@ def _repacked_indexes_only():
 
 
 def test_a_table_whose_indexes_alone_were_rebuilt_is_not_called_repacked():
-    from ansible_collections.pgtidy.maintenance.plugins.module_utils._repack import repack as _repack
-    msg, action = _repack.outcome_messages(_repacked_indexes_only())
+    from ansible_collections.pgtidy.maintenance.plugins.module_utils._repack.report import outcome_messages
+    msg, action = outcome_messages(_repacked_indexes_only())
     assert msg == ("rebuilt only the indexes of public.bloat (bloat_pkey), not its heap: its 34.0 MiB (with"
                    " indexes and TOAST) is below min_table_size 100.0 MiB (reclaimed 4.4 MiB)")
     assert action == []
-    check, dummy = _repack.outcome_messages(dict(_repacked_indexes_only(), check_mode=True))
+    check, dummy = outcome_messages(dict(_repacked_indexes_only(), check_mode=True))
     assert check.startswith("would rebuild only the indexes of public.bloat (bloat_pkey), not its heap")
 
 
 def test_a_profile_that_matched_no_table_says_so():
-    from ansible_collections.pgtidy.maintenance.plugins.module_utils._repack import repack as _repack
+    from ansible_collections.pgtidy.maintenance.plugins.module_utils._repack.report import outcome_messages
     result = {"check_mode": False, "repacked": [], "reclaimed_bytes": 0, "candidates_below_threshold": 0,
               "leftovers": [], "tables": {}, "selection": "auto", "profile": "dagster", "schema": "public",
               "tables_considered": 0}
-    msg, action = _repack.outcome_messages(result)
+    msg, action = outcome_messages(result)
     assert msg.startswith("nothing repacked: profile dagster matched no table in schema public")
     assert "event_logs" in msg and len(action) == 1 and "check profile and schema" in action[0]
     compact = dict(result, tables_considered=3, candidates_below_threshold=3)
-    assert _repack.outcome_messages(compact) == ("nothing repacked; 3 more below the thresholds", [])
+    assert outcome_messages(compact) == ("nothing repacked; 3 more below the thresholds", [])
 
 
 def test_an_output_file_in_a_missing_directory_is_refused_not_created(tmp_path):

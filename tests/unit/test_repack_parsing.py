@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.pgtidy.maintenance.plugins.module_utils._repack import repack as _repack
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._repack import catalog, client, estimate, options, report
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._common.errors import InvalidRequest
 
 # Lines as pg_repack 1.4.8 prints them on stderr.
@@ -30,11 +30,11 @@ MISSING = 'ERROR: pg_repack failed with error: pg_repack 1.4.8 is not installed 
     (0, 'INFO: repacking table "public.a"\nWARNING: something new\n', False, False, ("skipped", "warning")),
 ])
 def test_classify_output(rc, output, rewritten, dry, expected):
-    assert _repack.classify_output(rc, output, rewritten, dry_run=dry)[:2] == expected
+    assert client.classify_output(rc, output, rewritten, dry_run=dry)[:2] == expected
 
 
 def test_failed_output_keeps_the_error_lines():
-    status, reason, error = _repack.classify_output(21, MISSING, False)
+    status, reason, error = client.classify_output(21, MISSING, False)
     assert error == MISSING.strip()
 
 
@@ -51,37 +51,37 @@ def test_failed_output_keeps_the_error_lines():
 ])
 def test_bad_options_are_refused(params, fragment):
     with pytest.raises(InvalidRequest) as err:
-        _repack.validate_options(params)
+        options.validate_options(params)
     assert fragment in err.value.message
 
 
 def test_heap_and_index_thresholds_are_separate():
-    plan = _repack.validate_options({"auto": True})
-    assert (plan["min_reclaimable_fraction"], plan["min_index_reclaimable_fraction"], plan["min_index_size"]) == \
+    plan = options.validate_options({"auto": True})
+    assert (plan.min_reclaimable_fraction, plan.min_index_reclaimable_fraction, plan.min_index_size) == \
         (0.3, 0.2, 1024 ** 2)
-    plan = _repack.validate_options({"auto": True, "min_reclaimable_fraction": 0, "min_index_size": "0"})
-    assert (plan["min_reclaimable_fraction"], plan["min_index_reclaimable_fraction"], plan["min_index_size"]) == \
+    plan = options.validate_options({"auto": True, "min_reclaimable_fraction": 0, "min_index_size": "0"})
+    assert (plan.min_reclaimable_fraction, plan.min_index_reclaimable_fraction, plan.min_index_size) == \
         (0.0, 0.2, 0)
 
 
 def test_free_space_check_forms():
-    assert _repack.validate_options({"auto": True, "free_space_check": "2GiB"})["free_space"] == \
+    assert options.validate_options({"auto": True, "free_space_check": "2GiB"}).free_space == \
         {"mode": "figure", "bytes": 2 * 1024 ** 3}
-    assert _repack.validate_options({"auto": True, "free_space_check": "/srv/pg"})["free_space"] == \
+    assert options.validate_options({"auto": True, "free_space_check": "/srv/pg"}).free_space == \
         {"mode": "path", "path": "/srv/pg"}
-    assert _repack.validate_options({"auto": True})["free_space"] == {"mode": "auto"}
+    assert options.validate_options({"auto": True}).free_space == {"mode": "auto"}
 
 
 def test_command_prefix_is_split_like_a_shell():
-    plan = _repack.validate_options({"auto": True, "repack_command": "podman exec -e PGPASSWORD 'my pg' pg_repack"})
-    assert plan["command"] == ["podman", "exec", "-e", "PGPASSWORD", "my pg", "pg_repack"]
+    plan = options.validate_options({"auto": True, "repack_command": "podman exec -e PGPASSWORD 'my pg' pg_repack"})
+    assert plan.command == ["podman", "exec", "-e", "PGPASSWORD", "my pg", "pg_repack"]
 
 
 def test_password_only_in_the_environment():
     params = {"login_host": "db.example", "login_port": 6432, "login_user": "admin", "login_password": "hunter2",
               "login_db": "dagster", "ssl_mode": "require", "connect_params": {"target_session_attrs": "read-write"},
               "auto": True, "repack_command": "podman exec -e PGPASSWORD pg pg_repack", "repack_host": "/run/pg"}
-    argv, env = _repack.repack_invocation(params, _repack.validate_options(params), "dagster")
+    argv, env = client.repack_invocation(params, options.validate_options(params), "dagster")
     assert "hunter2" not in " ".join(argv)
     assert env["PGPASSWORD"] == "hunter2" and env["PGSSLMODE"] == "require"
     assert env["PGTARGETSESSIONATTRS"] == "read-write"
@@ -100,12 +100,12 @@ def _facts(**kw):
 def test_statistics_estimate():
     # 23-byte header -> 24, + 100 bytes of data -> 128 aligned, + 4 line pointer = 132 bytes a row:
     # 61 rows a page, 164 pages for 10000 rows, so 836 of 1000 pages are reclaimable.
-    assert _repack.estimate_from_statistics(_facts()) == (1000 - 164) * 8192
+    assert estimate.estimate_from_statistics(_facts()) == (1000 - 164) * 8192
     # A fillfactor of 50 halves the rows a page holds: 30 a page, 334 pages.
-    assert _repack.estimate_from_statistics(_facts(fillfactor=50)) == (1000 - 334) * 8192
-    assert _repack.estimate_from_statistics(_facts(reltuples=1e6)) == 0
-    assert _repack.estimate_from_statistics(_facts(reltuples=-1)) is None
-    assert _repack.estimate_from_statistics(_facts(nstats=0)) is None
+    assert estimate.estimate_from_statistics(_facts(fillfactor=50)) == (1000 - 334) * 8192
+    assert estimate.estimate_from_statistics(_facts(reltuples=1e6)) == 0
+    assert estimate.estimate_from_statistics(_facts(reltuples=-1)) is None
+    assert estimate.estimate_from_statistics(_facts(nstats=0)) is None
 
 
 @pytest.mark.parametrize("facts,state", [
@@ -118,11 +118,11 @@ def test_statistics_estimate():
     (_facts(reltuples=0, nstats=0, mod_since_analyze=51), "stale"),
 ])
 def test_statistics_state(facts, state):
-    assert _repack.statistics_state(facts) == state
+    assert estimate.statistics_state(facts) == state
 
 
 def test_a_table_analyzed_empty_is_all_reclaimable():
-    assert _repack.estimate_from_statistics(_facts(reltuples=0, nstats=0)) == 1000 * 8192
+    assert estimate.estimate_from_statistics(_facts(reltuples=0, nstats=0)) == 1000 * 8192
 
 
 def _table(status, reason="", error="", fix=""):
@@ -137,36 +137,36 @@ def test_outcome_messages_name_every_table_and_warn_only_where_someone_must_act(
                   "public.c": _table("skipped", "no_key", fix="add a primary key"),
                   "public.d": _table("skipped", "no_estimate", "ANALYZE refused", "run ANALYZE public.d"),
                   "public.e": _table("deferred", "max_tables")}}
-    msg, action = _repack.outcome_messages(result)
+    msg, action = report.outcome_messages(result)
     assert msg == ("repacked public.a (reclaimed 3.0 MiB); skipped public.b (below_threshold), public.c (no_key),"
                    " public.d (no_estimate); deferred to the next run public.e (max_tables); 2 more below the"
                    " thresholds")
     assert action == ["public.c skipped (no_key): no primary key nor unique index on NOT NULL columns."
                       " Fix: add a primary key",
                       "public.d skipped (no_estimate): ANALYZE refused. Fix: run ANALYZE public.d"]
-    check, dummy = _repack.outcome_messages(dict(result, check_mode=True, repacked=[], tables={}))
+    check, dummy = report.outcome_messages(dict(result, check_mode=True, repacked=[], tables={}))
     assert check.startswith("nothing would be repacked")
 
 
 def test_a_skipped_run_says_why_in_msg_and_as_a_warning():
     result = {"skipped": True, "skip_reason": "the pg_repack extension is not installed in database d"}
-    assert _repack.outcome_messages(result) == (result["skip_reason"], [result["skip_reason"]])
+    assert report.outcome_messages(result) == (result["skip_reason"], [result["skip_reason"]])
 
 
 def test_leftover_fixes():
-    assert _repack.leftover_fix({"kind": "trigger", "target_exists": True, "target_oid": 16421}) == \
+    assert catalog.leftover_fix({"kind": "trigger", "target_exists": True, "target_oid": 16421}) == \
         "SELECT repack.repack_drop(16421, 4)"
-    assert _repack.leftover_fix({"kind": "work_table", "target_exists": False, "target_oid": 1,
+    assert catalog.leftover_fix({"kind": "work_table", "target_exists": False, "target_oid": 1,
                                  "object": "repack.log_1"}) == 'DROP TABLE IF EXISTS "repack"."log_1" CASCADE'
-    assert _repack.leftover_fix({"kind": "invalid_index", "schema": "public", "index": "index_9",
+    assert catalog.leftover_fix({"kind": "invalid_index", "schema": "public", "index": "index_9",
                                  "target_exists": True}) == 'DROP INDEX CONCURRENTLY IF EXISTS "public"."index_9"'
     # Quoted as the executed statement quotes it (psycopg.sql.Identifier), a quote in a name doubled.
-    assert _repack.leftover_fix({"kind": "invalid_index", "schema": 'My "Odd" Schema', "index": "index_9",
+    assert catalog.leftover_fix({"kind": "invalid_index", "schema": 'My "Odd" Schema', "index": "index_9",
                                  "target_exists": True}) == \
         'DROP INDEX CONCURRENTLY IF EXISTS "My ""Odd"" Schema"."index_9"'
 
 
 def test_metrics_of_a_skipped_run():
-    text = _repack.repack_metrics({"skipped": True, "skip_reason": "no extension", "tables": {}}, "dagster").render()
+    text = report.repack_metrics({"skipped": True, "skip_reason": "no extension", "tables": {}}, "dagster").render()
     assert 'pgtidy_repack_skipped{database="dagster",job="repack"} 1' in text
     assert 'pgtidy_repack_tables{database="dagster",job="repack",status="repacked"} 0' in text
