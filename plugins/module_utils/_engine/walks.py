@@ -14,11 +14,14 @@ A walk keeps what only it needs of a handler in its own typed state (``Walk.star
   with a binary search of primary-key probes; each batch walks an index range ``id > cursor AND
   id <= upper`` and re-checks the time column on every row, so jitter can only keep a row, never
   delete a newer one. Handlers walking one table by id share a frontier (``shared_frontier``).
-- ``TimeWalk`` (``timewalk.py``): tables without an increasing key (UUID keys, as in Prefect), walked along an
-  indexed time column with the key as tie-breaker (the cursor is a ``(time, key)`` pair). Such a
-  rule may delete dependent rows in the same transaction (``cascade``), cap its own batches
-  (``batch_limit``) and, where no index finds its candidates, examine at most ``scan_limit`` rows
-  per statement (a sweep in bounded windows).
+- ``TimeWalk`` (``timewalk.py``): tables without an increasing key (UUID keys, as in Prefect),
+  walked along an indexed time column with the key as tie-breaker (the cursor is a ``(time, key)``
+  pair). Such a rule may delete dependent rows in the same transaction (``cascade``), cap its own
+  batches (``batch_limit``) and, where no index finds its candidates, examine at most
+  ``scan_limit`` rows per statement (a sweep in bounded windows).
+
+The orchestrators' own walks (Dagster's run retirement, Prefect's orphan, level and collection
+walks) implement the same interface.
 
 Handlers that touch the same rows declare their order: a rule names in ``after`` the handlers it
 waits for, and the scheduler gives it no turn until those are done or have failed. A parameter
