@@ -100,11 +100,11 @@ def load_collection():
     """Import every module of the collection's core, so the clock patch reaches all of them."""
     collection_on_path()
     package = importlib.import_module(COLLECTION + ".plugins.module_utils")
-    for info in pkgutil.iter_modules(package.__path__):
-        importlib.import_module("%s.plugins.module_utils.%s" % (COLLECTION, info.name))
-    prune = importlib.import_module(COLLECTION + ".plugins.module_utils._prune")
-    dagster = importlib.import_module(COLLECTION + ".plugins.module_utils._dagster")
-    repack = importlib.import_module(COLLECTION + ".plugins.module_utils._repack")
+    for info in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
+        importlib.import_module(info.name)
+    prune = importlib.import_module(COLLECTION + ".plugins.module_utils._engine.prune")
+    dagster = importlib.import_module(COLLECTION + ".plugins.module_utils._dagster.rules")
+    repack = importlib.import_module(COLLECTION + ".plugins.module_utils._repack.repack")
     return prune.run_prune, dagster.DagsterProfile, repack.run_repack
 
 
