@@ -7,7 +7,7 @@ delete engine counting only)."""
 
 from __future__ import annotations
 
-from .._engine.runner import DeleteEngine
+from .._engine.runner import Runner
 from .._engine.budget import Budget
 from .._dagster.options import DAGSTER_PRUNE_ARGUMENT_SPEC
 from .._prefect.options import PREFECT_PRUNE_ARGUMENT_SPEC
@@ -45,7 +45,7 @@ def predict_retention(conn, schema, profile, plan, budget):
     profile.check_schema(conn, schema)
     rules = profile.build_rules(plan, schema, conn)
     # The prune runs as its own role: the preview counts as if that role may delete (health's may not).
-    predicted = DeleteEngine(conn, schema, budget, check_mode=True, check_privileges=False).run(rules)
+    predicted = Runner(conn, schema, budget, check_mode=True, check_privileges=False).run(rules)
     profile.extra_steps(conn, schema, plan, True, predicted)
     return {
         "settings": plan,
