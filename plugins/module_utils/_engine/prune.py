@@ -16,8 +16,8 @@ import time
 
 from .runner import Runner
 from .budget import Budget
-from .._common.connection import connect, server_facts, set_wal_compression
-from .._common.errors import InvalidRequest, SchemaMismatch, StandbyServer, fix_for
+from .._common.connection import connect, duration_setting, server_facts, set_wal_compression
+from .._common.errors import SchemaMismatch, StandbyServer, fix_for
 from .._common.lock import AdvisoryLock, LockFile
 
 PRUNE_ARGUMENT_SPEC = dict(
@@ -61,10 +61,10 @@ def run_prune(params, profile, check_mode=False, log=None):
     schema = params.get("schema") or "public"
     plan = profile.validate_options(params)
     budget = Budget.from_params(params)
-    if params.get("lock_wait") is not None and params["lock_wait"] < 0:
-        raise InvalidRequest("lock_wait must be 0 or more seconds")
-    lockfile = LockFile(params.get("lock_file"), params.get("lock_wait", 300),
-                        job="%s_prune" % profile.name)
+    for name in ("lock_timeout", "statement_timeout"):     # refused here, not after the lockfile was taken
+        if params.get(name) is not None:
+            duration_setting(name, params[name])
+    lockfile = LockFile.from_params(params, job="%s_prune" % profile.name)
     with lockfile:
         conn = connect(params)
         try:

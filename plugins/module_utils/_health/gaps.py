@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 
+from .._common.connection import CONNECTION_ARGUMENT_SPEC
 from .._common.errors import SchemaMismatch, first_line
 
 try:
@@ -58,10 +59,11 @@ def section_gap(section, exc, user, schema, params):
             fix = "GRANT pg_monitor TO %s" % role
     elif pg_errors is not None and isinstance(exc, pg_errors.QueryCanceled):
         fix = ("raise statement_timeout (now %s)%s" % (
-            params.get("statement_timeout") or "60s",
+            params.get("statement_timeout") or CONNECTION_ARGUMENT_SPEC["statement_timeout"]["default"],
             ", or lower exact_count_limit so large tables are estimated, not counted" if orchestrator else ""))
     elif pg_errors is not None and isinstance(exc, pg_errors.LockNotAvailable):
-        fix = "run again; another session held a lock past lock_timeout (now %s)" % (params.get("lock_timeout") or "5s")
+        fix = "run again; another session held a lock past lock_timeout (now %s)" % (
+            params.get("lock_timeout") or CONNECTION_ARGUMENT_SPEC["lock_timeout"]["default"])
     else:
         fix = "see the reason"
     return gap(section, reason, fix)
