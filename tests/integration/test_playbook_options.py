@@ -134,9 +134,8 @@ def test_named_variables_win_over_the_module_dict_which_wins_over_the_connection
     assert received["lock_file"] == str(tmp_path / "named.lock")
 
     # The other playbooks merge the same way, and keep their own defaults under the dictionaries.
-    proc = run_playbook(ansible, "repack.yml", dict(extra, pgtidy_repack_options={"estimate_method": "statistics",
-                                                                                   "no_superuser_check": True}),
-                        check=True)
+    repack_options = {"estimate_method": "statistics", "no_superuser_check": True}
+    proc = run_playbook(ansible, "repack.yml", dict(extra, pgtidy_repack_options=repack_options), check=True)
     received = task_result(proc.stdout, "Repack with pg_repack")["invocation"]["module_args"]
     assert received["estimate_method"] == "statistics" and received["no_superuser_check"] is True
     assert received["auto"] is True and received["login_db"] == fresh_db and received["lock_timeout"] == "3s"
@@ -330,7 +329,7 @@ def test_timers_prune_vars_set_pacing_and_the_client_certificate(cert_only_clust
     assert "Deleted %d rows from dagster.public" % report["deleted_total"] in proc.stdout   # the summary
     limits = report["pacing"]["limits"]
     assert limits["max_wal_rate"] == 2 * 1000 * 1000 and limits["max_lag_wait"] == 30
-    left = subprocess.run(cert_only_cluster["local"] + ["-d", "dagster", "-At", "-c",
-                                                         "SELECT count(*) FROM event_logs"],
-                          check=True, capture_output=True, text=True).stdout.strip()
+    count = ["-d", "dagster", "-At", "-c", "SELECT count(*) FROM event_logs"]
+    left = subprocess.run(cert_only_cluster["local"] + count, check=True, capture_output=True,
+                          text=True).stdout.strip()
     assert report["rows_after"]["event_logs"] == int(left)

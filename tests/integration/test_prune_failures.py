@@ -107,8 +107,8 @@ def test_a_statement_timeout_is_an_error_kind_not_a_traceback(pg, dagster_db, an
     assert "statement_timeout" in result["msg"] and "Traceback" not in json.dumps(result)
 
 
-def test_a_report_file_in_a_missing_directory_is_refused_before_anything_is_deleted(pg, dagster_db, ansible,
-                                                                                   lock_file, tmp_path):
+def test_a_report_file_in_a_missing_directory_is_refused_before_anything_is_deleted(
+        pg, dagster_db, ansible, lock_file, tmp_path):
     db = dagster_db["db"]
     rows = q(pg, db, "SELECT count(*) FROM event_logs")[0][0]
     args = conn_params(pg, db, lock_file=lock_file, report_file=str(tmp_path / "typo" / "report.json"), **AGGRESSIVE)

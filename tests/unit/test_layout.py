@@ -35,7 +35,7 @@ MAX_REPACK_PAYLOAD = 2200
 
 def lines(path):
     with open(path) as fh:
-        return sum(1 for _ in fh)
+        return sum(1 for dummy in fh)
 
 
 def module_path(dotted):

@@ -33,7 +33,7 @@ from .options import HEALTH_ARGUMENT_SPEC, validate_options
 from .orchestrator import dagster_facts, detect_profile, prefect_facts
 from .retention import predict_retention, prune_profile
 from .server import (connection_facts, database_facts, index_facts, replication_slot_facts, table_facts,
-                             wal_facts, xid_facts)
+                     wal_facts, xid_facts)
 from .summary import outcome_message, summary_lines
 from .._common.report import check_output_files
 
