@@ -117,3 +117,28 @@ def test_a_report_file_in_a_missing_directory_is_refused_before_anything_is_dele
     assert "report_file" in result["msg"]
     assert q(pg, db, "SELECT count(*) FROM event_logs")[0][0] == rows
     assert not (tmp_path / "typo").exists()
+
+
+def test_a_schema_with_a_space_and_capitals_is_pruned_and_named_quoted(pg, dagster_db, ansible, lock_file):
+    """Identifiers are quoted in what runs and in what is shown: a Dagster schema renamed to "My Schema"."""
+    db = dagster_db["db"]
+    q(pg, db, 'ALTER SCHEMA public RENAME TO "My Schema"')
+    q(pg, db, "CREATE SCHEMA public")
+    args = conn_params(pg, db, lock_file=lock_file, schema="My Schema", **AGGRESSIVE)
+    rc, check, out = ansible.run_task(MODULE, args, check=True)
+    assert rc == 0 and check["deleted_total"] > 0, out
+    rc, real, out = ansible.run_task(MODULE, args)
+    assert rc == 0, out
+    assert real["deleted_total"] == check["deleted_total"]
+    assert real["msg"].startswith("Deleted %d rows from %s.My Schema" % (real["deleted_total"], db))
+    login = make_role(pg, db, "viewer", "SELECT")
+    q(pg, db, 'GRANT USAGE ON SCHEMA "My Schema" TO "%s"' % login["login_user"])
+    q(pg, db, 'GRANT SELECT ON ALL TABLES IN SCHEMA "My Schema" TO "%s"' % login["login_user"])
+    rc, denied, out = ansible.run_task(MODULE, dict(args, **login), check=True)
+    assert rc != 0 and denied["error_kind"] == "insufficient_privilege", out
+    assert 'ON TABLE "My Schema"."event_logs" TO "%s"' % login["login_user"] in denied["msg"]
+    with psycopg.connect(pg.dsn(db), autocommit=True) as conn:      # the GRANTs run as shown
+        for grant in denied["grants_needed"]:
+            conn.execute(grant)
+    rc, fine, out = ansible.run_task(MODULE, dict(args, **login), check=True)
+    assert rc == 0 and fine["failed_handlers"] == [], out

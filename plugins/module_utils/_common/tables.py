@@ -45,7 +45,8 @@ def lacking_privileges(conn, schema, wanted):
             return role, set()
         cur.execute(
             "SELECT w.tbl, w.priv FROM unnest(%s::text[], %s::text[]) AS w(tbl, priv)"
-            " JOIN pg_class AS c ON c.relname = w.tbl AND c.relnamespace = to_regnamespace(%s)"
+            " JOIN pg_class AS c ON c.relname = w.tbl"
+            " AND c.relnamespace = (SELECT n.oid FROM pg_namespace AS n WHERE n.nspname = %s)"
             " WHERE NOT has_table_privilege(c.oid, w.priv)",
             ([t for t, _p in wanted], [p for _t, p in wanted], schema))
         return role, set(cur.fetchall())
