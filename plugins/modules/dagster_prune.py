@@ -38,6 +38,14 @@ options:
     description: Schema holding the Dagster tables (for schema-qualified installs).
     type: str
     default: public
+  allow_untested_schema:
+    description:
+      - The module reads the Dagster schema's revision (C(alembic_version)) and runs only on the revisions of the
+        releases it was tested on (see the notes); on any other it fails with C(error_kind=untested_schema), naming
+        the revision found and the tested ones, before anything is touched.
+      - V(true) runs on an untested revision anyway, at your risk; the result then says C(schema_tested=false).
+    type: bool
+    default: false
   log_retention_days:
     description:
       - Days to keep Python log lines per level; V(-1) keeps that level. Keys not given keep their default.
@@ -141,6 +149,9 @@ extends_documentation_fragment:
   - pgtidy.maintenance._common.BUDGET
   - pgtidy.maintenance._common.REPORT
   - pgtidy.maintenance._common.ATTRIBUTES
+notes:
+  - Tested on Dagster 1.9.13 to 1.13.27 (Alembic revisions 7e2f3204cf8e to 29b539ebc72a), PostgreSQL 15 to 18, psycopg 3.1 or later and
+    ansible-core 2.16 or later.
 '''
 
 EXAMPLES = r'''
@@ -181,6 +192,16 @@ EXAMPLES = r'''
 '''
 
 RETURN = r'''
+schema_revision:
+  description: The orchestrator schema's revision (C(alembic_version)); null when the schema has no such table.
+  returned: success
+  type: str
+  sample: 29b539ebc72a
+schema_tested:
+  description: Whether that revision is one this collection was tested on (false only with O(allow_untested_schema)).
+  returned: success
+  type: bool
+  sample: true
 changed:
   description: Whether rows were deleted (in check mode, whether rows would be).
   returned: always

@@ -39,6 +39,14 @@ options:
     description: Schema holding the Prefect tables.
     type: str
     default: public
+  allow_untested_schema:
+    description:
+      - The module reads the Prefect schema's revision (C(alembic_version)) and runs only on the revisions of the
+        releases it was tested on (see the notes); on any other it fails with C(error_kind=untested_schema), naming
+        the revision found and the tested ones, before anything is touched.
+      - V(true) runs on an untested revision anyway, at your risk; the result then says C(schema_tested=false).
+    type: bool
+    default: false
   flow_run_retention_days:
     description:
       - Days after their end time to keep flow runs in a terminal state. Unset or V(-1) keeps every flow run (the
@@ -100,6 +108,8 @@ extends_documentation_fragment:
   - pgtidy.maintenance._common.REPORT
   - pgtidy.maintenance._common.ATTRIBUTES
 notes:
+  - Tested on Prefect 3.4.25 to 3.8.8 (Alembic revisions 9e83011d1f2a to d4a7e1c93f52), PostgreSQL 15 to 18, psycopg 3.1 or later and
+    ansible-core 2.16 or later.
   - O(max_rows) counts the rows of the handlers' own tables; dependent rows deleted with them (C(cascaded)) are
     bounded by O(flow_run_batch_size) and by O(max_wal_bytes).
 '''
@@ -134,6 +144,16 @@ EXAMPLES = r'''
 '''
 
 RETURN = r'''
+schema_revision:
+  description: The orchestrator schema's revision (C(alembic_version)); null when the schema has no such table.
+  returned: success
+  type: str
+  sample: d4a7e1c93f52
+schema_tested:
+  description: Whether that revision is one this collection was tested on (false only with O(allow_untested_schema)).
+  returned: success
+  type: bool
+  sample: true
 changed:
   description: Whether rows were deleted or collections re-pointed (in check mode, whether they would be).
   returned: always

@@ -121,3 +121,9 @@ class ReportFileRefused(PgtidyError, OSError):
     written there. Also an OSError, so code that treats a file it cannot write as a warning still catches it."""
 
     kind = "report_file_refused"
+
+
+class UntestedSchema(PgtidyError):
+    """The orchestrator's schema revision is not one this collection was tested on; nothing was touched."""
+
+    kind = "untested_schema"

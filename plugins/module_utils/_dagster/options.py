@@ -8,6 +8,11 @@ from __future__ import annotations
 
 from .._engine.retention import log_retention_options
 
+# The schema revisions (alembic_version) of the Dagster releases this collection was tested on, oldest first:
+# 1.9.13's head, then each migration up to 1.13.27's head.
+TESTED_RELEASES = "Dagster 1.9.13 to 1.13.27"
+TESTED_REVISIONS = ("7e2f3204cf8e", "f495c27d5019", "29b539ebc72a")
+
 TICK_TYPES = ("schedule", "sensor", "auto_materialize")
 TICK_STATUSES = ("skipped", "success", "failure", "started")
 RUN_STATUS_KEYS = ("success", "failure", "canceled")

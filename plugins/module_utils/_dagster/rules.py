@@ -16,7 +16,7 @@ from .._common.units import utc_cutoff
 from .._common.connection import is_connection_lost
 from .retirement import TABLES as RUN_TABLES, run_retention_metrics
 from .runs import RUNS_RULE, retirement_of, run_retention_rules, validate_run_retention
-from .options import DAGSTER_PRUNE_ARGUMENT_SPEC, TICK_STATUSES, TICK_TYPES
+from .options import DAGSTER_PRUNE_ARGUMENT_SPEC, TESTED_RELEASES, TESTED_REVISIONS, TICK_STATUSES, TICK_TYPES
 from .._engine.retention import LOG_LEVELS, check_days, default_of, log_level_settings
 from .._common.errors import InvalidRequest, first_line
 from .._engine.prune import require_schema
@@ -317,6 +317,9 @@ def planned_rule(schema, days, now=None, retirement=None, walk=None):
 
 class DagsterProfile:
     name = "dagster"
+    product = "Dagster"
+    tested_releases = TESTED_RELEASES
+    tested_revisions = TESTED_REVISIONS
 
     def validate_options(self, params):
         plan = validate_options(params)

@@ -23,6 +23,10 @@ def exit_prune(module, profile, job):
                                             more=getattr(profile, "metrics", None)))
     if module._diff:
         result["diff"] = {"before": {"rows": result["rows_before"]}, "after": {"rows": result["rows_after"]}}
+    if result.get("schema_tested") is False:
+        module.warn("schema revision %s was not tested with this collection (tested: %s); run because"
+                    " allow_untested_schema is set" % (result.get("schema_revision") or "unknown",
+                                                       profile.tested_releases))
     if result.get("failed"):
         module.fail_json(**result)
     module.exit_json(**result)

@@ -16,13 +16,48 @@ import time
 
 from .runner import Runner
 from .budget import Budget
-from .._common.connection import connect, duration_setting, server_facts, set_wal_compression
-from .._common.errors import SchemaMismatch, StandbyServer, fix_for
+from .._common.connection import connect, duration_setting, server_facts, set_wal_compression, sql
+from .._common.errors import SchemaMismatch, StandbyServer, UntestedSchema, fix_for
 from .._common.lock import AdvisoryLock, LockFile
 
 PRUNE_ARGUMENT_SPEC = dict(
     schema=dict(type="str", default="public"),
+    allow_untested_schema=dict(type="bool", default=False),
 )
+
+
+def schema_revision(conn, schema):
+    """The orchestrator's schema revision (``alembic_version.version_num``), or None without that table.
+
+    Dagster and Prefect both migrate their schema with Alembic, which keeps the revision in this table.
+    """
+    with conn.cursor() as cur:
+        cur.execute("SELECT 1 FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace"
+                    " WHERE n.nspname = %s AND c.relname = 'alembic_version'", (schema,))
+        if cur.fetchone() is None:
+            return None
+        cur.execute(sql.SQL("SELECT string_agg(version_num, ',' ORDER BY version_num) FROM {}").format(
+            sql.Identifier(schema, "alembic_version")))
+        return cur.fetchone()[0]
+
+
+def check_revision(conn, schema, profile, allow_untested):
+    """(revision, tested): refuses a revision outside the profile's tested ones unless ``allow_untested``.
+
+    A schema the collection was not tested on may hold tables or columns whose meaning changed; the
+    refusal comes before the advisory lock and before any row is read for the rules.
+    """
+    revision = schema_revision(conn, schema)
+    tested = revision in profile.tested_revisions
+    if not tested and not allow_untested:
+        raise UntestedSchema(
+            "schema %s is at %s revision %s, which this collection was not tested on (tested: %s, revisions %s);"
+            " nothing was touched. Use a pgtidy release that supports it, or set allow_untested_schema: true to"
+            " accept the risk" % (sql.Identifier(schema).as_string(conn), profile.product,
+                                  revision or "unknown (no alembic_version table)", profile.tested_releases,
+                                  ", ".join(profile.tested_revisions)),
+            schema_revision=revision, tested_releases=profile.tested_releases)
+    return revision, tested
 
 
 def require_schema(conn, schema, required_columns, product, what, where):
@@ -70,6 +105,7 @@ def run_prune(params, profile, check_mode=False, log=None):
         try:
             facts = server_facts(conn)
             profile.check_schema(conn, schema)
+            revision, tested = check_revision(conn, schema, profile, params.get("allow_untested_schema"))
             if facts["in_recovery"]:
                 raise StandbyServer("the server is a standby (in recovery): prune the primary instead")
             with AdvisoryLock(conn):
@@ -100,6 +136,8 @@ def run_prune(params, profile, check_mode=False, log=None):
         "schema": schema,
         "profile": profile.name,
         "server_version_num": facts["server_version_num"],
+        "schema_revision": revision,
+        "schema_tested": tested,
         "rows_before": before,
         "rows_after": after,
         "lock_waited_s": lockfile.waited_s,
@@ -128,6 +166,9 @@ def outcome(result):
             left, " (stopped by %s: the next run continues)" % result["capped_by"] if result.get("capped_by") else "")
     else:
         summary += "; nothing left past retention"
+    if result.get("schema_tested") is False:
+        summary += "; schema revision %s is not one this collection was tested on (allow_untested_schema)" % (
+            result.get("schema_revision") or "unknown")
     failed = result.get("failed_handlers") or []
     if not failed:
         return {"msg": summary}

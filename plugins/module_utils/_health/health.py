@@ -31,7 +31,7 @@ from .gaps import connections_gap, disk_gap, history_gap, section_gap
 from .metrics import health_metrics
 from .options import HEALTH_ARGUMENT_SPEC, validate_options
 from .orchestrator import dagster_facts, detect_profile, prefect_facts
-from .retention import predict_retention, prune_profile
+from .retention import predict_retention, prune_profile, revision_facts
 from .server import (connection_facts, database_facts, index_facts, replication_slot_facts, table_facts,
                      wal_facts, xid_facts)
 from .summary import outcome_message, summary_lines
@@ -112,6 +112,8 @@ def run_health(params, check_mode=False):
                 facts_of = dagster_facts if profile == "dagster" else prefect_facts
                 orchestrator = section(profile, facts_of, cur, schema, exact_limit) or {}
                 plan, budget = plans[profile]
+                orchestrator["schema_revision"] = section("%s schema revision" % profile, revision_facts,
+                                                          conn, schema, prune_profile(profile))
                 orchestrator["retention"] = section("%s retention" % profile, predict_retention,
                                                     conn, schema, prune_profile(profile), plan, budget)
                 result["orchestrator"] = orchestrator

@@ -8,6 +8,12 @@ from __future__ import annotations
 
 from .._engine.retention import log_retention_options
 
+# The schema revisions (alembic_version) of the Prefect releases this collection was tested on, oldest first:
+# 3.4.25's head, then each migration up to 3.8.8's head.
+TESTED_RELEASES = "Prefect 3.4.25 to 3.8.8"
+TESTED_REVISIONS = ("9e83011d1f2a", "a1b2c3d4e5f6", "09a9e091e578", "7218aad17905", "bad1e352c597",
+                    "50737cdaee36", "9e9dadc36797", "c8d5f2a71b3e", "d4a7e1c93f52")
+
 PREFECT_PRUNE_ARGUMENT_SPEC = dict(
     # Unset keeps every flow run, as Prefect's own flow run vacuum is off by default.
     flow_run_retention_days=dict(type="int"),

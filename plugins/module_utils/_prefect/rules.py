@@ -31,7 +31,7 @@ from .._common.units import utc_cutoff
 from .._common.errors import InvalidRequest
 from .._engine.prune import require_schema
 from .._engine.retention import LOG_LEVELS, MAX_RETENTION_DAYS, check_days, default_of, log_level_settings
-from .options import PREFECT_PRUNE_ARGUMENT_SPEC
+from .options import PREFECT_PRUNE_ARGUMENT_SPEC, TESTED_RELEASES, TESTED_REVISIONS
 
 try:
     import psycopg
@@ -451,6 +451,9 @@ class CollectionWalk(Walk):
 
 class PrefectProfile:
     name = "prefect"
+    product = "Prefect"
+    tested_releases = TESTED_RELEASES
+    tested_revisions = TESTED_REVISIONS
 
     def __init__(self, now=None):
         self.now = now
