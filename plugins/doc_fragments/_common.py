@@ -202,6 +202,19 @@ options:
     default: auto
 '''
 
+    # The prune modules' shared options (PRUNE_ARGUMENT_SPEC beside the module's own).
+    PRUNE = r'''
+options:
+  allow_untested_schema:
+    description:
+      - The module reads the orchestrator schema's revision (C(alembic_version)) and runs only on the revisions of
+        the releases it was tested on (see the notes); on any other it fails with C(error_kind=untested_schema),
+        naming the revision found and the tested ones, before anything is touched.
+      - V(true) runs on an untested revision anyway, at your risk; the result then says C(schema_tested=false).
+    type: bool
+    default: false
+'''
+
     REPORT = r'''
 options:
   report_file:

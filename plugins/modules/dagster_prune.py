@@ -38,14 +38,6 @@ options:
     description: Schema holding the Dagster tables (for schema-qualified installs).
     type: str
     default: public
-  allow_untested_schema:
-    description:
-      - The module reads the Dagster schema's revision (C(alembic_version)) and runs only on the revisions of the
-        releases it was tested on (see the notes); on any other it fails with C(error_kind=untested_schema), naming
-        the revision found and the tested ones, before anything is touched.
-      - V(true) runs on an untested revision anyway, at your risk; the result then says C(schema_tested=false).
-    type: bool
-    default: false
   log_retention_days:
     description:
       - Days to keep Python log lines per level; V(-1) keeps that level. Keys not given keep their default.
@@ -147,6 +139,7 @@ extends_documentation_fragment:
   - pgtidy.maintenance._common
   - pgtidy.maintenance._common.LOCK
   - pgtidy.maintenance._common.BUDGET
+  - pgtidy.maintenance._common.PRUNE
   - pgtidy.maintenance._common.REPORT
   - pgtidy.maintenance._common.ATTRIBUTES
 notes:

@@ -39,14 +39,6 @@ options:
     description: Schema holding the Prefect tables.
     type: str
     default: public
-  allow_untested_schema:
-    description:
-      - The module reads the Prefect schema's revision (C(alembic_version)) and runs only on the revisions of the
-        releases it was tested on (see the notes); on any other it fails with C(error_kind=untested_schema), naming
-        the revision found and the tested ones, before anything is touched.
-      - V(true) runs on an untested revision anyway, at your risk; the result then says C(schema_tested=false).
-    type: bool
-    default: false
   flow_run_retention_days:
     description:
       - Days after their end time to keep flow runs in a terminal state. Unset or V(-1) keeps every flow run (the
@@ -105,6 +97,7 @@ extends_documentation_fragment:
   - pgtidy.maintenance._common
   - pgtidy.maintenance._common.LOCK
   - pgtidy.maintenance._common.BUDGET
+  - pgtidy.maintenance._common.PRUNE
   - pgtidy.maintenance._common.REPORT
   - pgtidy.maintenance._common.ATTRIBUTES
 notes:

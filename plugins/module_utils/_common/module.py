@@ -47,38 +47,25 @@ def write_outputs(module, result, metrics=None):
         module.warn("could not write the metrics: %s" % exc)
 
 
-def fail_from_error(module, exc, **extra):
-    """End the module with a PgtidyError's message and its structured details."""
-    result = dict(extra)
-    result.update(exc.details)
-    result["error_kind"] = exc.kind
-    result.setdefault("changed", False)
-    module.fail_json(msg=exc.message, **result)
-
-
 def run_guarded(module, work, metrics_for=None):
     """Run ``work()`` -> result dict; write report and metrics; exit or fail with a clear message."""
     try:
         # A report or metrics file whose directory is missing (a typo) is refused before any work.
         check_output_files(module.params)
         result = work()
-    except ReportFileRefused as exc:
-        fail_from_error(module, exc)
-        return
-    except PgtidyError as exc:
-        failure = {"failed": True, "error_kind": exc.kind, "msg": exc.message, "changed": False}
-        failure.update(exc.details)
-        write_outputs(module, failure, metrics_for(failure) if metrics_for else None)
-        fail_from_error(module, exc)
-        return
     except Exception as exc:  # pylint: disable=broad-except
-        # A database error outside any handler (a statement timeout while reading the catalog, a lost
-        # connection) or a defect: the task fails with a kind and a fix, never with a bare traceback.
-        kind, fix = classify(exc)
-        failure = {"failed": True, "error_kind": kind, "fix": fix, "changed": False,
-                   "msg": "%s. Fix: %s" % (first_line(exc), fix)}
-        write_outputs(module, failure, metrics_for(failure) if metrics_for else None)
-        if kind == "internal_error":
+        # pgtidy's own errors carry their kind and message; a database error outside any handler (a
+        # statement timeout while reading the catalog, a lost connection) or a defect gets a kind and a fix
+        # from classify: the task never ends with a bare traceback.
+        if isinstance(exc, PgtidyError):
+            failure = dict(exc.details, error_kind=exc.kind, msg=exc.message)
+        else:
+            kind, fix = classify(exc)
+            failure = {"error_kind": kind, "fix": fix, "msg": "%s. Fix: %s" % (first_line(exc), fix)}
+        failure.update(failed=True, changed=False)
+        if not isinstance(exc, ReportFileRefused):      # a refused output file: nothing to write it to
+            write_outputs(module, failure, metrics_for(failure) if metrics_for else None)
+        if failure["error_kind"] == "internal_error":
             failure["exception"] = traceback.format_exc()
         module.fail_json(**failure)
         return

@@ -41,14 +41,21 @@ def schema_revision(conn, schema):
         return cur.fetchone()[0]
 
 
+def revision_facts(conn, schema, profile):
+    """The schema's revision, whether the prune module was tested on it (it refuses others), and the releases."""
+    revision = schema_revision(conn, schema)
+    return {"revision": revision, "tested": revision in profile.tested_revisions,
+            "tested_releases": profile.tested_releases}
+
+
 def check_revision(conn, schema, profile, allow_untested):
     """(revision, tested): refuses a revision outside the profile's tested ones unless ``allow_untested``.
 
     A schema the collection was not tested on may hold tables or columns whose meaning changed; the
     refusal comes before the advisory lock and before any row is read for the rules.
     """
-    revision = schema_revision(conn, schema)
-    tested = revision in profile.tested_revisions
+    facts = revision_facts(conn, schema, profile)
+    revision, tested = facts["revision"], facts["tested"]
     if not tested and not allow_untested:
         raise UntestedSchema(
             "schema %s is at %s revision %s, which this collection was not tested on (tested: %s, revisions %s);"

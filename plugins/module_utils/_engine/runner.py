@@ -146,7 +146,6 @@ class Runner:
             "capped": capped,
             "capped_by": capped_by if capped else None,
             "failed_handlers": [s.rule.name for s in states if s.failed],
-            "failed_kinds": sorted({s.error_kind for s in states if s.failed}),
             "grants_needed": grants,
             "duration_s": round(time.monotonic() - started, 3),
             "wal_bytes": total_wal,
@@ -177,12 +176,12 @@ class Runner:
 
     def _check_privileges(self, states):
         """Fail the handlers whose role lacks a privilege their statements need; returns the GRANTs that fix it."""
-        wanted = {pair for s in states if not s.failed for pair in self.walk(s).privileges(s.rule)}
-        role, lacking = lacking_privileges(self.conn, self.schema, wanted)
+        needs = {s.rule.name: self.walk(s).privileges(s.rule) for s in states if not s.failed}
+        role, lacking = lacking_privileges(self.conn, self.schema, {p for pairs in needs.values() for p in pairs})
         everything_missing = set()
         for state in states:
-            missing = tuple(pair for pair in self.walk(state).privileges(state.rule) if pair in lacking)
-            if state.failed or not missing:
+            missing = tuple(pair for pair in needs.get(state.rule.name, ()) if pair in lacking)
+            if not missing:
                 continue
             state.failed = True
             state.missing_privileges = missing

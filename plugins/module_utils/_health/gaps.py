@@ -15,18 +15,13 @@ from __future__ import annotations
 import re
 
 from .._common.connection import CONNECTION_ARGUMENT_SPEC
-from .._common.errors import SchemaMismatch, first_line
-
-try:
-    from psycopg import errors as pg_errors
-except ImportError:  # pragma: no cover - the module reports the missing driver
-    pg_errors = None
+from .._common.errors import SchemaMismatch, classify, first_line
 
 ORCHESTRATOR_SECTIONS = ("dagster", "prefect")
 
 
 def role_name(user):
-    """The role as it would be written in a GRANT (quoted only when it has to be)."""
+    """A role or schema as it would be written in a GRANT (quoted only when it has to be)."""
     if re.match(r"^[a-z_][a-z0-9_$]*$", user):
         return user
     return '"%s"' % user.replace('"', '""')
@@ -48,20 +43,21 @@ def section_gap(section, exc, user, schema, params):
     reason = error_text(exc)
     orchestrator = section.split(" ")[0] if section.split(" ")[0] in ORCHESTRATOR_SECTIONS else None
     role = role_name(user)
+    kind = classify(exc)[0]
     if isinstance(exc, SchemaMismatch):
         fix = ("set schema to the one holding the %s tables; the preview needs every table and column"
                " %s_prune uses" % (orchestrator or "orchestrator's", orchestrator or "the prune module"))
-    elif pg_errors is not None and isinstance(exc, pg_errors.InsufficientPrivilege):
+    elif kind == "insufficient_privilege":
         if orchestrator:
             fix = ("GRANT pg_read_all_data TO %s (PostgreSQL 14+), or GRANT SELECT ON ALL TABLES IN SCHEMA %s TO %s"
-                   % (role, schema, role))
+                   % (role, role_name(schema), role))
         else:
             fix = "GRANT pg_monitor TO %s" % role
-    elif pg_errors is not None and isinstance(exc, pg_errors.QueryCanceled):
+    elif kind in ("statement_timeout", "query_canceled"):
         fix = ("raise statement_timeout (now %s)%s" % (
             params.get("statement_timeout") or CONNECTION_ARGUMENT_SPEC["statement_timeout"]["default"],
             ", or lower exact_count_limit so large tables are estimated, not counted" if orchestrator else ""))
-    elif pg_errors is not None and isinstance(exc, pg_errors.LockNotAvailable):
+    elif kind == "lock_timeout":
         fix = "run again; another session held a lock past lock_timeout (now %s)" % (
             params.get("lock_timeout") or CONNECTION_ARGUMENT_SPEC["lock_timeout"]["default"])
     else:

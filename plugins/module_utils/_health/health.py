@@ -31,7 +31,8 @@ from .gaps import connections_gap, disk_gap, history_gap, section_gap
 from .metrics import health_metrics
 from .options import HEALTH_ARGUMENT_SPEC, validate_options
 from .orchestrator import dagster_facts, detect_profile, prefect_facts
-from .retention import predict_retention, prune_profile, revision_facts
+from .._engine.prune import revision_facts
+from .retention import predict_retention, prune_profile
 from .server import (connection_facts, database_facts, index_facts, replication_slot_facts, table_facts,
                      wal_facts, xid_facts)
 from .summary import outcome_message, summary_lines

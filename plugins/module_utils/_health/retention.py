@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from .._engine.runner import Runner
 from .._engine.budget import Budget
-from .._engine.prune import schema_revision
 from .._dagster.options import DAGSTER_PRUNE_ARGUMENT_SPEC
 from .._prefect.options import PREFECT_PRUNE_ARGUMENT_SPEC
 
@@ -61,10 +60,3 @@ def predict_retention(conn, schema, profile, plan, budget):
                      for name, h in predicted["handlers"].items()},
         "method": "%s_prune's own check-mode prediction (bounded counts, capped at max_rows)" % profile.name,
     }
-
-
-def revision_facts(conn, schema, profile):
-    """The orchestrator schema's revision and whether the prune module was tested on it (it refuses others)."""
-    revision = schema_revision(conn, schema)
-    return {"revision": revision, "tested": revision in profile.tested_revisions,
-            "tested_releases": profile.tested_releases}
