@@ -52,27 +52,25 @@ def lacking_privileges(conn, schema, wanted):
         return role, set(cur.fetchall())
 
 
-def _privilege_list(privileges):
-    return [p for p in PRIVILEGE_ORDER if p in privileges]
+def _by_table(missing):
+    """[(table, [privileges in PRIVILEGE_ORDER])] of (table, privilege) pairs, tables sorted."""
+    tables = {}
+    for table, priv in missing:
+        tables.setdefault(table, set()).add(priv)
+    return [(table, [p for p in PRIVILEGE_ORDER if p in privs]) for table, privs in sorted(tables.items())]
 
 
 def describe_lacking(conn, schema, role, missing):
     """``permission denied: role "r" lacks UPDATE, DELETE on "s"."t"`` for the (table, privilege) pairs."""
-    tables = {}
-    for table, priv in missing:
-        tables.setdefault(table, set()).add(priv)
     return "permission denied: role %s lacks %s" % (
         sql.Identifier(role).as_string(conn),
-        "; ".join("%s on %s" % (", ".join(_privilege_list(privs)), sql.Identifier(schema, table).as_string(conn))
-                  for table, privs in sorted(tables.items())))
+        "; ".join("%s on %s" % (", ".join(privs), sql.Identifier(schema, table).as_string(conn))
+                  for table, privs in _by_table(missing)))
 
 
 def grant_statements(conn, schema, role, missing):
     """One GRANT per table for the (table, privilege) pairs, quoted as executed SQL is."""
-    tables = {}
-    for table, priv in missing:
-        tables.setdefault(table, set()).add(priv)
     return [sql.SQL("GRANT {privs} ON TABLE {table} TO {role}").format(
-        privs=sql.SQL(", ").join(sql.SQL(p) for p in _privilege_list(privs)),
+        privs=sql.SQL(", ").join(sql.SQL(p) for p in privs),
         table=sql.Identifier(schema, table), role=sql.Identifier(role)).as_string(conn)
-        for table, privs in sorted(tables.items())]
+        for table, privs in _by_table(missing)]
