@@ -212,3 +212,13 @@ def prefect_db(pg, prefect_history):
     pg.psql('CREATE DATABASE "%s" TEMPLATE "%s"' % (name, prefect_history["template"]))
     yield name
     pg.psql('DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % name)
+
+
+# The retention the Prefect tests prune with, and the tables they count.
+RETENTION = {"flow_run_retention_days": 30, "event_retention_days": 14,
+             "event_retention_overrides": {"prefect.flow-run.heartbeat": 7}}
+TABLES = ("flow_run", "task_run", "log", "artifact", "artifact_collection", "events", "event_resources")
+
+
+def counts(pg, db):
+    return {t: int(pg.psql("SELECT count(*) FROM %s" % t, db)) for t in TABLES}

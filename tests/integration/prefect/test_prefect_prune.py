@@ -5,22 +5,13 @@ from __future__ import annotations
 import pytest
 
 from conftest import conn_params
-from prefect_fixture import OLD_LABELS, read_back
+from prefect_fixture import OLD_LABELS, RETENTION, TABLES, counts, read_back
 
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._common.errors import InvalidRequest, SchemaMismatch
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._prefect.rules import PrefectProfile, validate_options
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._engine.prune import run_prune
 
 MODULE = "pgtidy.maintenance.prefect_prune"
-RETENTION = {"flow_run_retention_days": 30, "event_retention_days": 14,
-             "event_retention_overrides": {"prefect.flow-run.heartbeat": 7}}
-TABLES = ("flow_run", "task_run", "log", "artifact", "artifact_collection", "events", "event_resources")
-
-
-def counts(pg, db):
-    return {t: int(pg.psql("SELECT count(*) FROM %s" % t, db)) for t in TABLES}
-
-
 def prune(pg, db, lock_file, check=False, **options):
     params = conn_params(pg, db, lock_file=lock_file, **dict(RETENTION, **options))
     return run_prune(params, PrefectProfile(), check_mode=check)

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 LOCKS = os.path.join(ROOT, "locks")
 PREFECT_REQUIREMENTS = os.path.join("tests", "requirements-prefect.txt")
 

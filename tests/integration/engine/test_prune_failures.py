@@ -11,7 +11,7 @@ import psycopg
 import pytest
 
 from conftest import conn_params
-from test_dagster_prune import AGGRESSIVE, q
+from dagster_checks import AGGRESSIVE, q
 
 MODULE = "pgtidy.maintenance.dagster_prune"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 
 from conftest import ROOT, conn_params
-from test_dagster_prune import AGGRESSIVE, noise_left, protected_fingerprint, q
+from dagster_checks import AGGRESSIVE, noise_left, protected_fingerprint, q
 
 MODULE = "pgtidy.maintenance.dagster_prune"
 

@@ -21,7 +21,7 @@ from ansible_collections.pgtidy.maintenance.plugins.module_utils._health.flags i
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._prefect import rules as _prefect
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._prefect.options import PREFECT_PRUNE_ARGUMENT_SPEC
 
-MODULES_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+MODULES_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))),
                            "plugins", "modules")
 MODULES = sorted(f[:-3] for f in os.listdir(MODULES_DIR) if f.endswith(".py") and not f.startswith("_"))
 PKG = "ansible_collections.pgtidy.maintenance.plugins.modules."

@@ -19,7 +19,7 @@ import uuid
 import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-TESTS = os.path.dirname(HERE)
+TESTS = os.path.dirname(os.path.dirname(HERE))
 ROOT = os.path.dirname(TESTS)
 sys.path.insert(0, TESTS)
 

@@ -19,7 +19,7 @@ from ansible_collections.pgtidy.maintenance.plugins.module_utils._health.health 
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._prefect.rules import PrefectProfile
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._engine.prune import run_prune
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 DAGSTER_RUNS = r'''
 import collections, json, sys

@@ -11,7 +11,7 @@ import os
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 MODULE_UTILS = os.path.join(ROOT, "plugins", "module_utils")
 MODULES = os.path.join(ROOT, "plugins", "modules")
 PREFIX = "ansible_collections.pgtidy.maintenance.plugins.module_utils"

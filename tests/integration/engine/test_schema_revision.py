@@ -13,8 +13,8 @@ import pytest
 
 from conftest import conn_params
 from prefect_fixture import prefect_python
-from test_dagster_prune import AGGRESSIVE, q
-from test_prefect_prune import RETENTION as PREFECT_RETENTION, counts
+from dagster_checks import AGGRESSIVE, q
+from prefect_fixture import RETENTION as PREFECT_RETENTION, counts
 
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._dagster.options import (
     TESTED_REVISIONS as DAGSTER_REVISIONS)
