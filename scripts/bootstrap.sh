@@ -31,8 +31,9 @@ fi
 
 PYTHON="${PYTHON:-python3}"
 # Each environment is installed from its lock in locks/ (every package pinned with its hashes; `make lock`
-# refreshes them from the requirement files). tests/requirements-prefect.txt has a venv of its own: Prefect
-# needs a newer SQLAlchemy than dagster-postgres supports. The modules themselves need neither.
+# refreshes them from the requirement files). Each orchestrator release the tests drive has a venv of its own
+# (Prefect needs a newer SQLAlchemy than dagster-postgres supports; older releases pin older packages). The
+# modules themselves need none of them.
 install_venv() {  # install_venv DIR LOCK
   local dir="$1" lock="$2"
   [ -x "$dir/bin/python" ] || "$PYTHON" -m venv "$dir"
@@ -48,5 +49,8 @@ install_venv() {  # install_venv DIR LOCK
   fi
 }
 install_venv .venv locks/main.txt
-install_venv .venv-prefect locks/prefect.txt
+# One environment per orchestrator release the tests drive (locks/environments.txt).
+while read -r name dir _reqs; do
+  [ -n "$name" ] && [[ "$name" != \#* ]] && install_venv "$dir" "locks/$name.txt"
+done < locks/environments.txt
 echo "environment ready: .venv ($(.venv/bin/python --version)), PostgreSQL $(ls /usr/lib/postgresql | sort -n | tail -1)"

@@ -15,22 +15,31 @@ compile() {  # compile OUTPUT INPUT-FILES...
     --python-version 3.11 --python-platform x86_64-unknown-linux-gnu --output-file "$out" "$@"
 }
 
-# With arguments (main, prefect, pip, galaxy) only those locks are refreshed; without, all of them.
-wanted=" ${*:-main prefect pip galaxy} "
+# The side environments (locks/environments.txt): lock name -> requirement file.
+declare -A side=()
+while read -r name _dir reqs; do
+  [ -n "$name" ] && [[ "$name" != \#* ]] && side[$name]="$reqs"
+done < locks/environments.txt
+all="main pip galaxy ${!side[*]}"
+
+# With arguments (main, pip, galaxy or a side environment's name) only those locks are refreshed; without, all.
+wanted=" ${*:-$all} "
 for lock in $wanted; do
-  case "$lock" in main|prefect|pip|galaxy) ;; *) echo "unknown lock: $lock" >&2; exit 2 ;; esac
+  [[ " $all " == *" $lock "* ]] || { echo "unknown lock: $lock (known: $all)" >&2; exit 2; }
 done
 want() { [[ "$wanted" == *" $1 "* ]]; }
 
 main_reqs=(requirements.txt requirements-test.txt)
 for r in tests/requirements-*.txt; do
-  [ "$r" != tests/requirements-prefect.txt ] && main_reqs+=("$r")
+  [[ " ${side[*]} " == *" $r "* ]] || main_reqs+=("$r")
 done
 if want main; then compile locks/main.txt "${main_reqs[@]}"; fi
-if want prefect; then compile locks/prefect.txt tests/requirements-prefect.txt; fi
+for name in "${!side[@]}"; do
+  if want "$name"; then compile "locks/$name.txt" "${side[$name]}"; fi
+done
 if want pip; then compile locks/pip.txt locks/pip.in; fi
 # galaxy-importer (make lint) has an environment of its own, so that its pins do not hold back .venv's packages.
 if want galaxy; then compile locks/galaxy.txt locks/galaxy.in; fi
-for lock in main prefect pip galaxy; do
-  if want "$lock"; then echo "locks/$lock.txt: $(grep -c '==' "locks/$lock.txt") packages"; fi
+for lock in $wanted; do
+  echo "locks/$lock.txt: $(grep -c '==' "locks/$lock.txt") packages"
 done

@@ -12,7 +12,21 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 LOCKS = os.path.join(ROOT, "locks")
-PREFECT_REQUIREMENTS = os.path.join("tests", "requirements-prefect.txt")
+
+
+def side_environments():
+    """lock name -> requirement file of every environment besides .venv (locks/environments.txt)."""
+    table = {}
+    with open(os.path.join(LOCKS, "environments.txt")) as fh:
+        for line in fh:
+            fields = line.split("#", 1)[0].split()
+            if fields:
+                name, _venv, requirements = fields
+                table[name] = requirements
+    return table
+
+
+SIDE = side_environments()
 
 
 def canonical(name):
@@ -21,11 +35,11 @@ def canonical(name):
 
 def requirement_files(lock):
     """The requirement files a lock is built from: scripts/lock.sh's selection, read from the tree."""
-    if lock == "prefect":
-        return [PREFECT_REQUIREMENTS]
+    if lock in SIDE:
+        return [SIDE[lock]]
     files = ["requirements.txt", "requirements-test.txt"]
     files += sorted(os.path.relpath(p, ROOT) for p in glob.glob(os.path.join(ROOT, "tests", "requirements-*.txt"))
-                    if os.path.relpath(p, ROOT) != PREFECT_REQUIREMENTS)
+                    if os.path.relpath(p, ROOT) not in SIDE.values())
     return files
 
 
@@ -56,7 +70,7 @@ def read_lock(name):
     return entries
 
 
-@pytest.mark.parametrize("lock", ["main", "prefect"])
+@pytest.mark.parametrize("lock", ["main"] + sorted(SIDE))
 def test_every_locked_package_is_pinned_with_hashes(lock):
     entries = read_lock(lock)
     assert len(entries) > 20, entries
@@ -64,7 +78,7 @@ def test_every_locked_package_is_pinned_with_hashes(lock):
     assert not unhashed, "packages without hashes in locks/%s.txt: %s" % (lock, unhashed)
 
 
-@pytest.mark.parametrize("lock", ["main", "prefect"])
+@pytest.mark.parametrize("lock", ["main"] + sorted(SIDE))
 def test_direct_requirements_are_the_versions_the_lock_holds(lock):
     """A requirement bumped without `make lock` fails here, not on a user's machine."""
     entries = read_lock(lock)
