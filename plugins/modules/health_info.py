@@ -191,6 +191,14 @@ options:
       - The prediction is that module's own check-mode prediction.
     type: dict
     default: {}
+  prune_report_file:
+    description:
+      - The JSON report of the last real prune (the C(report_file) of M(pgtidy.maintenance.dagster_prune) or M(pgtidy.maintenance.prefect_prune)),
+        read for the pace it measured - rows deleted per second, its pacing pauses included, and WAL bytes per row.
+        C(orchestrator.drain_estimate) turns the backlog into the time and WAL draining it takes at that pace.
+      - Without it, or when the last report is of a check-mode run, a failed run or one that deleted nothing,
+        the estimate gives the backlog and the runs it needs, and says in C(note) that no pace was measured yet.
+    type: path
 extends_documentation_fragment:
   - pgtidy.maintenance._common
   - pgtidy.maintenance._common.REPORT
@@ -385,6 +393,11 @@ orchestrator:
     - For Prefect C(events) by event, C(log) by level, C(flow_run) by state type, and C(retention) (the same shape).
     - C(retention) is null, with the reason in C(incomplete_sections), when the schema lacks tables or columns the
       prune rules use.
+    - C(drain_estimate) (with C(retention)) - C(backlog_rows) and C(backlog_by_table) (the rows the current retention
+      would prune, the next run's and those after it), C(backlog_exact), C(runs_needed) at C(max_rows_per_run),
+      C(measured) (the pace read from O(prune_report_file) - C(rows_per_s), C(wal_bytes_per_row), C(rows),
+      C(seconds), C(measured_at) - or null), C(work_seconds) and C(wal_bytes) (null without a measured pace), and
+      C(note).
   returned: when a profile is recognised
   type: dict
   sample: {"event_logs": {"rows": 250000, "exact": true, "by_event_type": {"LOG": {"rows": 120000,

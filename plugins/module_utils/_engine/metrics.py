@@ -36,10 +36,50 @@ def prune_metrics(result, job, database, more=None):
                 handler.get("duration_s", 0), **labels)
         m.gauge("handler_failed", "1 if the handler failed in the last run.",
                 handler.get("status") == "failed", **labels)
+    backlog_metrics(m, result, base)
     pacing_metrics(m, result, base)
     if more is not None:
         more(m, result, base)
     return m
+
+
+def measured_rate(result):
+    """The pace a real run measured: rows deleted per second of the run (its pauses for the WAL rate, replica lag
+    and the pause file included, the wait for the lockfile not) and WAL bytes per deleted row; None when it
+    deleted nothing or only counted.
+    """
+    rows = result.get("deleted_total") or 0
+    seconds = (result.get("duration_s") or 0) - (result.get("lock_waited_s") or 0)
+    if result.get("check_mode") or result.get("failed") or rows <= 0 or seconds <= 0:
+        return None
+    return {"rows": rows, "seconds": seconds, "rows_per_s": round(rows / seconds, 1),
+            "wal_bytes_per_row": round((result.get("wal_bytes") or 0) / rows, 1)}
+
+
+def backlog_by_table(result):
+    """{table: rows still past retention} summed over the handlers; a table with a handler that could not count
+    is left out (an absent series, not a 0)."""
+    totals, unknown = {}, set()
+    for handler in (result.get("handlers") or {}).values():
+        table = handler.get("table") or ""
+        if handler.get("remaining") is None:
+            unknown.add(table)
+        else:
+            totals[table] = totals.get(table, 0) + handler["remaining"]
+    return {table: rows for table, rows in totals.items() if table not in unknown}
+
+
+def backlog_metrics(m, result, base):
+    """The backlog a dashboard watches fall during a drain, and the pace the run measured."""
+    for table, rows in sorted(backlog_by_table(result).items()):
+        m.gauge("prune_backlog_rows", "Rows still past retention after the last run, by table.", rows,
+                table=table, **base)
+    rate = measured_rate(result)
+    if rate:
+        m.gauge("prune_rate_rows_per_second", "Rows the last run deleted per second, its pacing pauses included.",
+                rate["rows_per_s"], **base)
+        m.gauge("prune_wal_bytes_per_row", "WAL the last run wrote per deleted row.", rate["wal_bytes_per_row"],
+                **base)
 
 
 def pacing_metrics(m, result, base):

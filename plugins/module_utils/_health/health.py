@@ -33,6 +33,7 @@ from .options import HEALTH_ARGUMENT_SPEC, validate_options
 from .orchestrator import dagster_facts, detect_profile, prefect_facts
 from .._engine.prune import revision_facts
 from .retention import predict_retention, prune_profile
+from .drain import drain_estimate, read_measurement
 from .server import (connection_facts, database_facts, index_facts, replication_slot_facts, table_facts,
                      wal_facts, xid_facts)
 from .summary import outcome_message, summary_lines
@@ -117,6 +118,9 @@ def run_health(params, check_mode=False):
                                                           conn, schema, prune_profile(profile))
                 orchestrator["retention"] = section("%s retention" % profile, predict_retention,
                                                     conn, schema, prune_profile(profile), plan, budget)
+                if orchestrator["retention"] is not None:
+                    measurement, note = read_measurement(params.get("prune_report_file"))
+                    orchestrator["drain_estimate"] = drain_estimate(orchestrator["retention"], measurement, note)
                 result["orchestrator"] = orchestrator
     finally:
         conn.close()

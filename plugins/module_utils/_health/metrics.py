@@ -83,6 +83,16 @@ def health_metrics(result, job="health_info", database=None):
         if entry:
             m.gauge("orchestrator_table_rows", "Rows of the orchestrator's tables.", entry["rows"],
                     profile=result["profile"], table=table, **base)
+    drain = orch.get("drain_estimate") or {}
+    for table, rows in sorted((drain.get("backlog_by_table") or {}).items()):
+        m.gauge("drain_backlog_rows", "Rows the current retention would prune, by table (the drain's backlog).",
+                rows, profile=result["profile"], table=table, **base)
+    if drain:
+        m.gauge("drain_runs_needed", "Prune runs the backlog needs at the row budget (max_rows).",
+                drain["runs_needed"], profile=result["profile"], **base)
+        # Absent without a measured pace: no series rather than a guess.
+        m.gauge("drain_estimate_seconds", "Seconds of prune work the backlog takes at the last run's measured pace.",
+                drain["work_seconds"], profile=result["profile"], **base)
     ret = orch.get("retention") or {}
     for name, handler in (ret.get("handlers") or {}).items():
         # A handler whose backlog could not be counted has no sample (an absent series, not a 0).

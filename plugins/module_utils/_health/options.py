@@ -24,6 +24,8 @@ HEALTH_ARGUMENT_SPEC = dict(
                     options={name: dict(type="raw", default=value) for name, value in DEFAULT_THRESHOLDS.items()}),
     dagster_retention=dict(type="dict", default={}),
     prefect_retention=dict(type="dict", default={}),
+    # The last real prune's JSON report (its report_file): the measured pace of the drain estimate.
+    prune_report_file=dict(type="path"),
 )
 
 

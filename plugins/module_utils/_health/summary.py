@@ -75,6 +75,17 @@ def summary_lines(result, top=10):
         lines.append("retention: the next %s_prune run would delete %d rows%s" % (
             result["profile"], ret["next_run_rows"], " (capped; %d more after it)" % ret["rows_left_after_next_run"]
             if ret["next_run_capped"] else ""))
+    drain = orch.get("drain_estimate")
+    if drain and drain["backlog_rows"]:
+        lines.append("backlog: %d rows past retention (%s)%s" % (
+            drain["backlog_rows"], ", ".join("%s %d" % kv for kv in sorted(drain["backlog_by_table"].items())),
+            "" if drain["backlog_exact"] else ", partly estimated"))
+        if drain["work_seconds"] is not None:
+            lines.append("  drains in ~%s of prune work over %d run(s), ~%s of WAL, at the last run's %s rows/s" % (
+                human_seconds(drain["work_seconds"]), drain["runs_needed"], human_bytes(drain["wal_bytes"]),
+                drain["measured"]["rows_per_s"]))
+        else:
+            lines.append("  %d run(s) at max_rows; %s" % (drain["runs_needed"], drain["note"]))
     lines.append("")
     counts = result["findings_by_severity"]
     lines.append("FINDINGS: %d critical, %d warning, %d info" % (counts["critical"], counts["warning"], counts["info"]))
