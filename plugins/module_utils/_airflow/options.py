@@ -1,0 +1,29 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, pgtidy contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The options of airflow_prune and their defaults: the module's argument spec, read by its option checks
+(``rules.validate_options``)."""
+
+from __future__ import annotations
+
+# The schema revisions (alembic_version) of the Airflow releases this collection was tested on.
+TESTED_RELEASES = "Airflow 3.3.2"
+TESTED_REVISIONS = ("d2f4e1b3c5a7",)
+
+AIRFLOW_PRUNE_ARGUMENT_SPEC = dict(
+    # Finished dag runs (success, failed) that ended this many days ago go with every row they own.
+    dag_run_retention_days=dict(type="int", default=90),
+    # Whatever their age, the newest runs of each DAG stay: the 25 runs Airflow's grid view shows by default.
+    keep_runs_per_dag=dict(type="int", default=25),
+    # Dag runs per transaction at most; each brings its task instances, tries, XComs and rendered fields.
+    dag_run_batch_size=dict(type="int", default=100),
+    # The audit log (``log``): who triggered, cleared or changed what.
+    log_retention_days=dict(type="int", default=90),
+    # Finished scheduler, triggerer and DAG processor jobs, by their last heartbeat.
+    job_retention_days=dict(type="int", default=30),
+    # Import errors the DAG processor has not written again for this long (their file is no longer parsed).
+    import_error_retention_days=dict(type="int", default=30),
+    # Archive tables a failed or archiving ``airflow db clean`` left (``_airflow_deleted__*``): reported, and
+    # dropped only when this is true.
+    drop_archive_tables=dict(type="bool", default=False),
+)

@@ -1,0 +1,311 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, pgtidy contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The walk of Airflow dag run retention: whole finished runs deleted with every row they own.
+
+Each batch reads the next dag runs past the retention in id order, keeps those Airflow still needs
+(``KEEP_REASONS``), and deletes the others in one transaction: the rows that hang off their task
+instances first, then the task instances, the rows that hang off the runs, and the runs, each through an
+index, so that no foreign key cascade has to look for rows by a scan. Every row is counted, in the
+handler's ``rows_by_table`` and in the run's row budget. Check mode counts the same rows with the
+same reads, in the same batches.
+
+A batch takes whole runs only; how many is sized from the rows per run of the batches before it, so that a
+batch stays near the row budget's ``batch_size`` (and never above ``dag_run_batch_size`` runs).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .._engine.walks import Walk
+
+try:
+    from psycopg import sql
+except ImportError:  # pragma: no cover - the module reports the missing driver
+    sql = None
+
+RUNS_RULE = "dag_runs"
+FINISHED_RUN_STATES = ("success", "failed")
+# Task instance states of work that is not over (Airflow's State.unfinished); a run holding one is kept even
+# when the run itself was marked finished.
+UNFINISHED_TI_STATES = ("scheduled", "queued", "running", "restarting", "up_for_retry", "up_for_reschedule",
+                        "deferred", "awaiting_input")
+# Run types whose newest run the scheduler reads to compute the next one (see ``scheduler_needs``).
+AUTOMATED_RUN_TYPES = ("scheduled", "backfill")
+# Dag runs read per statement when looking for candidates.
+SCAN_RUNS = 500
+LISTED_RUNS = 1000
+
+KEEP_REASONS = {
+    "not_finished": "the run is queued or running",
+    "task_unfinished": "a task instance of the run is not finished (queued, running, up for retry, deferred...)",
+    "newest_per_dag": "one of the newest runs of its DAG (keep_runs_per_dag), which the grid view shows",
+    "scheduler_needs": "the newest scheduled or backfill run of its DAG (the scheduler computes the next run"
+                       " from it), or its newest asset-triggered run (the floor of the next one's asset events)",
+    "locked": "the run row was locked by Airflow when the batch came to it",
+}
+
+# Rows that hang off a task instance, deleted before the task instances: (table, how they are found).
+# "ti_id": by the task instance's id; "ti_key": by (dag_id, task_id, run_id, map_index);
+# "run_pair": by (dag_id, run_id); "run_id": by dag_run.id in ``column``.
+TI_CHILDREN = (
+    ("task_reschedule", "ti_id", "ti_id"),
+    ("task_instance_note", "ti_id", "ti_id"),
+    ("hitl_detail", "ti_id", "ti_id"),
+    ("hitl_detail_history", "tih", "ti_history_id"),
+    ("task_instance_history", "run_pair", None),
+    ("xcom", "run_id", "dag_run_id"),
+    ("rendered_task_instance_fields", "ti_key", None),
+    ("task_map", "ti_key", None),
+)
+RUN_CHILDREN = (
+    ("dag_run_note", "dag_run_id"),
+    ("dagrun_asset_event", "dag_run_id"),
+    ("task_state_store", "dag_run_id"),
+    ("deadline", "dagrun_id"),
+    ("asset_partition_dag_run", "created_dag_run_id"),
+)
+TABLES = tuple(t for t, _h, _c in TI_CHILDREN) + ("task_instance",) + tuple(t for t, _c in RUN_CHILDREN) + ("dag_run",)
+
+
+@dataclass
+class RunProgress:
+    """The dag-run handler's own state: what it deleted and kept."""
+
+    runs_deleted: int = 0
+    deleted_by_state: dict = field(default_factory=dict)
+    deleted_by_dag: dict = field(default_factory=dict)
+    kept_runs: int = 0
+    kept_by_reason: dict = field(default_factory=dict)
+    rows_by_table: dict = field(default_factory=dict)
+    run_ids: list = field(default_factory=list)
+    run_ids_truncated: bool = False
+    rows_per_run: float = 0.0            # rows per run deleted so far (sizes the next batch)
+
+    def keep(self, reasons):
+        self.kept_runs += 1
+        for reason in reasons:
+            self.kept_by_reason[reason] = self.kept_by_reason.get(reason, 0) + 1
+
+    def report(self):
+        return {"runs_deleted": self.runs_deleted, "deleted_by_state": self.deleted_by_state,
+                "deleted_by_dag": self.deleted_by_dag, "kept_runs": self.kept_runs,
+                "kept_by_reason": self.kept_by_reason, "rows_by_table": self.rows_by_table,
+                "run_ids": self.run_ids, "run_ids_truncated": self.run_ids_truncated}
+
+
+class DagRunRetention(Walk):
+    """Walks ``dag_run`` by id; each batch deletes whole finished runs past the retention in one transaction."""
+
+    def __init__(self, schema, keep_per_dag, max_runs):
+        super().__init__(schema)
+        self.keep_per_dag = keep_per_dag
+        self.max_runs = max_runs
+        self.columns = {}
+        self.protected = {}             # dag_run.id -> reasons it is kept whatever its age (read in ``prepare``)
+
+    def start(self, state):
+        state.own = RunProgress(rows_by_table={t: 0 for t in TABLES})
+
+    def report(self, state):
+        return state.own.report()
+
+    def rows_by_table(self, state):
+        return {t: n for t, n in state.own.rows_by_table.items() if t in self.columns}
+
+    def _t(self, name):
+        return sql.Identifier(self.schema, name)
+
+    def has(self, table, column=None):
+        cols = self.columns.get(table)
+        return cols is not None and (column is None or column in cols)
+
+    def privileges(self, rule):
+        needs = [("dag_run", "SELECT"), ("dag_run", "UPDATE"), ("dag_run", "DELETE")]
+        for table in TABLES:
+            if table != "dag_run" and table in self.columns:
+                needs += [(table, "SELECT"), (table, "DELETE")]
+        return needs
+
+    # -- planning --------------------------------------------------------------------
+    def prepare(self, conn, state, id_ranges):
+        with conn.cursor() as cur:
+            cur.execute("SELECT table_name, column_name FROM information_schema.columns"
+                        " WHERE table_schema = %s AND table_name = ANY(%s)", (self.schema, list(TABLES)))
+            for table, column in cur.fetchall():
+                self.columns.setdefault(table, set()).add(column)
+            self.protected = self._protected(cur)
+        state.cursor = 0
+
+    def _protected(self, cur):
+        """dag_run.id -> reasons, for the runs kept whatever their age (read once per run of the module).
+
+        Runs created after this read are newer than every run it names, so they can only add runs to keep:
+        the newest runs read here stay among the newest.
+        """
+        runs = self._t("dag_run")
+        out = {}
+        cur.execute(sql.SQL(
+            "SELECT id FROM (SELECT r.id, row_number() OVER (PARTITION BY r.dag_id ORDER BY r.run_after DESC, r.id DESC)"
+            " AS n FROM {} AS r) AS ranked WHERE n <= %s").format(runs), (self.keep_per_dag,))
+        for (run,) in cur.fetchall():
+            out.setdefault(run, set()).add("newest_per_dag")
+        # What the DAG processor and the scheduler read (airflow/dag_processing/collection.py,
+        # _get_latest_runs_stmt): the run of the newest logical date among scheduled and backfill runs.
+        cur.execute(sql.SQL(
+            "SELECT r.id FROM {runs} AS r JOIN (SELECT dag_id, max(logical_date) AS newest FROM {runs}"
+            " WHERE run_type = ANY(%s) GROUP BY dag_id) AS m ON m.dag_id = r.dag_id AND r.logical_date = m.newest"
+        ).format(runs=runs), (list(AUTOMATED_RUN_TYPES),))
+        needed = [row[0] for row in cur.fetchall()]
+        if self.has("dag_run", "partition_key"):
+            # Partitioned DAGs: the newest partitioned run (_get_latest_runs_stmt_partitioned).
+            cur.execute(sql.SQL(
+                "SELECT DISTINCT ON (dag_id) id FROM {} WHERE run_type = ANY(%s) AND partition_key IS NOT NULL"
+                " ORDER BY dag_id, partition_date IS NULL, partition_date DESC, run_after DESC").format(runs),
+                (list(AUTOMATED_RUN_TYPES),))
+            needed += [row[0] for row in cur.fetchall()]
+        # Asset-triggered DAGs: the previous asset-triggered run's run_after floors the next run's events.
+        cur.execute(sql.SQL(
+            "SELECT DISTINCT ON (dag_id) id FROM {} WHERE run_type = 'asset_triggered'"
+            " ORDER BY dag_id, run_after DESC, id DESC").format(runs))
+        needed += [row[0] for row in cur.fetchall()]
+        for run in needed:
+            out.setdefault(run, set()).add("scheduler_needs")
+        return out
+
+    # -- one batch -------------------------------------------------------------------
+    def _candidates(self, cur, state):
+        """The next runs past the retention in id order (finished or not), and whether the table ends there."""
+        cur.execute(sql.SQL(
+            "SELECT r.id, r.dag_id, r.run_id, r.state,"
+            " EXISTS (SELECT 1 FROM {ti} AS ti WHERE ti.dag_id = r.dag_id AND ti.run_id = r.run_id"
+            "   AND ti.state = ANY(%(unfinished)s))"
+            " FROM {runs} AS r WHERE r.id > %(cursor)s AND coalesce(r.end_date, r.run_after) < %(cutoff)s"
+            " ORDER BY r.id LIMIT %(scan)s").format(ti=self._t("task_instance"), runs=self._t("dag_run")),
+            {"cursor": state.cursor, "cutoff": state.rule.cutoff, "unfinished": list(UNFINISHED_TI_STATES),
+             "scan": SCAN_RUNS})
+        rows = cur.fetchall()
+        return rows, len(rows) < SCAN_RUNS
+
+    def _runs_for(self, state, limit):
+        """Runs this batch may take: about ``limit`` rows at the rows per run seen so far, at most max_runs."""
+        per_run = state.own.rows_per_run
+        if per_run <= 0:
+            return 1
+        return max(1, min(self.max_runs, int(limit // per_run)))
+
+    def batch(self, conn, state, limit, upper, check_mode, precounted=None):
+        progress = state.own
+        want = self._runs_for(state, limit)
+        take, last_seen = [], None
+        with conn.cursor() as cur:
+            rows, exhausted = self._candidates(cur, state)
+            for run_id, dag_id, run_name, run_state, unfinished_tis in rows:
+                if len(take) >= want:
+                    exhausted = False
+                    break
+                last_seen = run_id
+                reasons = set(self.protected.get(run_id, ()))
+                if run_state not in FINISHED_RUN_STATES:
+                    reasons.add("not_finished")
+                elif unfinished_tis:
+                    reasons.add("task_unfinished")
+                if reasons:
+                    progress.keep(sorted(reasons))
+                    continue
+                take.append((run_id, dag_id, run_name, run_state))
+            if take and not check_mode:
+                take = self._lock(cur, progress, take)
+            deleted = self._delete(cur, progress, take, check_mode) if take else 0
+        if last_seen is not None:
+            state.cursor = last_seen
+        state.done = exhausted
+        return deleted
+
+    def _lock(self, cur, progress, take):
+        """Lock the runs (rows Airflow holds are skipped) and re-check them under the lock."""
+        cur.execute(sql.SQL(
+            "SELECT r.id FROM {runs} AS r WHERE r.id = ANY(%(ids)s) AND r.state = ANY(%(finished)s)"
+            " AND NOT EXISTS (SELECT 1 FROM {ti} AS ti WHERE ti.dag_id = r.dag_id AND ti.run_id = r.run_id"
+            "   AND ti.state = ANY(%(unfinished)s))"
+            " FOR UPDATE OF r SKIP LOCKED").format(runs=self._t("dag_run"), ti=self._t("task_instance")),
+            {"ids": [t[0] for t in take], "finished": list(FINISHED_RUN_STATES),
+             "unfinished": list(UNFINISHED_TI_STATES)})
+        locked = {row[0] for row in cur.fetchall()}
+        for run in take:
+            if run[0] not in locked:
+                progress.keep(["locked"])
+        return [run for run in take if run[0] in locked]
+
+    def _rows(self, cur, check_mode, table, where, params):
+        verb = "SELECT count(*) FROM {} AS d WHERE {}" if check_mode else \
+            "WITH gone AS (DELETE FROM {} AS d WHERE {} RETURNING 1) SELECT count(*) FROM gone"
+        cur.execute(sql.SQL(verb).format(self._t(table), where), params)
+        return cur.fetchone()[0]
+
+    def _delete(self, cur, progress, take, check_mode):
+        """Delete (or, in check mode, count) every row of the runs in ``take``; returns the rows."""
+        ids = [t[0] for t in take]
+        dag_ids = [t[1] for t in take]
+        run_names = [t[2] for t in take]
+        pairs = sql.SQL("(d.dag_id, d.run_id) IN (SELECT * FROM unnest(%(dag_ids)s::text[], %(run_ids)s::text[]))")
+        params = {"ids": ids, "dag_ids": dag_ids, "run_ids": run_names}
+        cur.execute(sql.SQL("SELECT d.id, d.dag_id, d.task_id, d.run_id, d.map_index FROM {} AS d WHERE {}").format(
+            self._t("task_instance"), pairs), params)
+        tis = cur.fetchall()
+        params.update(ti_ids=[t[0] for t in tis], ti_dags=[t[1] for t in tis], ti_tasks=[t[2] for t in tis],
+                      ti_runs=[t[3] for t in tis], ti_maps=[t[4] for t in tis])
+        ti_key = sql.SQL("(d.dag_id, d.task_id, d.run_id, d.map_index) IN (SELECT * FROM unnest("
+                         "%(ti_dags)s::text[], %(ti_tasks)s::text[], %(ti_runs)s::text[], %(ti_maps)s::int[]))")
+        counts = {}
+        for table, how, column in TI_CHILDREN:
+            if not self.has(table):
+                continue
+            if how == "ti_id":
+                where = sql.SQL("d.{} = ANY(%(ti_ids)s::uuid[])").format(sql.Identifier(column))
+            elif how == "run_id":
+                where = sql.SQL("d.{} = ANY(%(ids)s)").format(sql.Identifier(column))
+            elif how == "ti_key":
+                where = ti_key
+            elif how == "run_pair":
+                where = pairs
+            else:       # tih: rows of the task instance history of these runs
+                if not self.has("task_instance_history"):
+                    continue
+                where = sql.SQL("d.{} IN (SELECT h.task_instance_id FROM {} AS h WHERE (h.dag_id, h.run_id) IN"
+                                " (SELECT * FROM unnest(%(dag_ids)s::text[], %(run_ids)s::text[])))").format(
+                    sql.Identifier(column), self._t("task_instance_history"))
+            counts[table] = self._rows(cur, check_mode, table, where, params)
+        counts["task_instance"] = self._rows(cur, check_mode, "task_instance",
+                                             sql.SQL("d.id = ANY(%(ti_ids)s::uuid[])"), params)
+        for table, column in RUN_CHILDREN:
+            if self.has(table, column):
+                counts[table] = self._rows(cur, check_mode, table,
+                                           sql.SQL("d.{} = ANY(%(ids)s)").format(sql.Identifier(column)), params)
+        counts["dag_run"] = self._rows(cur, check_mode, "dag_run", sql.SQL("d.id = ANY(%(ids)s)"), params)
+        total = sum(counts.values())
+        for table, n in counts.items():
+            progress.rows_by_table[table] = progress.rows_by_table.get(table, 0) + n
+        before = progress.runs_deleted
+        for _id, dag_id, run_name, run_state in take:
+            progress.runs_deleted += 1
+            progress.deleted_by_state[run_state] = progress.deleted_by_state.get(run_state, 0) + 1
+            progress.deleted_by_dag[dag_id] = progress.deleted_by_dag.get(dag_id, 0) + 1
+            if len(progress.run_ids) < LISTED_RUNS:
+                progress.run_ids.append("%s/%s" % (dag_id, run_name))
+            else:
+                progress.run_ids_truncated = True
+        done_rows = sum(progress.rows_by_table.values())
+        progress.rows_per_run = done_rows / float(progress.runs_deleted) if progress.runs_deleted > before else \
+            progress.rows_per_run
+        return total
+
+    def remaining(self, conn, state, check_mode, precounted=None):
+        """Runs past retention beyond the cursor: an upper bound (some of them will be kept)."""
+        with conn.cursor() as cur:
+            cur.execute(sql.SQL("SELECT count(*) FROM {} AS r WHERE r.id > %s AND r.state = ANY(%s)"
+                                " AND coalesce(r.end_date, r.run_after) < %s").format(self._t("dag_run")),
+                        (state.cursor, list(FINISHED_RUN_STATES), state.rule.cutoff))
+            state.remaining = cur.fetchone()[0]
+        state.remaining_exact = False

@@ -1,0 +1,94 @@
+"""Reads an Airflow database back through Airflow's own models (run in Airflow's environment, see
+tests/airflow_fixture.py) and prints JSON: every dag run with its task instances, tries, XComs, rendered
+fields and notes, the asset events each run consumed, and what the scheduler would run next for each DAG,
+into the JSON file named by its argument.
+"""
+from __future__ import annotations
+
+import json
+import sys
+
+from sqlalchemy import func, select
+
+
+def iso(value):
+    return value.isoformat() if value is not None else None
+
+
+def runs(session):
+    from airflow.models.dagrun import DagRun
+    from airflow.models.renderedtifields import RenderedTaskInstanceFields
+    from airflow.models.taskinstancehistory import TaskInstanceHistory
+    from airflow.models.xcom import XComModel
+    out = {}
+    for dr in session.scalars(select(DagRun).order_by(DagRun.dag_id, DagRun.run_id)):
+        tis = {}
+        for ti in dr.get_task_instances(session=session):
+            key = "%s[%d]" % (ti.task_id, ti.map_index)
+            xcoms = session.execute(select(XComModel.key, XComModel.value).where(
+                XComModel.dag_id == ti.dag_id, XComModel.run_id == ti.run_id, XComModel.task_id == ti.task_id,
+                XComModel.map_index == ti.map_index).order_by(XComModel.key)).all()
+            rendered = session.scalar(select(RenderedTaskInstanceFields.rendered_fields).where(
+                RenderedTaskInstanceFields.dag_id == ti.dag_id, RenderedTaskInstanceFields.run_id == ti.run_id,
+                RenderedTaskInstanceFields.task_id == ti.task_id,
+                RenderedTaskInstanceFields.map_index == ti.map_index))
+            tries = session.execute(select(TaskInstanceHistory.try_number, TaskInstanceHistory.state).where(
+                TaskInstanceHistory.dag_id == ti.dag_id, TaskInstanceHistory.run_id == ti.run_id,
+                TaskInstanceHistory.task_id == ti.task_id, TaskInstanceHistory.map_index == ti.map_index)
+                .order_by(TaskInstanceHistory.try_number)).all()
+            tis[key] = {
+                "state": ti.state, "try_number": ti.try_number, "note": ti.note,
+                "start_date": iso(ti.start_date), "end_date": iso(ti.end_date),
+                "xcom": {k: json.loads(json.dumps(v, default=str)) for k, v in xcoms},
+                "rendered": json.loads(json.dumps(rendered, default=str)),
+                "earlier_tries": [[n, s] for n, s in tries],
+            }
+        out["%s/%s" % (dr.dag_id, dr.run_id)] = {
+            "id": dr.id, "state": dr.state, "run_type": dr.run_type, "logical_date": iso(dr.logical_date),
+            "run_after": iso(dr.run_after), "start_date": iso(dr.start_date), "end_date": iso(dr.end_date),
+            "note": dr.note, "consumed_asset_events": sorted(e.id for e in dr.consumed_asset_events),
+            "task_instances": tis,
+        }
+    return out
+
+
+def next_runs(session):
+    """Per DAG: the next run stored by the scheduler, and the one the DAG processor recomputes from the runs left."""
+    from airflow.dag_processing.collection import _get_latest_runs_stmt
+    from airflow.models.dag import DagModel
+    from airflow.models.dagrun import DagRun
+    from airflow.models.serialized_dag import SerializedDagModel
+    from airflow.utils.types import DagRunType
+    out = {}
+    for model in session.scalars(select(DagModel).order_by(DagModel.dag_id)):
+        dag = SerializedDagModel.get_dag(model.dag_id, session=session)
+        latest = session.scalar(_get_latest_runs_stmt(model.dag_id))
+        info = dag.next_dagrun_info(
+            last_automated_run_info=dag.timetable.run_info_from_dag_run(dag_run=latest) if latest else None)
+        # The floor of the next asset-triggered run's event window (the scheduler's previous asset-triggered run).
+        floor = session.scalar(select(func.max(DagRun.run_after)).where(
+            DagRun.dag_id == model.dag_id, DagRun.run_type == DagRunType.ASSET_TRIGGERED))
+        out[model.dag_id] = {
+            "stored": {"next_dagrun": iso(model.next_dagrun),
+                       "next_dagrun_create_after": iso(model.next_dagrun_create_after)},
+            "recomputed": {"logical_date": iso(info.logical_date) if info else None,
+                           "run_after": iso(info.run_after) if info else None},
+            "asset_event_floor": iso(floor),
+        }
+    return out
+
+
+def read_back():
+    from airflow.utils.session import create_session
+    with create_session() as session:
+        return {"runs": runs(session), "next": next_runs(session)}
+
+
+def main():
+    data = read_back()
+    with open(sys.argv[1], "w") as fh:     # Airflow logs to stdout
+        json.dump(data, fh, sort_keys=True)
+
+
+if __name__ == "__main__":
+    main()

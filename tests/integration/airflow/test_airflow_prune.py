@@ -1,0 +1,208 @@
+"""airflow_prune against a real Airflow 3 history: core runs, real ansible-playbook runs, and read-back through
+Airflow's own models (tests/airflow_fixture.py)."""
+from __future__ import annotations
+
+import datetime
+
+import pytest
+
+from airflow_fixture import RETENTION, TABLES, airflow_db, airflow_history, counts, read_back, run_key  # noqa: F401
+from conftest import conn_params
+
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._airflow.rules import AirflowProfile
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._common.errors import InvalidRequest
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._engine.prune import run_prune
+
+MODULE = "pgtidy.maintenance.airflow_prune"
+FINISHED = ("success", "failed")
+
+
+def prune(pg, db, lock_file, check=False, **options):
+    params = conn_params(pg, db, lock_file=lock_file, **dict(RETENTION, **options))
+    return run_prune(params, AirflowProfile(), check_mode=check)
+
+
+def parse(value):
+    return datetime.datetime.fromisoformat(value) if value else None
+
+
+def expected_deleted(before, days, keep):
+    """The runs the rules delete, worked out from Airflow's read-back (not from the module's SQL)."""
+    cutoff = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=days)
+    by_dag = {}
+    for key, run in before["runs"].items():
+        by_dag.setdefault(key.split("/", 1)[0], []).append((key, run))
+    gone = set()
+    for dag_id, runs in by_dag.items():
+        newest = {k for k, _r in sorted(runs, key=lambda kr: (parse(kr[1]["run_after"]), kr[1]["id"]),
+                                        reverse=True)[:keep]}
+        automated = [(parse(r["logical_date"]), k) for k, r in runs if r["run_type"] in ("scheduled", "backfill")]
+        needed = {k for d, k in automated if d == max(automated)[0]} if automated else set()
+        asset_runs = [(parse(r["run_after"]), r["id"], k) for k, r in runs if r["run_type"] == "asset_triggered"]
+        if asset_runs:
+            needed.add(max(asset_runs)[2])
+        for key, run in runs:
+            ended = parse(run["end_date"]) or parse(run["run_after"])
+            unfinished_task = any(ti["state"] not in ("success", "failed", "skipped", "upstream_failed", "removed",
+                                                      None) for ti in run["task_instances"].values())
+            if (run["state"] in FINISHED and ended < cutoff and key not in newest and key not in needed
+                    and not unfinished_task):
+                gone.add(key)
+    return gone
+
+
+def handler_view(result):
+    return {name: (h["deleted"], h.get("rows_by_table"), h.get("kept_by_reason"), h.get("dropped"), h["status"])
+            for name, h in result["handlers"].items()}
+
+
+def test_check_mode_predicts_the_run_and_a_rerun_deletes_nothing(pg, airflow_db, lock_file):
+    before = counts(pg, airflow_db)
+    old_log = int(pg.psql("SELECT count(*) FROM log WHERE dttm < now() - interval '30 days'", airflow_db))
+    plan = prune(pg, airflow_db, lock_file, check=True)
+    assert counts(pg, airflow_db) == before, "check mode must not change anything"
+    done = prune(pg, airflow_db, lock_file)
+    again_plan = prune(pg, airflow_db, lock_file, check=True)
+    again = prune(pg, airflow_db, lock_file)
+
+    assert not done["failed_handlers"] and not done["capped"], done["handlers"]
+    assert plan["changed"] is True and done["changed"] is True
+    assert handler_view(plan) == handler_view(done)
+    assert plan["deleted_total"] == done["deleted_total"] > 0
+    assert plan["rows_after"] == done["rows_after"]
+    after = counts(pg, airflow_db)
+    for table in TABLES:
+        assert after[table] == done["rows_after"].get(table, after[table]), table
+    # Every row the run removed is counted: the tables' counts fell by exactly the rows reported.
+    gone_rows = {t: before[t] - after[t] for t in TABLES}
+    reported = {}
+    for handler in done["handlers"].values():
+        for table, n in (handler.get("rows_by_table") or {handler["table"]: handler["deleted"]}).items():
+            reported[table] = reported.get(table, 0) + n
+    for table in TABLES:
+        assert gone_rows[table] == reported.get(table, 0), table
+    assert done["deleted_total"] == sum(gone_rows.values())
+
+    runs = done["handlers"]["dag_runs"]
+    assert runs["runs_deleted"] > 0 and runs["rows_by_table"]["task_instance"] > 0
+    assert runs["rows_by_table"]["xcom"] > 0 and runs["rows_by_table"]["rendered_task_instance_fields"] > 0
+    # The old manual run's flaky task failed its first try: that try is its history row.
+    assert runs["rows_by_table"]["task_map"] > 0 and runs["rows_by_table"]["task_instance_history"] == 1
+    assert runs["rows_by_table"]["dag_run_note"] == 1 and runs["rows_by_table"]["task_instance_note"] == 1
+    assert runs["rows_by_table"]["dagrun_asset_event"] == 1
+    # Airflow's own entries of the old runs' tasks, and two older entries (120 and 100 days).
+    assert done["handlers"]["audit_log"]["deleted"] == old_log > 2
+    # Not the running scheduler, not the only triggerer job, not the newest DAG processor job.
+    assert done["handlers"]["jobs"]["deleted"] == 2
+    assert done["handlers"]["import_errors"]["deleted"] == 1
+    archive = done["handlers"]["archive_tables"]
+    assert len(archive["archive_tables"]) == 1 and archive["dropped"] == []
+
+    assert again_plan["deleted_total"] == 0 and again_plan["changed"] is False
+    assert again["deleted_total"] == 0 and again["changed"] is False
+    assert counts(pg, airflow_db) == after
+
+
+def test_airflow_reads_back_what_was_kept_and_schedules_the_same(pg, airflow_db, airflow_history, lock_file):
+    before = airflow_history["before"]
+    made = airflow_history["made"]
+    result = prune(pg, airflow_db, lock_file)
+    assert result["changed"] and not result["failed_handlers"]
+    after = read_back(pg, airflow_db, airflow_history["python"], airflow_history["home"])
+
+    gone = expected_deleted(before, RETENTION["dag_run_retention_days"], RETENTION["keep_runs_per_dag"])
+    assert gone and set(before["runs"]) - set(after["runs"]) == gone
+    assert set(after["runs"]) == set(before["runs"]) - gone
+    assert sorted(result["handlers"]["dag_runs"]["run_ids"]) == sorted(gone)
+    for key, run in after["runs"].items():
+        assert run == before["runs"][key], "kept run %s changed" % key
+    # What the scheduler and the DAG processor compute the next runs from is unchanged.
+    assert after["next"] == before["next"]
+    # Kept on purpose although past the retention.
+    running = run_key(made["running"])
+    assert after["runs"][running]["state"] == "running"
+    assert run_key(made["scheduled"][-1]) in after["runs"]               # the newest scheduled run
+    assert run_key(made["newest_asset_run"]) in after["runs"]            # the newest asset-triggered run
+    assert run_key(made["old_asset_run"]) not in after["runs"]
+    assert run_key(made["old_manual"]) not in after["runs"]
+    assert run_key(made["recent_manual"]) in after["runs"]
+    kept = result["handlers"]["dag_runs"]["kept_by_reason"]
+    assert kept["not_finished"] == 1 and kept["scheduler_needs"] >= 2 and kept["newest_per_dag"] >= 1
+
+
+def test_no_row_points_at_a_deleted_run_and_no_old_audit_row_stays(pg, airflow_db, lock_file):
+    prune(pg, airflow_db, lock_file)
+    orphans = pg.psql(
+        "SELECT (SELECT count(*) FROM task_instance ti WHERE NOT EXISTS (SELECT 1 FROM dag_run r"
+        "   WHERE r.dag_id = ti.dag_id AND r.run_id = ti.run_id))"
+        " + (SELECT count(*) FROM xcom x WHERE NOT EXISTS (SELECT 1 FROM dag_run r WHERE r.id = x.dag_run_id))"
+        " + (SELECT count(*) FROM task_instance_history h WHERE NOT EXISTS (SELECT 1 FROM dag_run r"
+        "   WHERE r.dag_id = h.dag_id AND r.run_id = h.run_id))"
+        " + (SELECT count(*) FROM log l WHERE l.run_id IS NOT NULL AND l.dttm < now() - interval '30 days')",
+        airflow_db)
+    assert orphans == "0"
+
+
+def test_budget_stops_between_whole_runs(pg, airflow_db, lock_file):
+    """A small row budget stops the run early; no run is left half deleted, and the next runs finish the work."""
+    first = prune(pg, airflow_db, lock_file, max_rows=10, batch_size=10, log_retention_days=-1,
+                  job_retention_days=-1, import_error_retention_days=-1)
+    assert first["capped"] and first["capped_by"] == "max_rows"
+    half = pg.psql("SELECT count(*) FROM dag_run r WHERE NOT EXISTS (SELECT 1 FROM task_instance ti"
+                   " WHERE ti.dag_id = r.dag_id AND ti.run_id = r.run_id)", airflow_db)
+    assert half == "0", "a run lost its task instances but stayed"
+    total = first["deleted_total"]
+    for _ in range(20):
+        step = prune(pg, airflow_db, lock_file, max_rows=10, batch_size=10, log_retention_days=-1,
+                     job_retention_days=-1, import_error_retention_days=-1)
+        total += step["deleted_total"]
+        if not step["capped"]:
+            break
+    fresh = prune(pg, airflow_db, lock_file, check=True)
+    assert fresh["handlers"]["dag_runs"]["deleted"] == 0
+
+
+def test_untested_schema_revision_is_refused(pg, airflow_db, lock_file):
+    pg.psql("UPDATE alembic_version SET version_num = '0000deadbeef'", airflow_db)
+    before = counts(pg, airflow_db)
+    with pytest.raises(Exception) as caught:
+        prune(pg, airflow_db, lock_file)
+    assert getattr(caught.value, "kind", None) == "untested_schema" or "untested" in type(caught.value).__name__.lower()
+    assert "0000deadbeef" in str(caught.value) and "Airflow 3.3.2" in str(caught.value)
+    assert counts(pg, airflow_db) == before
+
+
+def test_options_are_checked_before_the_database():
+    with pytest.raises(InvalidRequest):
+        AirflowProfile().validate_options({"keep_runs_per_dag": 0})
+    with pytest.raises(InvalidRequest):
+        AirflowProfile().validate_options({"dag_run_retention_days": 0})
+    plan = AirflowProfile().validate_options({})
+    assert plan["dag_run_retention_days"] == 90 and plan["keep_runs_per_dag"] == 25
+    assert plan["drop_archive_tables"] is False
+
+
+def test_playbook_check_run_rerun_and_archive_drop(pg, airflow_db, ansible, lock_file):
+    args = conn_params(pg, airflow_db, lock_file=lock_file, drop_archive_tables=True, **RETENTION)
+    rc, check, out = ansible.run_task(MODULE, args, check=True, diff=True)
+    assert rc == 0, out
+    assert check["changed"] is True and check["check_mode"] is True and "diff" in check
+    assert check["handlers"]["archive_tables"]["dropped"] and pg.psql(
+        "SELECT count(*) FROM pg_tables WHERE starts_with(tablename, '_airflow_deleted__')", airflow_db) == "1"
+    rc, done, out = ansible.run_task(MODULE, args)
+    assert rc == 0, out
+    assert done["deleted_total"] == check["deleted_total"] > 0
+    assert done["rows_after"] == check["rows_after"]
+    assert done["handlers"]["archive_tables"]["dropped"] == check["handlers"]["archive_tables"]["dropped"]
+    assert pg.psql("SELECT count(*) FROM pg_tables WHERE starts_with(tablename, '_airflow_deleted__')",
+                   airflow_db) == "0"
+    rc, again, out = ansible.run_task(MODULE, args)
+    assert rc == 0, out
+    assert again["changed"] is False and again["deleted_total"] == 0
+
+
+def test_playbook_refuses_an_unknown_revision(pg, airflow_db, ansible, lock_file):
+    pg.psql("UPDATE alembic_version SET version_num = '0000deadbeef'", airflow_db)
+    rc, result, out = ansible.run_task(MODULE, conn_params(pg, airflow_db, lock_file=lock_file, **RETENTION))
+    assert rc != 0, out
+    assert result["error_kind"] == "untested_schema" and "0000deadbeef" in result["msg"]
