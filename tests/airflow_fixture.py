@@ -9,8 +9,8 @@ the history and to read it back.
 ``airflow db migrate`` creates the schema; tests/airflow/make_history.py runs the DAGs of tests/airflow/dags
 in-process with ``dag.test()`` (scheduled weekly runs, manual runs with notes, a task that succeeds on its
 second try, mapped tasks and XComs, asset events consumed by asset-triggered runs, a run left running),
-moves each run back in time with SQL, reads the history back, and adds audit log rows, jobs, import errors and the archive table a
-``airflow db clean`` without --skip-archive leaves. The database becomes the template every test clones
+moves each run back in time with SQL, adds audit log rows, jobs, import errors and the archive table an
+``airflow db clean`` without --skip-archive leaves, and reads the history back. The database becomes the template every test clones
 with CREATE DATABASE ... TEMPLATE; tests/airflow/read_back.py reads a database back through Airflow's models.
 """
 from __future__ import annotations
@@ -30,7 +30,8 @@ SCRIPTS = os.path.join(HERE, "airflow")
 DAGS = os.path.join(SCRIPTS, "dags")
 
 # The retention the Airflow tests prune with (the fixture's runs are 1 to 155 days old).
-RETENTION = {"dag_run_retention_days": 30, "keep_runs_per_dag": 1, "log_retention_days": 30,
+RETENTION = {"dag_run_retention_days": 30, "keep_runs_per_dag": 1, "asset_event_retention_days": 30,
+             "log_retention_days": 30,
              "job_retention_days": 30, "import_error_retention_days": 30}
 TABLES = ("dag_run", "task_instance", "task_instance_history", "xcom", "rendered_task_instance_fields",
           "task_map", "dag_run_note", "task_instance_note", "dagrun_asset_event", "asset_event", "log", "job",

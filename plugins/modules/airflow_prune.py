@@ -25,6 +25,8 @@ description:
     each DAG's newest logical date among scheduled and backfill runs and its newest partitioned run (what the
     scheduler and the DAG processor compute the next run from); each DAG's newest asset-triggered run (its
     C(run_after) is the floor of the asset events the next asset-triggered run consumes).
+  - Asset events older than O(asset_event_retention_days) that no remaining run consumed, once the runs that
+    consumed them are gone (see the option for the events always kept).
   - The audit log (C(log)) older than O(log_retention_days); finished jobs whose last heartbeat is older than
     O(job_retention_days), except the newest job of each type and jobs that a task instance that is not
     finished or a trigger refers to; import errors not written again for O(import_error_retention_days).
@@ -56,6 +58,14 @@ options:
         instances and everything else they own.
     type: int
     default: 100
+  asset_event_retention_days:
+    description:
+      - Days to keep asset events (C(asset_event)) that no remaining dag run consumed; V(-1) keeps them all.
+      - Never deleted - each asset's newest event, events a DAG scheduled on the asset has still to consume (newer
+        than its newest asset-triggered run, or all of them before its first), partitioned events and events of
+        an asset alias.
+    type: int
+    default: 90
   log_retention_days:
     description: Days to keep audit log entries (C(log)); V(-1) keeps them all.
     type: int

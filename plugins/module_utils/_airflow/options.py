@@ -17,6 +17,8 @@ AIRFLOW_PRUNE_ARGUMENT_SPEC = dict(
     keep_runs_per_dag=dict(type="int", default=25),
     # Dag runs per transaction at most; each brings its task instances, tries, XComs and rendered fields.
     dag_run_batch_size=dict(type="int", default=100),
+    # Asset events no remaining run consumed and no DAG still has to consume (never an asset's newest).
+    asset_event_retention_days=dict(type="int", default=90),
     # The audit log (``log``): who triggered, cleared or changed what.
     log_retention_days=dict(type="int", default=90),
     # Finished scheduler, triggerer and DAG processor jobs, by their last heartbeat.

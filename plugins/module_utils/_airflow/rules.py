@@ -5,9 +5,10 @@
 
 - ``dag_runs`` (``runs.py``): finished dag runs past the retention, whole, with every row they own, except
   the runs Airflow still needs (``runs.KEEP_REASONS``).
-- ``audit_log``, ``jobs``, ``import_errors``: tables whose integer key grows with time, walked by id
-  (the engine's ``IdWalk``); finished jobs only, and never a job a running task or a trigger points at, nor the
-  newest job of each type.
+- ``asset_events``, ``audit_log``, ``jobs``, ``import_errors``: tables whose integer key grows with time, walked
+  by id (the engine's ``IdWalk``); asset events only when nothing Airflow reads refers to them any more
+  (``asset_event_free``), after the dag runs that consumed them are gone; finished jobs only, and never a job
+  a running task or a trigger points at, nor the newest job of each type.
 - ``archive_tables`` (``ArchiveTables``): the ``_airflow_deleted__*`` tables ``airflow db clean`` leaves,
   reported, and dropped only when asked.
 
@@ -32,8 +33,8 @@ except ImportError:  # pragma: no cover
     sql = None
 
 ARCHIVE_PREFIX = "_airflow_deleted__"
-RETENTION_OPTIONS = ("dag_run_retention_days", "log_retention_days", "job_retention_days",
-                     "import_error_retention_days")
+RETENTION_OPTIONS = ("dag_run_retention_days", "asset_event_retention_days", "log_retention_days",
+                     "job_retention_days", "import_error_retention_days")
 
 # The tables and columns the rules rely on; a database without them is not an Airflow 3 database.
 REQUIRED_COLUMNS = {
@@ -43,9 +44,13 @@ REQUIRED_COLUMNS = {
     "log": ("id", "dttm"),
     "job": ("id", "job_type", "state", "latest_heartbeat"),
     "import_error": ("id", "timestamp"),
+    "asset_event": ("id", "asset_id", "timestamp", "partition_key"),
+    "dagrun_asset_event": ("dag_run_id", "event_id"),
+    "dag_schedule_asset_reference": ("asset_id", "dag_id"),
+    "asset_alias_asset_event": ("event_id",),
 }
 ROW_TABLES = ("dag_run", "task_instance", "task_instance_history", "xcom", "rendered_task_instance_fields",
-              "log", "job", "import_error")
+              "asset_event", "log", "job", "import_error")
 
 
 def _whole(name, value, low, high):
@@ -100,6 +105,34 @@ def kept_jobs(conn, schema):
                 sql.Identifier(schema, "trigger")))
             keep.update(row[0] for row in cur.fetchall())
     return sorted(keep)
+
+
+def asset_event_free(schema):
+    """SQL over alias ``t`` (an asset event): nothing Airflow reads refers to it any more.
+
+    - no remaining dag run consumed it (``dagrun_asset_event``; the links of the runs this prune deletes, or in
+      check mode counts, are treated as gone: ``%(counted_runs)s``);
+    - it is not its asset's newest event (the asset's page and asset conditions read the newest);
+    - no DAG scheduled on its asset still has it to consume: the scheduler hands an asset-triggered run the
+      events newer than the DAG's previous asset-triggered run (``run_after``), or every event when there is none;
+    - it carries no partition key (the partition log refers to such events without a foreign key) and no
+      asset alias link (alias-scheduled DAGs read those).
+    """
+    def t(name):
+        return sql.Identifier(schema, name)
+
+    return sql.SQL(
+        "t.partition_key IS NULL"
+        " AND NOT EXISTS (SELECT 1 FROM {links} AS l WHERE l.event_id = t.id"
+        "   AND l.dag_run_id <> ALL(%(counted_runs)s::int[]))"
+        " AND EXISTS (SELECT 1 FROM {events} AS n WHERE n.asset_id = t.asset_id AND n.timestamp >= t.timestamp"
+        "   AND n.id <> t.id AND (n.timestamp > t.timestamp OR n.id > t.id))"
+        " AND NOT EXISTS (SELECT 1 FROM {refs} AS s WHERE s.asset_id = t.asset_id AND t.timestamp > coalesce("
+        "   (SELECT max(r.run_after) FROM {runs} AS r WHERE r.dag_id = s.dag_id AND r.run_type = 'asset_triggered'),"
+        "   '-infinity'))"
+        " AND NOT EXISTS (SELECT 1 FROM {aliases} AS a WHERE a.event_id = t.id)").format(
+        links=t("dagrun_asset_event"), events=t("asset_event"), refs=t("dag_schedule_asset_reference"),
+        runs=t("dag_run"), aliases=t("asset_alias_asset_event"))
 
 
 class ArchiveTables(Walk):
@@ -173,6 +206,16 @@ def build_rules(plan, schema, conn, now=None):
             note="deadline.dagrun_id and asset_partition_dag_run.created_dag_run_id have no index in Airflow 3.3:"
                  " their rows are deleted with one scan of each table per batch"))
     walk = IdWalk(schema)
+    days = plan["asset_event_retention_days"]
+    if days is not None:
+        runs = rules[0].walk.counted_runs if rules else list
+        rules.append(Rule(
+            name="asset_events", table="asset_event", cutoff=aware_cutoff(days, now), walk=IdWalk(schema),
+            time_column="timestamp", predicate=asset_event_free(schema), params={"counted_runs": runs},
+            after=(RUNS_RULE,) if rules else (),
+            description="asset events older than %d days that no remaining dag run consumed, except each asset's"
+                        " newest event, events a DAG scheduled on the asset has not consumed yet, partitioned"
+                        " events and events of an asset alias" % days))
     days = plan["log_retention_days"]
     if days is not None:
         rules.append(Rule(name="audit_log", table="log", cutoff=aware_cutoff(days, now), walk=walk,

@@ -104,9 +104,16 @@ class DagRunRetention(Walk):
         self.max_runs = max_runs
         self.columns = {}
         self.protected = {}             # dag_run.id -> reasons it is kept whatever its age (read in ``prepare``)
+        self.counted = []               # dag_run.id of every run deleted (in check mode: counted) so far
 
     def start(self, state):
         state.own = RunProgress(rows_by_table={t: 0 for t in TABLES})
+        self.counted = []
+
+    def counted_runs(self):
+        """The runs this prune deleted (in check mode: counted as deleted). The handlers that wait for this one
+        treat the rows of these runs as gone, so that check mode predicts what the real run deletes."""
+        return list(self.counted)
 
     def report(self, state):
         return state.own.report()
@@ -147,8 +154,9 @@ class DagRunRetention(Walk):
         runs = self._t("dag_run")
         out = {}
         cur.execute(sql.SQL(
-            "SELECT id FROM (SELECT r.id, row_number() OVER (PARTITION BY r.dag_id ORDER BY r.run_after DESC, r.id DESC)"
-            " AS n FROM {} AS r) AS ranked WHERE n <= %s").format(runs), (self.keep_per_dag,))
+            "SELECT id FROM (SELECT r.id,"
+            " row_number() OVER (PARTITION BY r.dag_id ORDER BY r.run_after DESC, r.id DESC) AS n"
+            " FROM {} AS r) AS ranked WHERE n <= %s").format(runs), (self.keep_per_dag,))
         for (run,) in cur.fetchall():
             out.setdefault(run, set()).add("newest_per_dag")
         # What the DAG processor and the scheduler read (airflow/dag_processing/collection.py,
@@ -288,7 +296,8 @@ class DagRunRetention(Walk):
         for table, n in counts.items():
             progress.rows_by_table[table] = progress.rows_by_table.get(table, 0) + n
         before = progress.runs_deleted
-        for _id, dag_id, run_name, run_state in take:
+        for run_id, dag_id, run_name, run_state in take:
+            self.counted.append(run_id)
             progress.runs_deleted += 1
             progress.deleted_by_state[run_state] = progress.deleted_by_state.get(run_state, 0) + 1
             progress.deleted_by_dag[dag_id] = progress.deleted_by_dag.get(dag_id, 0) + 1

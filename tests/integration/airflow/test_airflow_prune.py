@@ -3,11 +3,16 @@ Airflow's own models (tests/airflow_fixture.py)."""
 from __future__ import annotations
 
 import datetime
+import json
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 
 from airflow_fixture import RETENTION, TABLES, airflow_db, airflow_history, counts, read_back, run_key  # noqa: F401
-from conftest import conn_params
+from conftest import COLLECTIONS_ROOT, conn_params
 
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._airflow.rules import AirflowProfile
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._common.errors import InvalidRequest
@@ -90,6 +95,9 @@ def test_check_mode_predicts_the_run_and_a_rerun_deletes_nothing(pg, airflow_db,
     assert runs["rows_by_table"]["task_map"] > 0 and runs["rows_by_table"]["task_instance_history"] == 1
     assert runs["rows_by_table"]["dag_run_note"] == 1 and runs["rows_by_table"]["task_instance_note"] == 1
     assert runs["rows_by_table"]["dagrun_asset_event"] == 1
+    # The oldest asset event: its consumer run is gone and the consumer DAG has consumed past it. The next one is
+    # still consumed by a kept run, the newest is its asset's newest.
+    assert done["handlers"]["asset_events"]["deleted"] == 1
     # Airflow's own entries of the old runs' tasks, and two older entries (120 and 100 days).
     assert done["handlers"]["audit_log"]["deleted"] == old_log > 2
     # Not the running scheduler, not the only triggerer job, not the newest DAG processor job.
@@ -160,6 +168,52 @@ def test_budget_stops_between_whole_runs(pg, airflow_db, lock_file):
             break
     fresh = prune(pg, airflow_db, lock_file, check=True)
     assert fresh["handlers"]["dag_runs"]["deleted"] == 0
+
+
+def run_fingerprints(pg, db):
+    """Per dag run, the rows it owns: task instances, XComs, rendered fields, earlier tries, notes, asset links."""
+    out = pg.psql(
+        "SELECT r.dag_id || '/' || r.run_id, (SELECT count(*) FROM task_instance ti"
+        "   WHERE ti.dag_id = r.dag_id AND ti.run_id = r.run_id),"
+        " (SELECT count(*) FROM xcom x WHERE x.dag_run_id = r.id),"
+        " (SELECT count(*) FROM rendered_task_instance_fields f WHERE f.dag_id = r.dag_id AND f.run_id = r.run_id),"
+        " (SELECT count(*) FROM task_instance_history h WHERE h.dag_id = r.dag_id AND h.run_id = r.run_id),"
+        " (SELECT count(*) FROM task_instance_note n JOIN task_instance ti ON ti.id = n.ti_id"
+        "   WHERE ti.dag_id = r.dag_id AND ti.run_id = r.run_id),"
+        " (SELECT count(*) FROM dag_run_note n WHERE n.dag_run_id = r.id),"
+        " (SELECT count(*) FROM dagrun_asset_event e WHERE e.dag_run_id = r.id)"
+        " FROM dag_run r ORDER BY 1", db)
+    rows = [line.split("|") for line in out.splitlines() if line]
+    return {row[0]: tuple(int(v) for v in row[1:]) for row in rows}
+
+
+def test_killed_mid_run_leaves_no_half_deleted_run(pg, airflow_db, lock_file, tmp_path):
+    whole = run_fingerprints(pg, airflow_db)
+    script = tmp_path / "run.py"
+    script.write_text(
+        "import sys, json\n"
+        "sys.path[:0] = %r\n"
+        "from ansible_collections.pgtidy.maintenance.plugins.module_utils._airflow.rules import AirflowProfile\n"
+        "from ansible_collections.pgtidy.maintenance.plugins.module_utils._engine.prune import run_prune\n"
+        "run_prune(json.loads(sys.argv[1]), AirflowProfile())\n" % ([COLLECTIONS_ROOT],))
+    params = conn_params(pg, airflow_db, lock_file=lock_file, batch_size=1, batch_pause=0.3, **RETENTION)
+    proc = subprocess.Popen([sys.executable, str(script), json.dumps(params)])
+    deadline = time.monotonic() + 60
+    while len(run_fingerprints(pg, airflow_db)) == len(whole) and time.monotonic() < deadline \
+            and proc.poll() is None:
+        time.sleep(0.1)
+    assert proc.poll() is None, "the pruning process ended before it was killed (rc %s)" % proc.returncode
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    mid = run_fingerprints(pg, airflow_db)
+    assert 0 < len(whole) - len(mid), "nothing was deleted before the kill"
+    assert {key: whole[key] for key in mid} == mid, "a run that stayed lost some of its rows"
+    result = prune(pg, airflow_db, lock_file)
+    assert not result["capped"] and not result["failed_handlers"]
+    assert result["handlers"]["dag_runs"]["runs_deleted"] > 0
+    end = run_fingerprints(pg, airflow_db)
+    assert {key: whole[key] for key in end} == end
+    assert prune(pg, airflow_db, lock_file, check=True)["deleted_total"] == 0
 
 
 def test_untested_schema_revision_is_refused(pg, airflow_db, lock_file):
