@@ -202,6 +202,7 @@ options:
 extends_documentation_fragment:
   - pgtidy.maintenance._common
   - pgtidy.maintenance._common.REPORT
+  - pgtidy.maintenance._common.ATTRIBUTES
 attributes:
   check_mode:
     support: full
@@ -209,10 +210,6 @@ attributes:
   diff_mode:
     support: none
     description: The module changes nothing, so there is no diff.
-  action_group:
-    support: full
-    membership: [ pgtidy.maintenance.all ]
-    description: Use C(group/pgtidy.maintenance.all) in C(module_defaults) to set connection options once.
 notes:
   - Takes no lockfile and no advisory lock, so a running backup or prune never delays it.
   - Sessions of other roles show their state only to superusers and members of C(pg_read_all_stats);

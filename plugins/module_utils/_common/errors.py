@@ -1,7 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, pgtidy contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Typed errors of the pgtidy core. Each carries a message a person can act on."""
+"""Typed errors of the pgtidy core. Each carries a message a person can act on; ``classify`` gives any error its
+error_kind and fix. The errors only a prune raises are in ``_engine.errors``."""
 
 from __future__ import annotations
 
@@ -21,22 +22,10 @@ class ConnectionFailed(PgtidyError):
     kind = "connection_failed"
 
 
-class SchemaMismatch(PgtidyError):
-    """The database is not the orchestrator schema the module expects; nothing was touched."""
-
-    kind = "schema_mismatch"
-
-
 class InvalidRequest(PgtidyError):
     """Options that would be unsafe or make no sense (protected types, absurd retention)."""
 
     kind = "invalid_request"
-
-
-class StandbyServer(PgtidyError):
-    """The server is a standby (in recovery): nothing can be deleted there; run against the primary."""
-
-    kind = "standby"
 
 
 class LockBusy(PgtidyError):
@@ -90,6 +79,13 @@ def first_line(exc):
     return "%s: %s" % (name, text.splitlines()[0]) if text else name
 
 
+def message_line(exc):
+    """The first line of an error's message (pgtidy's ``message``, else the server's text), without the type
+    name; the type name alone (first_line) when the message is empty."""
+    text = (getattr(exc, "message", None) or str(exc)).strip()
+    return text.splitlines()[0] if text else first_line(exc)
+
+
 def classify(exc):
     """(error_kind, fix) of an exception met while doing the work; ``internal_error`` for anything that is
     neither pgtidy's own error nor a database error."""
@@ -109,21 +105,9 @@ def classify(exc):
     return kind, fix_for(kind)
 
 
-class ConnectionLost(PgtidyError):
-    """The session ended during the run: what was committed stays, the rest is for the next run."""
-
-    kind = "connection_lost"
-
-
 class ReportFileRefused(PgtidyError, OSError):
     """A report, metrics or history file whose directory does not exist (or is not a directory): pgtidy
     creates no directory for them, so a typo is refused, not written where nothing reads it. Nothing was
     written there. Also an OSError, so code that treats a file it cannot write as a warning still catches it."""
 
     kind = "report_file_refused"
-
-
-class UntestedSchema(PgtidyError):
-    """The orchestrator's schema revision is not one this collection was tested on; nothing was touched."""
-
-    kind = "untested_schema"

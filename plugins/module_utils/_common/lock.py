@@ -283,7 +283,17 @@ def lock_wait_seconds(value):
     return value
 
 
-class LockFile:
+class _Held:
+    """A lock taken by ``with`` and released however the block ends."""
+
+    def __enter__(self):
+        return self.acquire()
+
+    def __exit__(self, *exc):
+        self.release()
+
+
+class LockFile(_Held):
     """Exclusive flock on ``path``, waiting up to ``wait`` seconds; the holder is written into the file."""
 
     def __init__(self, path=None, wait=None, job="pgtidy", poll=0.2):
@@ -347,14 +357,8 @@ class LockFile:
         os.close(self.fd)
         self.fd = None
 
-    def __enter__(self):
-        return self.acquire()
 
-    def __exit__(self, *exc):
-        self.release()
-
-
-class AdvisoryLock:
+class AdvisoryLock(_Held):
     """Session advisory lock in the database so two hosts never maintain the same database at once."""
 
     def __init__(self, conn, object_id=ADVISORY_OBJECT_ID):
@@ -387,9 +391,3 @@ class AdvisoryLock:
             with self.conn.cursor() as cur:
                 cur.execute("SELECT pg_advisory_unlock(%s::int4, %s::int4)", (ADVISORY_CLASS_ID, self.object_id))
         self.held = False
-
-    def __enter__(self):
-        return self.acquire()
-
-    def __exit__(self, *exc):
-        self.release()

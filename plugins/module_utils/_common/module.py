@@ -30,21 +30,13 @@ def require_psycopg(module, missing_required_lib):
 
 def write_outputs(module, result, metrics=None):
     """JSON report and Prometheus textfile, if asked for. A failure here is a warning, not a lost run."""
-    params = module.params
-    try:
-        if params.get("report_file"):
-            write_json_report(params["report_file"], result)
-    except ReportFileRefused as exc:
-        module.warn("could not write the report: %s" % exc.message)
-    except OSError as exc:
-        module.warn("could not write the report: %s" % exc)
-    try:
-        if params.get("metrics_file") and metrics is not None:
-            metrics.write(params["metrics_file"])
-    except ReportFileRefused as exc:
-        module.warn("could not write the metrics: %s" % exc.message)
-    except OSError as exc:
-        module.warn("could not write the metrics: %s" % exc)
+    for option, what, write in (("report_file", "report", lambda path: write_json_report(path, result)),
+                                ("metrics_file", "metrics", None if metrics is None else metrics.write)):
+        if module.params.get(option) and write is not None:
+            try:
+                write(module.params[option])
+            except OSError as exc:      # ReportFileRefused is one too, and its text is its message
+                module.warn("could not write the %s: %s" % (what, exc))
 
 
 def run_guarded(module, work, metrics_for=None):

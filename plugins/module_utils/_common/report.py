@@ -48,11 +48,11 @@ def refuse_missing_directory(path, option="report_file"):
         % (option, path, directory, what, option), refused_option=option, refused_file=path)
 
 
-def check_output_files(params, options=None):
+def check_output_files(params):
     """Refuse, before anything else happens, output files whose directory is missing: call it before the
     database is touched, so a refused report costs no work."""
     for option, dummy in OUTPUT_FILE_OPTIONS:
-        if (options is None or option in options) and params.get(option):
+        if params.get(option):
             refuse_missing_directory(params[option], option)
 
 

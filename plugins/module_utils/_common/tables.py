@@ -5,10 +5,7 @@
 
 from __future__ import annotations
 
-try:
-    from psycopg import sql
-except ImportError:  # pragma: no cover - the module reports the missing driver
-    sql = None
+from .connection import sql  # None without psycopg: the module reports it
 
 
 def table_row_estimates(conn, schema, tables=("event_logs", "job_ticks")):

@@ -1,12 +1,11 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, pgtidy contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Units every part of the collection reads and writes the same way: sizes, durations, WAL positions, retention
-cutoffs, and names as SQL shown to people spells them."""
+"""Units every part of the collection reads and writes the same way: sizes, durations, and names as SQL shown to
+people spells them."""
 
 from __future__ import annotations
 
-import datetime
 import re
 
 from .errors import InvalidRequest
@@ -70,34 +69,16 @@ def human_bytes(value, missing="unknown"):
     return "%d B" % value
 
 
-def quoted_name(*names):
+_PLAIN_NAME = re.compile(r"[a-z_][a-z0-9_$]*")
+
+
+def quoted_name(*names, bare_when_plain=False):
     """``"My Schema"."Events"``: a (qualified) name as the executed SQL spells it, for SQL shown to people
     (advice, fixes, findings). Exactly what ``psycopg.sql.Identifier(*names).as_string(conn)`` gives on a
     UTF8 connection (libpq's PQescapeIdentifier: every part in double quotes, a double quote in it doubled),
     without needing a connection, so a mixed-case, dotted or spaced name pasted into psql means the object
-    it names."""
-    return ".".join('"%s"' % str(name).replace('"', '""') for name in names)
+    it names. With ``bare_when_plain`` a part that means the same unquoted (lower-case letters, digits, _ and
+    $, not starting with a digit) is left bare, as a person writes a role in a GRANT."""
+    return ".".join(str(name) if bare_when_plain and _PLAIN_NAME.fullmatch(str(name))
+                    else '"%s"' % str(name).replace('"', '""') for name in names)
 
-
-def lsn_to_int(text):
-    if text is None:
-        return None
-    high, low = str(text).split("/")
-    return (int(high, 16) << 32) + int(low, 16)
-
-
-def utc_cutoff(days, now=None):
-    """Naive UTC datetime ``days`` ago (orchestrators store naive UTC timestamps)."""
-    now = now or datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
-    return now - datetime.timedelta(days=days)
-
-
-# PostgreSQL's page geometry (default build): what the heap and index estimates of repack share.
-PAGE_SIZE = 8192
-PAGE_HEADER = 24
-LINE_POINTER = 4
-
-
-def maxalign(n):
-    """``n`` rounded up to PostgreSQL's MAXALIGN (8 bytes)."""
-    return int(-(-n // 8) * 8)

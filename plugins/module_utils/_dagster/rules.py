@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from .._engine.walks import IdWalk, Rule
 from .._common.tables import table_row_estimates
-from .._common.units import utc_cutoff
-from .._common.connection import is_connection_lost
+from .._engine.retention import utc_cutoff
+from .._engine.session import is_connection_lost
 from .retirement import TABLES as RUN_TABLES, run_retention_metrics
 from .runs import RUNS_RULE, retirement_of, run_retention_rules, validate_run_retention
 from .options import DAGSTER_PRUNE_ARGUMENT_SPEC, TESTED_RELEASES, TESTED_REVISIONS, TICK_STATUSES, TICK_TYPES
@@ -21,12 +21,7 @@ from .._engine.retention import LOG_LEVELS, check_days, default_of, log_level_se
 from .._common.errors import InvalidRequest, first_line
 from .._engine.prune import require_schema
 
-try:
-    import psycopg
-    from psycopg import sql
-except ImportError:  # pragma: no cover
-    psycopg = None
-    sql = None
+from .._common.connection import psycopg, sql  # None without psycopg: the module reports it
 
 FINISHED_RUN_STATUSES = ("SUCCESS", "FAILURE", "CANCELED")
 

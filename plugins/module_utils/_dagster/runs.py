@@ -17,7 +17,7 @@ sharing a ``dagster/root_run_id``) goes whole or stays whole, in one transaction
 from __future__ import annotations
 
 from .._common.errors import InvalidRequest
-from .._common.units import utc_cutoff
+from .._engine.retention import utc_cutoff
 from .._engine.retention import default_of
 from .._engine.walks import IdWalk, Rule
 from .retirement import RUN_STATUSES, RUNS_RULE, RunRetirement

@@ -30,13 +30,10 @@ import os
 import time
 from dataclasses import dataclass, field
 
-from .._common.errors import InvalidRequest
+from .._common.errors import InvalidRequest, first_line
 from .._common.units import human_bytes
 
-try:
-    import psycopg
-except ImportError:  # pragma: no cover - the module reports the missing driver
-    psycopg = None
+from .._common.connection import psycopg  # None without psycopg: the module reports it
 
 # How often a pause looks again, and the span the peak WAL rate is measured over.
 POLL_S = 0.5
@@ -126,7 +123,7 @@ class Pacer:
             self.inactive_slots = self.probe.inactive_slots()
         except psycopg.Error as exc:
             self.notes.append("could not read pg_stat_replication / pg_replication_slots (%s); replica lag"
-                              " is not watched" % _first_line(exc))
+                              " is not watched" % first_line(exc))
             self._probing = bool(p.max_wal_rate)
             self.visible = False
             return
@@ -180,7 +177,7 @@ class Pacer:
                         self._end_pause(current, now)
                         return "connection_lost"
                     self._note_once("could not read pg_stat_replication during the run (%s); the batch went"
-                                    " ahead without it" % _first_line(exc))
+                                    " ahead without it" % first_line(exc))
                     lsn, standbys = None, []
                 self.batch_start_lsn = lsn
                 self._observe(standbys)
@@ -360,11 +357,6 @@ class Pacer:
             "warnings": list(self.warnings),
             "notes": list(self.notes),
         }
-
-
-def _first_line(exc):
-    text = str(exc).strip()
-    return "%s: %s" % (type(exc).__name__, text.splitlines()[0] if text else "")
 
 
 def _lost(probe):

@@ -16,9 +16,11 @@ import time
 
 from .runner import Runner
 from .budget import Budget
-from .._common.connection import connect, duration_setting, server_facts, set_wal_compression, sql
-from .._common.errors import SchemaMismatch, StandbyServer, UntestedSchema, fix_for
+from .._common.connection import connect, duration_setting, server_facts, sql
+from .._common.errors import fix_for
 from .._common.lock import AdvisoryLock, LockFile
+from .errors import SchemaMismatch, StandbyServer, UntestedSchema
+from .session import set_wal_compression
 
 PRUNE_ARGUMENT_SPEC = dict(
     schema=dict(type="str", default="public"),

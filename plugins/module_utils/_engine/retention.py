@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, pgtidy contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Retention options every prune shares: days and their limits, log levels, and keyed dict options.
+"""Retention options every prune shares: days and their limits, log levels, keyed dict options, and cutoffs.
 
 An option's default lives in its module's argument spec (``*_ARGUMENT_SPEC``); the option checks read it
 from there (``default_of``), so a run of the module and a call of the core with fewer keys (the health
@@ -9,6 +9,8 @@ check's retention preview) plan the same. Imports nothing from Ansible.
 """
 
 from __future__ import annotations
+
+import datetime
 
 from .._common.errors import InvalidRequest
 
@@ -18,6 +20,12 @@ MAX_RETENTION_DAYS = 36500
 # Python and Prefect log levels by name; ERROR and CRITICAL lines are never pruned.
 LOG_LEVELS = {"debug": 10, "info": 20, "warning": 30}
 KEPT_LOG_LEVELS = ("error", "critical")
+
+
+def utc_cutoff(days, now=None):
+    """Naive UTC datetime ``days`` ago (orchestrators store naive UTC timestamps)."""
+    now = now or datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+    return now - datetime.timedelta(days=days)
 
 
 def default_of(spec, name, key=None):

@@ -25,19 +25,16 @@ from __future__ import annotations
 import time
 
 from .budget import BudgetMeter
-from .._common.connection import is_connection_lost
-from .._common.errors import ConnectionLost, InvalidRequest, classify, first_line
+from .._common.errors import InvalidRequest, classify, first_line
+from .errors import ConnectionLost
 from .pacer import Pacer
 from .replication import ReplicationProbe
 from .scheduler import Scheduler
 from .._common.tables import describe_lacking, grant_statements, lacking_privileges
-from .._common.units import lsn_to_int
+from .session import is_connection_lost, lsn_to_int
 from .walks import REMAINING_EXACT_LIMIT, HandlerState, Walk
 
-try:
-    import psycopg
-except ImportError:  # pragma: no cover - the module reports the missing driver
-    psycopg = None
+from .._common.connection import psycopg  # None without psycopg: the module reports it
 
 
 class Runner:

@@ -14,13 +14,11 @@ operator's pause file) or end the run.
 
 from __future__ import annotations
 
-from .._common.connection import is_connection_lost
-from .._common.errors import ConnectionLost, InvalidRequest
+from .session import is_connection_lost
+from .._common.errors import InvalidRequest
+from .errors import ConnectionLost
 
-try:
-    import psycopg
-except ImportError:  # pragma: no cover - the module reports the missing driver
-    psycopg = None
+from .._common.connection import psycopg  # None without psycopg: the module reports it
 
 
 class Scheduler:

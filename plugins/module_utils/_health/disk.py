@@ -10,16 +10,12 @@ import json
 import os
 import time
 
-from .gaps import error_text, role_name
+from .._common.connection import is_local_host
+from .._common.errors import message_line
 from .._common.report import write_atomic
+from .._common.units import quoted_name
 
-try:
-    import psycopg
-except ImportError:  # pragma: no cover - the module reports the missing driver
-    psycopg = None
-
-
-_LOCAL_HOSTS = ("", "localhost", "127.0.0.1", "::1")
+from .._common.connection import psycopg  # None without psycopg: the module reports it
 
 
 def disk_facts(cur, params, user):
@@ -32,15 +28,15 @@ def disk_facts(cur, params, user):
     mount_fix = "set disk_path to a mount, on this host, of the server's data directory"
     if not path:
         host = params.get("login_unix_socket") or params.get("login_host") or ""
-        if not (host.startswith("/") or host in _LOCAL_HOSTS or host.startswith("127.")):
+        if not is_local_host(host):
             return {"available": False, "reason": "the server is not on this host (%s)" % host, "fix": mount_fix}
         try:
             cur.execute("SELECT current_setting('data_directory')")
             path = cur.fetchone()[0]
         except psycopg.Error as exc:
-            return {"available": False, "reason": "cannot read data_directory (%s)" % error_text(exc),
+            return {"available": False, "reason": "cannot read data_directory (%s)" % message_line(exc),
                     "fix": "GRANT pg_read_all_settings TO %s (pg_monitor includes it), or set disk_path"
-                           % role_name(user)}
+                           % quoted_name(user, bare_when_plain=True)}
         source = "data_directory"
         if not os.path.isdir(path):
             return {"available": False, "reason": "data directory %s is not on this host" % path, "fix": mount_fix}

@@ -12,37 +12,23 @@ on teach people to skip the ones that matter.
 
 from __future__ import annotations
 
-import re
-
 from .._common.connection import CONNECTION_ARGUMENT_SPEC
-from .._common.errors import SchemaMismatch, classify, first_line
+from .._common.errors import classify, message_line
+from .._engine.errors import SchemaMismatch
+from .._common.units import quoted_name
 
 ORCHESTRATOR_SECTIONS = ("dagster", "prefect")
-
-
-def role_name(user):
-    """A role or schema as it would be written in a GRANT (quoted only when it has to be)."""
-    if re.match(r"^[a-z_][a-z0-9_$]*$", user):
-        return user
-    return '"%s"' % user.replace('"', '""')
 
 
 def gap(section, reason, fix, status="unavailable"):
     return {"section": section, "status": status, "reason": reason, "fix": fix}
 
 
-def error_text(exc):
-    """What a section's reason shows: the server's (or pgtidy's) message, its first line; the error's type
-    (first_line) when the message is empty, where the first line used to raise IndexError."""
-    text = (getattr(exc, "message", None) or str(exc)).strip()
-    return text.splitlines()[0] if text else first_line(exc)
-
-
 def section_gap(section, exc, user, schema, params):
     """The entry for a section that failed with ``exc`` (a database error or a schema mismatch)."""
-    reason = error_text(exc)
+    reason = message_line(exc)
     orchestrator = section.split(" ")[0] if section.split(" ")[0] in ORCHESTRATOR_SECTIONS else None
-    role = role_name(user)
+    role = quoted_name(user, bare_when_plain=True)
     kind = classify(exc)[0]
     if isinstance(exc, SchemaMismatch):
         fix = ("set schema to the one holding the %s tables; the preview needs every table and column"
@@ -50,7 +36,7 @@ def section_gap(section, exc, user, schema, params):
     elif kind == "insufficient_privilege":
         if orchestrator:
             fix = ("GRANT pg_read_all_data TO %s (PostgreSQL 14+), or GRANT SELECT ON ALL TABLES IN SCHEMA %s TO %s"
-                   % (role, role_name(schema), role))
+                   % (role, quoted_name(schema, bare_when_plain=True), role))
         else:
             fix = "GRANT pg_monitor TO %s" % role
     elif kind in ("statement_timeout", "query_canceled"):
@@ -79,7 +65,8 @@ def connections_gap(connections, user):
     return gap("connections", "this role sees only its own sessions (%d other backend(s) hidden, with any sessions"
                " of other roles among them): connection counts and the long and idle-in-transaction checks leave"
                " those out" % connections.get("hidden_sessions", 0),
-               "GRANT pg_read_all_stats TO %s (pg_monitor includes it)" % role_name(user), status="partial")
+               "GRANT pg_read_all_stats TO %s (pg_monitor includes it)" % quoted_name(user, bare_when_plain=True),
+               status="partial")
 
 
 def history_gap(path, exc):

@@ -24,7 +24,8 @@ from __future__ import annotations
 import time
 
 from .._common.connection import connect, redact, server_facts
-from .._common.errors import ConnectionFailed, PgtidyError, SchemaMismatch
+from .._common.errors import ConnectionFailed, PgtidyError
+from .._engine.errors import SchemaMismatch
 from .disk import disk_facts, growth_facts, load_history, update_history
 from .flags import SEVERITIES, Finding, find_red_flags
 from .gaps import connections_gap, disk_gap, history_gap, section_gap
@@ -39,10 +40,7 @@ from .server import (connection_facts, database_facts, index_facts, replication_
 from .summary import outcome_message, summary_lines
 from .._common.report import check_output_files
 
-try:
-    import psycopg
-except ImportError:  # pragma: no cover - the module reports the missing driver
-    psycopg = None
+from .._common.connection import psycopg  # None without psycopg: the module reports it
 
 
 def unavailable_result(exc, params):

@@ -27,18 +27,13 @@ from .._engine.timewalk import TimeWalk
 from .._engine.walks import Rule, Walk
 from .walks import EventsWalk, LevelWalk, OrphanSkipWalk, TrailingSweep
 from .._common.tables import table_row_estimates
-from .._common.units import utc_cutoff
+from .._engine.retention import utc_cutoff
 from .._common.errors import InvalidRequest
 from .._engine.prune import require_schema
 from .._engine.retention import LOG_LEVELS, MAX_RETENTION_DAYS, check_days, default_of, log_level_settings
 from .options import PREFECT_PRUNE_ARGUMENT_SPEC, TESTED_RELEASES, TESTED_REVISIONS
 
-try:
-    import psycopg
-    from psycopg import sql
-except ImportError:  # pragma: no cover
-    psycopg = None
-    sql = None
+from .._common.connection import psycopg, sql  # None without psycopg: the module reports it
 
 TERMINAL_STATES = ("COMPLETED", "FAILED", "CANCELLED", "CRASHED")
 # Rows younger than this are never orphans: a client may write logs while its run is being created.

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import os
 
+from .._common.connection import is_local_host
 from .._common.errors import InvalidRequest
 from .._common.units import quoted_name
-from .options import PROFILE_TABLES
-
-LOCAL_HOSTS = ("", "localhost", "127.0.0.1", "::1")
+from .options import PROFILE_TABLES, repack_host
 
 _TABLE_FACTS_SQL = """
 SELECT c.oid, n.nspname, c.relname, c.relkind, c.relpages, c.reltuples, c.relfilenode,
@@ -167,9 +166,8 @@ def free_space(conn, plan, params, facts):
         return plan.free_space.get("bytes"), "given figure" if mode == "figure" else "free_space_check is off"
     path = plan.free_space.get("path") or facts.get("tablespace_path")
     if mode == "auto":
-        host = params.get("repack_host") if params.get("repack_host") is not None else (
-            params.get("login_unix_socket") or params.get("login_host") or "")
-        if not (host in LOCAL_HOSTS or host.startswith("/")):
+        host = repack_host(params)
+        if not is_local_host(host):
             return None, "database host %s is not local; set free_space_check to a path or a figure" % host
         if not path:
             with conn.cursor() as cur:

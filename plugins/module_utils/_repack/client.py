@@ -15,6 +15,7 @@ import subprocess
 from .._common.connection import conninfo_from_params
 from .._common.errors import PgtidyError
 from .._common.units import quoted_name
+from .options import repack_host
 
 # How long pg_repack gets to clean up after SIGINT before it is killed outright.
 INTERRUPT_GRACE_S = 30
@@ -51,7 +52,7 @@ def repack_invocation(params, plan, dbname):
     (PGPASSWORD), never onto the command line where `ps` would show it."""
     kw = conninfo_from_params(params, dbname)
     argv = list(plan.command)
-    host = kw.get("host", "") if params.get("repack_host") is None else params["repack_host"]
+    host = repack_host(params)
     port = params.get("repack_port") or kw.get("port")
     if host:
         argv += ["--host", host]

@@ -12,10 +12,14 @@ from dataclasses import dataclass
 
 from .._common.connection import psycopg, sql
 from .._common.errors import first_line
-from .._common.units import LINE_POINTER, PAGE_HEADER, PAGE_SIZE, maxalign, quoted_name
+from .._common.units import quoted_name
 from .catalog import current_facts
 from .options import Plan
 
+# PostgreSQL's page geometry (default build).
+PAGE_SIZE = 8192
+PAGE_HEADER = 24
+LINE_POINTER = 4
 TUPLE_HEADER = 23
 BTREE_SPECIAL = 16
 INDEX_TUPLE_HEADER = 8
@@ -40,6 +44,11 @@ WHERE x.indrelid = %(table)s AND x.indisvalid
 ORDER BY i.relname
 """
 _INDEX_KEYS = ("oid", "name", "bytes", "method", "plain", "fillfactor", "columns", "key_stats", "key_width")
+
+
+def maxalign(n):
+    """``n`` rounded up to PostgreSQL's MAXALIGN (8 bytes)."""
+    return int(-(-n // 8) * 8)
 
 
 def statistics_state(facts):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass
 
+from .._common.connection import conninfo_from_params
 from .._common.errors import InvalidRequest
 from .._common.units import parse_bytes
 
@@ -73,6 +74,11 @@ class Plan:
         """Whether a table below min_table_size may still have an index worth rebuilding alone: its indexes and TOAST
         together are at least min_index_size (exact sizes: nothing is estimated to know it)."""
         return self.rebuild_indexes and facts["total_bytes"] - facts["heap_bytes"] >= self.min_index_size
+
+
+def repack_host(params):
+    """Where pg_repack connects ('' for the default socket): repack_host, else the module's own host as libpq gets it."""
+    return params["repack_host"] if params.get("repack_host") is not None else conninfo_from_params(params).get("host", "")
 
 
 def _given(params, name):

@@ -247,7 +247,6 @@ def _repack_one(run, cand):
     if interrupted:
         status, reason = "failed", "interrupted"
         error = "pg_repack ran longer than table_timeout (%ds) and was interrupted" % plan.table_timeout
-        entry["fix"] = SKIP_FIXES["interrupted"]
     else:
         after = None if check_mode else current_facts(conn, facts["oid"])
         if only_indexes:

@@ -18,7 +18,8 @@ from dagster_checks import AGGRESSIVE, noise_left, protected_fingerprint, q
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._dagster.rules import (
     DagsterProfile, NOISE_EVENT_TYPES)
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._common.errors import (
-    InvalidRequest, LockBusy, SchemaMismatch, ConnectionFailed)
+    InvalidRequest, LockBusy, ConnectionFailed)
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._engine.errors import SchemaMismatch
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._engine.prune import run_prune
 
 MODULE = "pgtidy.maintenance.dagster_prune"

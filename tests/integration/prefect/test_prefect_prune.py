@@ -7,7 +7,8 @@ import pytest
 from conftest import conn_params
 from prefect_fixture import OLD_LABELS, RETENTION, TABLES, counts, read_back
 
-from ansible_collections.pgtidy.maintenance.plugins.module_utils._common.errors import InvalidRequest, SchemaMismatch
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._common.errors import InvalidRequest
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._engine.errors import SchemaMismatch
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._prefect.rules import PrefectProfile, validate_options
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._engine.prune import run_prune
 

@@ -38,6 +38,7 @@ def state(pg, db, table):
                % table)[0]
 
 
+@pytest.mark.system_python
 def test_module_check_then_run_then_rerun(pg, fresh_db, lock_file, ansible, tmp_path):
     sql(pg, fresh_db, "CREATE EXTENSION pg_repack")
     bloat(pg, fresh_db, "run_events")
@@ -78,6 +79,24 @@ def test_module_skips_cleanly_without_the_extension(pg, fresh_db, lock_file, ans
                                                            tables=["run_events"], min_table_size="0"))
     assert rc == 0, out
     assert result["skipped"] and not result["changed"]
+    assert "pg_repack extension is not installed" in result["skip_reason"]
+
+
+def test_tables_with_auto_is_refused_before_anything_is_locked(pg, fresh_db, lock_file, ansible):
+    """Either tables or auto: true, checked by the core with a message that says so, before the lockfile. The
+    argument spec cannot say it (mutually_exclusive counts options given, and auto: false beside tables is no
+    conflict: the repack playbook's module_defaults pass it whenever tables are named)."""
+    rc, result, out = ansible.run_task(MODULE, conn_params(pg, fresh_db, lock_file=lock_file,
+                                                           tables=["run_events"], auto=True))
+    assert rc != 0 and result["error_kind"] == "invalid_request", out
+    assert result["msg"] == "give either tables or auto: true, not both", out
+    rc, result, out = ansible.run_task(MODULE, conn_params(pg, fresh_db, lock_file=lock_file))
+    assert rc != 0 and result["error_kind"] == "invalid_request", out
+    assert result["msg"] == "nothing to repack: list tables, or set auto: true to choose them by profile", out
+    assert not os.path.exists(lock_file), "a refused request took the lockfile"
+    rc, result, out = ansible.run_task(MODULE, conn_params(pg, fresh_db, lock_file=lock_file,
+                                                           tables=["run_events"], auto=False, min_table_size="0"))
+    assert rc == 0 and result["skipped"], out  # accepted: fresh_db has no pg_repack extension
     assert "pg_repack extension is not installed" in result["skip_reason"]
 
 

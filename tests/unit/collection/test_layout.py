@@ -22,15 +22,18 @@ ALLOWED = {
     "_engine": {"_common"},
     "_dagster": {"_common", "_engine"},
     "_prefect": {"_common", "_engine"},
+    "_airflow": {"_common", "_engine"},
     "_repack": {"_common"},
     # The retention preview is the prune's own check mode: see _health/__init__.py.
     "_health": {"_common", "_engine", "_dagster", "_prefect"},
 }
 MAX_TOP_LEVEL = 8
 MAX_FILE_LINES = 600
-# repack shipped 3,752 lines (14 files) before the packages; 2,179 now, of which _common is 1,034 (the lockfile's
-# checks alone 395). The aim is under 2,000: this bound is a ratchet that keeps the payload from growing back.
-MAX_REPACK_PAYLOAD = 2200
+# repack shipped 3,752 lines (14 files) before the packages, 2,172 once the engine was out of it, and 2,095 since
+# what only a prune runs (WAL compression and positions, its errors, retention cutoffs) moved to the engine. Every
+# line left is code repack runs: _common 937 (the lockfile's checks alone 393), _repack 1,158. The issue's aim is
+# under 2,000; this bound is a ratchet that keeps the payload from growing back.
+MAX_REPACK_PAYLOAD = 2100
 
 
 def lines(path):
@@ -98,7 +101,9 @@ def module_utils_files():
 def test_module_utils_is_packages_by_concern():
     top = sorted(n for n in os.listdir(MODULE_UTILS) if not n.startswith(".") and n != "__pycache__")
     assert len(top) <= MAX_TOP_LEVEL, top
-    assert set(top) - {"__init__.py"} == set(ALLOWED), top
+    # Every package has its import rule here; the neutral ones and the engine are always there.
+    assert not set(top) - {"__init__.py"} - set(ALLOWED), top
+    assert {"_common", "_engine", "_repack", "_health"} <= set(top), top
 
 
 def test_no_file_is_too_long():
@@ -121,12 +126,15 @@ def test_each_package_imports_only_what_it_may():
 
 
 @pytest.mark.parametrize("module, forbidden", [
-    ("repack", {"_engine", "_dagster", "_prefect", "_health"}),
-    ("health_info", set()),
-    ("dagster_prune", {"_prefect", "_repack", "_health"}),
-    ("prefect_prune", {"_dagster", "_repack", "_health"}),
+    ("repack", {"_engine", "_dagster", "_prefect", "_airflow", "_health"}),
+    ("health_info", {"_repack"}),
+    ("dagster_prune", {"_prefect", "_airflow", "_repack", "_health"}),
+    ("prefect_prune", {"_dagster", "_airflow", "_repack", "_health"}),
+    ("airflow_prune", {"_dagster", "_prefect", "_repack", "_health"}),
 ])
 def test_a_module_ships_only_what_it_runs(module, forbidden):
+    if not os.path.exists(os.path.join(MODULES, module + ".py")):
+        pytest.skip("%s is not in this tree yet" % module)
     shipped = payload(os.path.join(MODULES, module + ".py"))
     assert shipped, module
     assert not {name.split(".")[0] for name in shipped} & forbidden, sorted(shipped)

@@ -19,8 +19,8 @@ from ansible_collections.pgtidy.maintenance.plugins.module_utils._engine.pacing_
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._engine.scheduler import Sweep
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._engine.walks import HandlerState, IdWalk, Rule
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._engine.timewalk import TimeWalk
-from ansible_collections.pgtidy.maintenance.plugins.module_utils._common.units import (
-    lsn_to_int, parse_bytes, parse_duration)
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._engine.session import lsn_to_int
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._common.units import parse_bytes, parse_duration
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._common.connection import (
     CONNECTION_ARGUMENT_SPEC, conninfo_from_params, duration_setting, redact)
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._common.errors import InvalidRequest, LockBusy

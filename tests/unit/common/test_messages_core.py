@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.pgtidy.maintenance.plugins.module_utils._common.errors import first_line
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._common.connection import is_local_host
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._common.errors import (
+    InvalidRequest, first_line, message_line)
 
 
 class Blank(Exception):
@@ -22,10 +24,24 @@ def test_first_line_is_safe_on_any_message(exc, expected):
     assert first_line(exc) == expected
 
 
-def test_error_paths_survive_an_exception_without_a_message():
-    """What the health sections do with an error: an empty message used to raise IndexError there."""
-    from ansible_collections.pgtidy.maintenance.plugins.module_utils._health.gaps import error_text
-    assert error_text(Blank()) == "Blank"
+@pytest.mark.parametrize("exc, expected", [
+    (Blank(), "Blank"),
+    (Blank(" \n "), "Blank"),
+    (ValueError("permission denied for function pg_ls_waldir\nHINT: more"), "permission denied for function pg_ls_waldir"),
+    (InvalidRequest("lock_wait must be 0 or more\nsecond"), "lock_wait must be 0 or more"),
+])
+def test_message_line_is_the_first_line_without_the_type(exc, expected):
+    """What the health sections and the WAL compression notes show of an error: an empty message used to
+    raise IndexError there."""
+    assert message_line(exc) == expected
+
+
+@pytest.mark.parametrize("host, local", [
+    ("", True), (None, True), ("localhost", True), ("127.0.0.1", True), ("127.0.1.1", True), ("::1", True),
+    ("/var/run/postgresql", True), ("db.internal", False), ("10.0.0.5", False), ("128.0.0.1", False)])
+def test_a_server_is_local_by_one_rule(host, local):
+    """repack's free-space check and health_info's disk facts measure the data directory only on this host."""
+    assert is_local_host(host) is local
 
 
 def test_sizes_are_printed_in_the_units_they_are_divided_by():
@@ -43,6 +59,12 @@ def test_names_in_sql_shown_to_people_are_quoted():
     assert quoted_name("My Schema", "Events") == '"My Schema"."Events"'
     assert quoted_name('we"ird', "a.b") == '"we""ird"."a.b"'
     assert quoted_name("public") == '"public"'
+    # As a person writes a role in a GRANT: bare when it means the same unquoted.
+    assert quoted_name("monitor_1", bare_when_plain=True) == "monitor_1"
+    assert quoted_name("Grafana Reader", bare_when_plain=True) == '"Grafana Reader"'
+    assert quoted_name("My Schema", "events", bare_when_plain=True) == '"My Schema".events'
+    assert quoted_name("1st", bare_when_plain=True) == '"1st"'
+    assert quoted_name("ro\n", bare_when_plain=True) == '"ro\n"'
 
 
 def _repacked_indexes_only():

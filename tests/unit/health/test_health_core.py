@@ -11,8 +11,8 @@ from ansible_collections.pgtidy.maintenance.plugins.module_utils._common import 
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._health import (
     disk as _health_disk, gaps as _health_gaps, health as _health, metrics as _health_metrics,
     options as _health_options, summary as _health_summary)
-from ansible_collections.pgtidy.maintenance.plugins.module_utils._common.errors import (
-    ConnectionFailed, InvalidRequest, SchemaMismatch)
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._common.errors import ConnectionFailed, InvalidRequest
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._engine.errors import SchemaMismatch
 from pgserver import free_port
 
 DAY = 86400.0
@@ -129,8 +129,8 @@ def test_each_unreadable_section_names_its_fix(section, exc, fix):
 
 
 def test_grants_quote_a_role_name_only_when_needed():
-    assert _health_gaps.role_name("monitor_1") == "monitor_1"
-    assert _health_gaps.role_name("Grafana Reader") == '"Grafana Reader"'
+    assert _units.quoted_name("monitor_1", bare_when_plain=True) == "monitor_1"
+    assert _units.quoted_name("Grafana Reader", bare_when_plain=True) == '"Grafana Reader"'
 
 
 def test_incomplete_sections_in_msg_summary_and_metrics():

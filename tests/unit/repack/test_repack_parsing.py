@@ -90,6 +90,25 @@ def test_password_only_in_the_environment():
     assert argv[argv.index("--dbname") + 1] == "dagster" and "--no-password" in argv
 
 
+@pytest.mark.parametrize("params, host, local", [
+    ({}, "", True),
+    ({"login_unix_socket": "/var/run/postgresql", "login_host": "db.internal"}, "/var/run/postgresql", True),
+    ({"login_host": "127.0.1.1"}, "127.0.1.1", True),
+    ({"login_host": "db.internal"}, "db.internal", False),
+    ({"connect_params": {"host": "db.internal"}}, "db.internal", False),
+    ({"login_host": "db.internal", "repack_host": "/var/run/postgresql"}, "/var/run/postgresql", True),
+    ({"login_host": "127.0.0.1", "repack_host": ""}, "", True),
+])
+def test_pg_repack_host_is_judged_where_it_connects(params, host, local, tmp_path):
+    """pg_repack's --host and the free-space check's 'is the server on this host' read one answer."""
+    params = dict(params, auto=True)
+    plan = options.validate_options(params)
+    argv, dummy = client.repack_invocation(params, plan, "dagster")
+    assert (argv[argv.index("--host") + 1] if "--host" in argv else "") == host
+    free, source = catalog.free_space(None, plan, params, {"tablespace_path": str(tmp_path)})
+    assert (free is not None) is local, source
+
+
 def _facts(**kw):
     facts = {"reltuples": 10000.0, "nstats": 3, "ncols": 3, "has_nulls": False, "data_width": 100,
              "fillfactor": 100, "heap_bytes": 1000 * 8192, "mod_since_analyze": 0}
