@@ -70,8 +70,8 @@ def drain_estimate(retention, measurement, note=None):
     if measurement:
         estimate["work_seconds"] = round(backlog / measurement["rows_per_s"], 1)
         estimate["wal_bytes"] = int(backlog * measurement["wal_bytes_per_row"])
+        values = (measurement["rows_per_s"], measurement["rows"], measurement["measured_at"], estimate["runs_needed"])
         estimate["note"] = ("at the pace the last run measured (%s rows/s over %d rows, pacing included, %s);"
                             " a drain adds the pause between runs (timers_prune_drain_interval) to each of the"
-                            " %d runs" % (measurement["rows_per_s"], measurement["rows"], measurement["measured_at"],
-                                         estimate["runs_needed"]))
+                            " %d runs" % values)
     return estimate
