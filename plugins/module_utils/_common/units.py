@@ -81,4 +81,3 @@ def quoted_name(*names, bare_when_plain=False):
     $, not starting with a digit) is left bare, as a person writes a role in a GRANT."""
     return ".".join(str(name) if bare_when_plain and _PLAIN_NAME.fullmatch(str(name))
                     else '"%s"' % str(name).replace('"', '""') for name in names)
-

@@ -29,9 +29,9 @@ ALLOWED = {
 }
 MAX_TOP_LEVEL = 8
 MAX_FILE_LINES = 600
-# repack shipped 3,752 lines (14 files) before the packages, 2,172 once the engine was out of it, and 2,095 since
+# repack shipped 3,752 lines (14 files) before the packages, 2,172 once the engine was out of it, and 2,094 since
 # what only a prune runs (WAL compression and positions, its errors, retention cutoffs) moved to the engine. Every
-# line left is code repack runs: _common 937 (the lockfile's checks alone 393), _repack 1,158. The issue's aim is
+# line left is code repack runs: _common 936 (the lockfile's checks alone 393), _repack 1,158. The issue's aim is
 # under 2,000; this bound is a ratchet that keeps the payload from growing back.
 MAX_REPACK_PAYLOAD = 2100
 
