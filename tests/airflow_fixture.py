@@ -72,21 +72,22 @@ def run_airflow(python, args, env, what):
     return proc
 
 
-def run_script(python, script, env):
+def run_script(python, script, env, *args):
     """Run one of tests/airflow's scripts; it writes its JSON to a file (Airflow logs to stdout)."""
     fd, path = tempfile.mkstemp(prefix="pgtidy-airflow-", suffix=".json")
     os.close(fd)
     try:
-        run_airflow(python, [os.path.join(SCRIPTS, script), path], env, script)
+        run_airflow(python, [os.path.join(SCRIPTS, script), path] + list(args), env, script)
         with open(path) as fh:
             return json.load(fh)
     finally:
         os.unlink(path)
 
 
-def read_back(pg, db, python, home):
-    """Every run, task instance, try, XCom and note of ``db``, and each DAG's next run, as Airflow reads them."""
-    return run_script(python, "read_back.py", airflow_env(pg, db, home))
+def read_back(pg, db, python, home, rerun=()):
+    """Every run, task instance, try, XCom and note of ``db``, and each DAG's next run, as Airflow reads them;
+    with ``rerun`` (dag id, run id, task id), then that task instance cleared and run again (``"rerun"``)."""
+    return run_script(python, "read_back.py", airflow_env(pg, db, home), *rerun)
 
 
 @pytest.fixture(scope="session")

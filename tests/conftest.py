@@ -20,8 +20,9 @@ sys.path.insert(0, HERE)
 
 from pgserver import PgServer  # noqa: E402
 
-# Fixtures of the Prefect history (a real Prefect server's database), shared by several test modules.
-pytest_plugins = ["prefect_fixture"]
+# Fixtures of the Prefect and Airflow histories (real orchestrators' databases, tests/prefect_fixture.py and
+# tests/airflow_fixture.py), shared by test modules.
+pytest_plugins = ["prefect_fixture", "airflow_fixture"]
 
 
 def _collections_root():

@@ -222,7 +222,7 @@ def main():
     # Rows are made oldest first, as Airflow writes them, so that integer keys grow with time.
     audit((400, "ancient"), (120, "trigger"), (105, "cli_dags_list"))
     # Weekly scheduled runs from the DAG's start: logical dates 2026-07-05 .. 2026-08-02.
-    made["scheduled"] = [aged(run(etl, DagRunType.SCHEDULED)) for _ in range(5)]
+    made["scheduled"] = [aged(run(etl, DagRunType.SCHEDULED)) for dummy in range(5)]
     made["old_manual"] = aged(run(etl, run_after=NOW - 100 * DAYS), 100)
     add_notes(*made["old_manual"])
 

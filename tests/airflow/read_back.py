@@ -1,11 +1,13 @@
 """Reads an Airflow database back through Airflow's own models (run in Airflow's environment, see
 tests/airflow_fixture.py) and prints JSON: every dag run with its task instances, tries, XComs, rendered
 fields and notes, the asset events each run consumed, and what the scheduler would run next for each DAG,
-into the JSON file named by its argument.
+into the JSON file named by its first argument. Given a dag id, run id and task id as well, it then clears that
+task instance and runs it again, as a user clearing it in the UI and the scheduler would, and adds its outcome.
 """
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 from sqlalchemy import func, select
@@ -84,8 +86,60 @@ def read_back():
         return {"runs": runs(session), "next": next_runs(session)}
 
 
+def rerun(dag_id, run_id, task_id):
+    """Clear one task instance of a run and run it again, as a user clearing it and the scheduler would."""
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.models.dagrun import DagRun
+    from airflow.models.serialized_dag import SerializedDagModel
+    from airflow.models.taskinstance import TaskInstance, clear_task_instances
+    from airflow.models.taskinstancehistory import TaskInstanceHistory
+    from airflow.models.xcom import XComModel
+    from airflow.sdk.definitions.dag import _run_task
+    from airflow.utils.session import create_session
+    from airflow.utils.state import DagRunState, TaskInstanceState
+
+    dag = DagBag(os.environ["AIRFLOW__CORE__DAGS_FOLDER"]).get_dag(dag_id)
+    with create_session() as session:
+        tis = list(session.scalars(select(TaskInstance).where(
+            TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id, TaskInstance.task_id == task_id)))
+        clear_task_instances(tis, session)
+    with create_session() as session:
+        run = session.scalar(select(DagRun).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id))
+        run.dag = SerializedDagModel.get_dag(dag_id, session=session)
+        run.state = DagRunState.RUNNING
+        session.commit()
+        # The scheduler's part, as dag.test() plays it: schedule what may run, run it, until the run is over.
+        for dummy in range(20):
+            if run.state != DagRunState.RUNNING:
+                break
+            session.expire_all()
+            schedulable = run.update_state(session=session)[0]
+            for ti in schedulable:
+                ti.try_number += 1
+                ti.state = TaskInstanceState.SCHEDULED
+            session.commit()
+            for ti in run.get_task_instances(state=[TaskInstanceState.SCHEDULED], session=session):
+                _run_task(ti=ti, task=dag.task_dict[ti.task_id])
+        tis = run.get_task_instances(session=session)
+        out = {
+            "run_state": run.state,
+            "xcom": session.scalar(select(XComModel.value).where(
+                XComModel.dag_id == dag_id, XComModel.run_id == run_id, XComModel.task_id == task_id,
+                XComModel.key == "return_value")),
+            "task_instances": {"%s[%d]" % (ti.task_id, ti.map_index): [ti.state, ti.try_number]
+                               for ti in tis if ti.task_id == task_id},
+            "history": sorted([n, s] for n, s in session.execute(
+                select(TaskInstanceHistory.try_number, TaskInstanceHistory.state).where(
+                    TaskInstanceHistory.dag_id == dag_id, TaskInstanceHistory.run_id == run_id,
+                    TaskInstanceHistory.task_id == task_id))),
+        }
+    return out
+
+
 def main():
     data = read_back()
+    if len(sys.argv) > 2:       # then clear a task of a kept run and run it again
+        data["rerun"] = rerun(*sys.argv[2:5])
     with open(sys.argv[1], "w") as fh:     # Airflow logs to stdout
         json.dump(data, fh, sort_keys=True)
 

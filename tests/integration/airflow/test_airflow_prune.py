@@ -11,12 +11,15 @@ import time
 
 import pytest
 
-from airflow_fixture import RETENTION, TABLES, airflow_db, airflow_history, counts, read_back, run_key  # noqa: F401
+from airflow_fixture import RETENTION, TABLES, counts, read_back, run_key
 from conftest import COLLECTIONS_ROOT, conn_params
 
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._airflow.rules import AirflowProfile
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._common.errors import InvalidRequest
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._engine.prune import run_prune
+
+# One worker builds the Airflow history and runs every test on its copies (a session fixture per worker otherwise).
+pytestmark = pytest.mark.xdist_group("airflow")
 
 MODULE = "pgtidy.maintenance.airflow_prune"
 FINISHED = ("success", "failed")
@@ -116,7 +119,9 @@ def test_airflow_reads_back_what_was_kept_and_schedules_the_same(pg, airflow_db,
     made = airflow_history["made"]
     result = prune(pg, airflow_db, lock_file)
     assert result["changed"] and not result["failed_handlers"]
-    after = read_back(pg, airflow_db, airflow_history["python"], airflow_history["home"])
+    newest_scheduled = made["scheduled"][-1]
+    after = read_back(pg, airflow_db, airflow_history["python"], airflow_history["home"],
+                      rerun=(newest_scheduled[0], newest_scheduled[1], "total"))
 
     gone = expected_deleted(before, RETENTION["dag_run_retention_days"], RETENTION["keep_runs_per_dag"])
     assert gone and set(before["runs"]) - set(after["runs"]) == gone
@@ -136,6 +141,13 @@ def test_airflow_reads_back_what_was_kept_and_schedules_the_same(pg, airflow_db,
     assert run_key(made["recent_manual"]) in after["runs"]
     kept = result["handlers"]["dag_runs"]["kept_by_reason"]
     assert kept["not_finished"] == 1 and kept["scheduler_needs"] >= 2 and kept["newest_per_dag"] >= 1
+    # A kept task cleared and run again: it reads its mapped upstream XComs again and adds a try.
+    rerun = after["rerun"]
+    total = before["runs"][run_key(newest_scheduled)]["task_instances"]["total[-1]"]
+    assert rerun["run_state"] == "success"
+    assert rerun["task_instances"] == {"total[-1]": ["success", total["try_number"] + 1]}
+    assert rerun["xcom"] == total["xcom"]["return_value"] == 14
+    assert rerun["history"] == [[total["try_number"], "success"]]
 
 
 def test_no_row_points_at_a_deleted_run_and_no_old_audit_row_stays(pg, airflow_db, lock_file):
@@ -160,7 +172,7 @@ def test_budget_stops_between_whole_runs(pg, airflow_db, lock_file):
                    " WHERE ti.dag_id = r.dag_id AND ti.run_id = r.run_id)", airflow_db)
     assert half == "0", "a run lost its task instances but stayed"
     total = first["deleted_total"]
-    for _ in range(20):
+    for dummy in range(20):
         step = prune(pg, airflow_db, lock_file, max_rows=10, batch_size=10, log_retention_days=-1,
                      job_retention_days=-1, import_error_retention_days=-1)
         total += step["deleted_total"]
