@@ -130,7 +130,9 @@ options:
         exist, and Dagster's default tick retention keeps schedule ticks and successful sensor ticks forever,
         so without this the C(job_ticks) table grows without end (see docs/dagster-runs.md).
       - A tick stays while it is V(STARTED), while any run it launched or reserved still exists, and when it is
-        its schedule's or sensor's newest tick. Ticks that launched nothing are left to O(tick_retention_days).
+        its schedule's or sensor's newest tick. Ticks that launched nothing are left to O(tick_retention_days),
+        and so are the ticks past the O(tick_retention_days) of their type and status, so that each tick is
+        deleted and counted (in check mode too) by one handler.
       - Reported as the handler C(ticks_of_retired_runs). V(false) keeps every tick that O(tick_retention_days)
         keeps.
     type: bool

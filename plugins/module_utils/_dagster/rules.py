@@ -162,8 +162,11 @@ def build_rules(plan, schema, now=None):
     waits for it (``after``), leaving alone the rows of the runs it retires: in a real run those rows are
     gone by then, and in check mode each row is counted once, by the handler that deletes it."""
     newer = _newer_tick_exists(schema)
-    run_rules = run_retention_rules(plan["run_retention"], schema, newer, lambda d: utc_cutoff(d, now)) \
-        if plan.get("run_retention") else []
+    tick_retention = [(kind.upper(), status.upper(), utc_cutoff(tdays, now))
+                      for kind, statuses in plan["tick_retention_days"].items()
+                      for status, tdays in statuses.items() if tdays is not None]
+    run_rules = run_retention_rules(plan["run_retention"], schema, newer, lambda d: utc_cutoff(d, now),
+                                    tick_retention) if plan.get("run_retention") else []
     retirement = retirement_of(run_rules)
     rules = []
     walk = IdWalk(schema)       # every event_logs and job_ticks rule walks its table by id
@@ -193,16 +196,14 @@ def build_rules(plan, schema, now=None):
                 description="%s events older than %d days" % (etype, days), **order))
         if plan["prune_superseded_planned"]:
             rules.append(planned_rule(schema, days, now, retirement, walk))
-    for kind, statuses in plan["tick_retention_days"].items():
-        for status, tdays in statuses.items():
-            if tdays is None:
-                continue
-            rules.append(Rule(
-                walk=walk, name="ticks_%s_%s" % (kind, status), table="job_ticks", cutoff=utc_cutoff(tdays, now),
-                predicate=sql.SQL("t.type = %(tick_type)s AND t.status = %(tick_status)s AND {}").format(newer),
-                params={"tick_type": kind.upper(), "tick_status": status.upper()},
-                description="%s ticks with status %s older than %d days, except each instigator's newest tick"
-                            % (kind, status.upper(), tdays)))
+    for tick_type, tick_status, cutoff in tick_retention:
+        kind, status = tick_type.lower(), tick_status.lower()
+        rules.append(Rule(
+            walk=walk, name="ticks_%s_%s" % (kind, status), table="job_ticks", cutoff=cutoff,
+            predicate=sql.SQL("t.type = %(tick_type)s AND t.status = %(tick_status)s AND {}").format(newer),
+            params={"tick_type": tick_type, "tick_status": tick_status},
+            description="%s ticks with status %s older than %d days, except each instigator's newest tick"
+                        % (kind, tick_status, plan["tick_retention_days"][kind][status])))
     return run_rules + rules
 
 

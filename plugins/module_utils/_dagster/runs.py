@@ -94,11 +94,12 @@ def validate_run_retention(params, check_days):
     return {"days": days, "keep_runs_per_job": keep, "retire_run_ticks": retire_ticks is not False}, problems
 
 
-def run_retention_rules(plan, schema, newer_tick, cutoff=utc_cutoff):
+def run_retention_rules(plan, schema, newer_tick, cutoff=utc_cutoff, tick_retention=()):
     """The rules of run retention: runs, then the ticks of retired runs. ``cutoff(days)`` is the clock.
 
     Empty when no status has a retention; ``newer_tick`` is the SQL test that a tick is not its
-    instigator's newest.
+    instigator's newest; ``tick_retention`` the (type, status, cutoff) of every tick retention rule, whose
+    ticks are theirs to delete and count.
     """
     cutoffs = {RUN_STATUSES[s]: cutoff(d) for s, d in plan["days"].items() if d is not None}
     if not cutoffs:
@@ -111,10 +112,12 @@ def run_retention_rules(plan, schema, newer_tick, cutoff=utc_cutoff):
                               % (described, plan["keep_runs_per_job"]))]
     if plan.get("retire_run_ticks"):
         days = min(d for d in plan["days"].values() if d is not None)
+        covered = list(zip(*tick_retention)) or [(), (), ()]
         rules.append(Rule(
             name="ticks_of_retired_runs", table="job_ticks", cutoff=cutoff(days),
             predicate=_retired_run_ticks_predicate(schema, newer_tick), walk=RetiredRunTicks(schema),
-            params={"retiring": retirement.counted_not_deleted}, after=(RUNS_RULE,),
+            params={"retiring": retirement.counted_not_deleted, "covered_type": list(covered[0]),
+                    "covered_status": list(covered[1]), "covered_cutoff": list(covered[2])}, after=(RUNS_RULE,),
             description="finished ticks older than %d days whose launched runs are all retired, except each"
                         " instigator's newest tick" % days,
             note="runs after runs_retired; counts the runs it retires (or, in check mode, would retire) as gone"))
@@ -143,7 +146,9 @@ def _retired_run_ticks_predicate(schema, newer_tick):
     goes only when it is finished (not STARTED), names at least one run, none of its launched or
     reserved runs exists any more (``%(retiring)s``: runs this run retires count as gone), and its
     instigator has a later tick (``newer_tick``), so every schedule and sensor keeps its newest tick.
-    Ticks that launched nothing (skipped ones) are left to ``tick_retention_days``.
+    Ticks that launched nothing (skipped ones) are left to ``tick_retention_days``, and so are the ticks
+    past a tick retention rule's cutoff for their type and status (``%(covered_*)s``): that rule deletes
+    them, so check mode counts each once, as the real run deletes it once.
     """
     named = sql.SQL(" UNION ALL ").join(
         sql.SQL("SELECT jsonb_path_query(t.tick_body::jsonb, {}) #>> '{{}}'").format(sql.Literal(path))
@@ -156,6 +161,9 @@ def _retired_run_ticks_predicate(schema, newer_tick):
         " AND jsonb_path_exists(t.tick_body::jsonb, {launched})"
         " AND NOT EXISTS (SELECT 1 FROM {runs} AS r WHERE r.run_id = ANY (ARRAY({named}))"
         " AND r.run_id <> ALL(%(retiring)s::text[]))"
+        " AND NOT EXISTS (SELECT 1 FROM unnest(%(covered_type)s::text[], %(covered_status)s::text[],"
+        " %(covered_cutoff)s::timestamp[]) AS c(type, status, cutoff)"
+        " WHERE c.type = t.type AND c.status = t.status AND t.timestamp < c.cutoff)"
         " AND {newer}").format(launched=sql.Literal(_TICK_RUN_IDS[0]), runs=sql.Identifier(schema, "runs"),
                                named=named, newer=newer_tick)
 

@@ -3,7 +3,8 @@
 The runs that may go are worked out here independently of the implementation, from what
 Dagster's own instance API returns (latest materialization and planned event per partition,
 latest observation, check history, asset records, run records and re-execution groups), and the
-prune must retire exactly those.
+prune must retire exactly those. Tests parametrized over ``DAGSTER_RELEASES`` run on the oldest
+supported Dagster as well as the newest.
 """
 from __future__ import annotations
 
@@ -18,7 +19,9 @@ import psycopg
 import pytest
 
 from conftest import COLLECTIONS_ROOT, conn_params
-import dagster_fixture
+from dagster_checks import DAGSTER_RELEASES
+# The release-aware dagster_db, and what it needs (pytest finds fixtures among a module's names).
+from dagster_checks import release_db_fixture, release_fixture, side_templates_fixture  # noqa: F401
 
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._dagster import rules as _dagster
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._dagster.rules import DagsterProfile
@@ -58,53 +61,41 @@ def run_ids_of_events(pg, db, storage_ids):
     return {r[0] for r in q(pg, db, "SELECT run_id FROM event_logs WHERE id = ANY(%s)", (list(storage_ids),))}
 
 
-def expected_retirement(instance, pg, db, statuses_days=None, keep=KEEP):
-    """(retirable run ids, {kept old run id: reasons}) from Dagster's API, before any prune."""
-    import dagster as dg
-    from dagster._core.events import DagsterEventType
+def expected_retirement(facts, pg, db, statuses_days=None, keep=KEEP):
+    """(retirable run ids, {kept old run id: reasons}) from what Dagster's API reports before any prune
+    (``retention_facts`` of tests/dagster_fixture.py)."""
     statuses_days = statuses_days or {"SUCCESS": DAYS, "FAILURE": DAYS, "CANCELED": DAYS}
-    records = instance.get_run_records()
-    reasons = {r.dagster_run.run_id: set() for r in records}
+    runs = facts["runs"]        # [run_id, status, job, end_time, storage_id, root_run_id], from get_run_records
+    reasons = {run[0]: set() for run in runs}
     old = set()
-    for rec in records:
-        run = rec.dagster_run
-        days = statuses_days.get(run.status.value)
-        if run.status.value not in FINISHED:
-            reasons[run.run_id].add("not_finished")
+    for run_id, status, _job, end_time, _storage_id, _root in runs:
+        days = statuses_days.get(status)
+        if status not in FINISHED:
+            reasons[run_id].add("not_finished")
         elif days is None:
-            reasons[run.run_id].add("status_kept")
-        elif (rec.end_time or 0) >= cutoff_ts(days):
-            reasons[run.run_id].add("within_retention")
+            reasons[run_id].add("status_kept")
+        elif (end_time or 0) >= cutoff_ts(days):
+            reasons[run_id].add("within_retention")
         else:
-            old.add(run.run_id)
+            old.add(run_id)
     per_job = {}
-    for rec in sorted(records, key=lambda r: r.storage_id, reverse=True):
-        if rec.dagster_run.status.value in FINISHED:
-            per_job.setdefault(rec.dagster_run.job_name, []).append(rec.dagster_run.run_id)
+    for run_id, status, job, _end, _storage_id, _root in sorted(runs, key=lambda r: r[4], reverse=True):
+        if status in FINISHED:
+            per_job.setdefault(job, []).append(run_id)
     for ids in per_job.values():
         for run_id in ids[:keep]:
             reasons[run_id].add("newest_per_job")
-    storage = instance.event_log_storage
 
     def hold(run_ids, reason):
         for run_id in run_ids:
             if run_id in reasons:
                 reasons[run_id].add(reason)
 
-    for key in instance.get_asset_keys():
-        for etype in (DagsterEventType.ASSET_MATERIALIZATION, DagsterEventType.ASSET_MATERIALIZATION_PLANNED):
-            latest = storage.get_latest_storage_id_by_partition(key, etype)
-            hold(run_ids_of_events(pg, db, latest.values()), "latest_asset_event")
-        latest = instance.get_latest_materialization_event(key)
-        if latest:
-            hold([latest.run_id], "latest_asset_event")
-        observed = instance.fetch_observations(key, limit=1).records
-        hold([r.run_id for r in observed], "latest_asset_event")
-        record = instance.get_asset_records([key])
-        if record and record[0].asset_entry.last_run_id:
-            hold([record[0].asset_entry.last_run_id], "asset_last_run")
-    check = dg.AssetCheckKey(dg.AssetKey("summary"), "summary_is_positive")
-    hold([r.run_id for r in storage.get_asset_check_execution_history(check, limit=1)], "latest_check_execution")
+    # The newest materialization and planned event per asset partition, the newest materialization and
+    # observation per asset, the catalog's last run of each asset, the newest check execution.
+    hold(run_ids_of_events(pg, db, facts["latest_storage_ids"]), "latest_asset_event")
+    for run_id, reason in facts["held"]:
+        hold([run_id], reason)
     # The newest stored event of every asset-keyed kind per asset and partition (check evaluations and
     # their plans among them): the asset views above read these; keep whoever holds one.
     hold({r[0] for r in q(pg, db, """
@@ -112,9 +103,8 @@ def expected_retirement(instance, pg, db, statuses_days=None, keep=KEEP):
         WHERE asset_key IS NOT NULL ORDER BY asset_key, dagster_event_type, partition, id DESC""")},
          "latest_asset_event")
     groups = {}
-    for rec in records:
-        run = rec.dagster_run
-        groups.setdefault(run.root_run_id or run.run_id, set()).add(run.run_id)
+    for run_id, _status, _job, _end, _storage_id, root in runs:
+        groups.setdefault(root or run_id, set()).add(run_id)
     retirable, kept = set(), {}
     for members in groups.values():
         blocked = any(reasons[m] for m in members)
@@ -157,36 +147,24 @@ def references_to(pg, db, run_ids):
     return found
 
 
-def asset_status(instance):
-    """Materialized / failed / in-progress partitions from Dagster's partition status cache."""
-    import dagster_defs
-    from dagster._core.storage.partition_status_cache import get_and_update_asset_status_cache_value
-    out = {}
-    for asset in (dagster_defs.events, dagster_defs.sessions, dagster_defs.invoices):
-        key = asset.key
-        value = get_and_update_asset_status_cache_value(instance, key, asset.partitions_def)
-        out[key.to_user_string()] = (
-            sorted(value.deserialize_materialized_partition_subsets(asset.partitions_def).get_partition_keys()),
-            sorted(value.deserialize_failed_partition_subsets(asset.partitions_def).get_partition_keys()),
-            sorted(value.deserialize_in_progress_partition_subsets(asset.partitions_def).get_partition_keys()))
-    return out
+# The fixture's snapshot entries that belong to single runs; the rest is what the asset pages show.
+PER_RUN = ("runs", "run_stats", "step_stats", "ticks", "asset_checks", "observations")
 
 
-def views(instance):
-    """What the asset pages show: the fixture's snapshot without per-run entries, plus the status cache."""
-    shown = dagster_fixture.snapshot(instance)
-    for key in ("runs", "run_stats", "step_stats", "ticks", "asset_checks", "observations"):
-        shown.pop(key)
-    shown["status_cache"] = asset_status(instance)
+def views(read):
+    """What the asset pages show, from one read of ``snapshot`` and ``status_cache``: the snapshot without its
+    per-run entries, plus the partition status cache."""
+    shown = {key: value for key, value in read["snapshot"].items() if key not in PER_RUN}
+    shown["status_cache"] = read["status_cache"]
     return shown
 
 
+@pytest.mark.parametrize("dagster_release", DAGSTER_RELEASES)
 def test_run_retention_keeps_every_asset_view_and_retires_exactly_what_the_rules_allow(pg, dagster_db, lock_file):
-    db = dagster_db["db"]
-    with dagster_fixture.instance_for(dagster_db["home"]) as instance:
-        retirable, kept_old = expected_retirement(instance, pg, db)
-        before = views(instance)
-        before_runs = dagster_fixture.snapshot(instance)
+    db, home, release = dagster_db["db"], dagster_db["home"], dagster_db["release"]
+    read = release.read(home, "snapshot", "status_cache", "retention_facts")
+    retirable, kept_old = expected_retirement(read["retention_facts"], pg, db)
+    before, before_runs = views(read), read["snapshot"]
     rows_before = run_rows(pg, db)
     snapshots_before = snapshot_refs(pg, db)
     assert len(retirable) >= len(rows_before) / 3, "the test must retire at least a third of the runs"
@@ -225,12 +203,11 @@ def test_run_retention_keeps_every_asset_view_and_retires_exactly_what_the_rules
     assert snapshots_after["all"] == snapshots_before["all"] - orphaned
     assert handler["rows_by_table"]["snapshots"] == len(orphaned) > 0
 
-    with dagster_fixture.instance_for(dagster_db["home"]) as instance:
-        after = views(instance)
-        after_runs = dagster_fixture.snapshot(instance)
-        # The same status rebuilt from the events alone, the cache dropped.
-        q(pg, db, "UPDATE asset_keys SET cached_status_data = NULL")
-        rebuilt = asset_status(instance)
+    read = release.read(home, "snapshot", "status_cache")
+    after, after_runs = views(read), read["snapshot"]
+    # The same status rebuilt from the events alone, the cache dropped.
+    q(pg, db, "UPDATE asset_keys SET cached_status_data = NULL")
+    rebuilt = release.read(home, "status_cache")
     for key in before:
         assert after[key] == before[key], key
     assert rebuilt == before["status_cache"]
@@ -243,17 +220,17 @@ def test_run_retention_keeps_every_asset_view_and_retires_exactly_what_the_rules
     assert max(after_runs["observations"]) == max(before_runs["observations"])
 
 
+@pytest.mark.parametrize("dagster_release", DAGSTER_RELEASES)
 def test_kept_old_failed_run_reexecutes_from_failure(pg, dagster_db, lock_file):
     """Failures kept by status, successes retired around them: the failed run's snapshots and events stay."""
-    import dagster as dg
     failed_run = dagster_db["manifest"]["failed_runs"][0]
     options = {**RETENTION, "run_retention_days": {"success": DAYS, "failure": -1, "canceled": DAYS}}
     result = run_prune(conn_params(pg, dagster_db["db"], lock_file=lock_file, **options), DagsterProfile())
     handler = result["handlers"]["runs_retired"]
     assert handler["runs_retired"] > 0 and "FAILURE" not in handler["retired_by_status"]
     assert failed_run not in handler["run_ids"]
-    status, executed = dagster_fixture.reexecute_from_failure(dagster_db["home"], failed_run)
-    assert status == dg.DagsterRunStatus.FAILURE
+    status, executed = dagster_db["release"].reexecute_from_failure(dagster_db["home"], failed_run)
+    assert status == "FAILURE"
     assert executed == {"transform", "load"}
 
 
@@ -358,9 +335,13 @@ def test_health_preview_includes_run_retention(pg, dagster_db, lock_file):
     assert result["handlers"]["runs_retired"]["deleted"] == predicted
 
 
-def test_module_check_diff_and_real_run_with_run_retention(pg, dagster_db, ansible, lock_file):
+@pytest.mark.parametrize("dagster_release", DAGSTER_RELEASES)
+def test_module_check_diff_real_run_and_rerun_with_run_retention(pg, dagster_db, ansible, lock_file):
+    """Through ansible-playbook, run retention beside noise pruning: check mode predicts the real run per handler
+    and in total, and a re-run deletes nothing."""
     db = dagster_db["db"]
-    args = conn_params(pg, db, lock_file=lock_file, **RETENTION)
+    args = conn_params(pg, db, lock_file=lock_file, **dict(
+        RETENTION, log_retention_days={"debug": 1, "info": 1, "warning": 1}, event_retention_days=1))
     rc, check, out = ansible.run_task("pgtidy.maintenance.dagster_prune", args, check=True, diff=True)
     assert rc == 0, out
     runs = q(pg, db, "SELECT count(*) FROM runs")[0][0]
@@ -372,7 +353,13 @@ def test_module_check_diff_and_real_run_with_run_retention(pg, dagster_db, ansib
     assert rc == 0, out
     assert real["diff"]["after"]["rows"] == check["diff"]["after"]["rows"]
     assert real["handlers"]["runs_retired"]["run_ids"] == predicted["run_ids"]
+    assert {name: h["deleted"] for name, h in real["handlers"].items()} == \
+        {name: h["deleted"] for name, h in check["handlers"].items()}
+    assert real["deleted_total"] == check["deleted_total"] > real["handlers"]["runs_retired"]["deleted"] > 0
     assert q(pg, db, "SELECT count(*) FROM runs")[0][0] == real["rows_after"]["runs"]
+    rc, again, out = ansible.run_task("pgtidy.maintenance.dagster_prune", args)
+    assert rc == 0, out
+    assert again["changed"] is False and again["deleted_total"] == 0
 
 
 def test_a_failing_run_retention_leaves_the_other_handlers_and_every_run_whole(pg, dagster_db, lock_file):
@@ -397,50 +384,48 @@ def test_a_failing_run_retention_leaves_the_other_handlers_and_every_run_whole(p
     assert "secret-pw" not in json.dumps(result)
 
 
+LAUNCHING = ["retire_sensor", "retire_schedule"]      # the instigators of ticks_launching_runs
+
+
+def ticks_launching_runs(pg, dagster_db):
+    """Ticks of two instigators that launched (or reserved) runs run retention retires or keeps, written through
+    Dagster's API, the fixture's own ticks made older than them; returns (retirable runs, {label: tick id},
+    ticks per instigator as Dagster shows them, newest first)."""
+    db, home, release = dagster_db["db"], dagster_db["home"], dagster_db["release"]
+    retirable, kept_old = expected_retirement(release.read(home, "retention_facts"), pg, db)
+    retired, kept = sorted(retirable), sorted(kept_old)
+    assert len(retired) >= 7 and kept
+    old = cutoff_ts() - 10 * 86400
+    ticks = [  # label, instigator, kind, status, when, launched runs, reserved runs
+        ("all_runs_retired", "retire_sensor", "SENSOR", "SUCCESS", old, [retired[0]], None),
+        ("one_run_kept", "retire_sensor", "SENSOR", "SUCCESS", old + 1, [retired[1], kept[0]], None),
+        ("reserved_run_kept", "retire_sensor", "SENSOR", "SUCCESS", old + 2, [retired[2]], [kept[0]]),
+        ("still_started", "retire_sensor", "SENSOR", "STARTED", old + 3, [retired[3]], None),
+        ("newest_of_sensor", "retire_sensor", "SENSOR", "SUCCESS", old + 5, [retired[4]], None),
+        ("failed_tick_runs_retired", "retire_schedule", "SCHEDULE", "FAILURE", old, [retired[5]], None),
+        # Skipped schedule ticks are kept forever by Dagster's default tick retention: this one launched nothing.
+        ("launched_nothing", "retire_schedule", "SCHEDULE", "SKIPPED", old + 1, [], None),
+        ("recent", "retire_schedule", "SCHEDULE", "SUCCESS", time.time() - 3600, [retired[6]], None),
+    ]
+    ids = release.write_ticks(home, ticks=[
+        {"name": name, "kind": kind, "status": status, "timestamp": when, "run_ids": runs, "reserved_run_ids": reserved}
+        for _label, name, kind, status, when, runs, reserved in ticks])
+    made = dict(zip([t[0] for t in ticks], ids))
+    # Dagster writes ticks as they happen, so ids grow with time (the id walk relies on it): the fixture's
+    # earlier ticks are made older than the ones above.
+    q(pg, db, "UPDATE job_ticks SET timestamp = to_timestamp(%s) at time zone 'utc' WHERE id <> ALL(%s)",
+      (old - 86400, list(made.values())))
+    return retirable, made, release.read(home, "ticks", ticks={"names": LAUNCHING})
+
+
 def test_ticks_of_retired_runs_go_once_every_run_they_launched_is_gone(pg, dagster_db, lock_file):
     """Under Dagster's default tick retention, ticks that launched runs are kept forever; once run
     retention has retired every run a tick launched, the tick only links to missing runs and goes,
     unless it is still STARTED or is its instigator's newest tick. Check mode predicts it, including
     the ticks of runs the same run retires."""
-    from dagster._core.definitions.run_request import InstigatorType
-    from dagster._core.scheduler.instigation import TickData, TickStatus
-    from dagster._utils.error import SerializableErrorInfo
     db = dagster_db["db"]
-    old = cutoff_ts() - 10 * 86400
-    with dagster_fixture.instance_for(dagster_db["home"]) as instance:
-        retirable, kept_old = expected_retirement(instance, pg, db)
-        retired, kept = sorted(retirable), sorted(kept_old)
-        assert len(retired) >= 7 and kept
-        made = {}
-
-        def tick(name, kind, label, status, when, run_ids, reserved=None):
-            origin = dagster_fixture._instigator_origin(name)
-            made[label] = instance.create_tick(TickData(
-                instigator_origin_id=origin.get_id(), instigator_name=name, instigator_type=kind, status=status,
-                timestamp=when, selector_id=origin.get_selector().get_id(), run_ids=run_ids, run_keys=[],
-                reserved_run_ids=reserved,
-                error=SerializableErrorInfo("sensor raised", [], "RuntimeError") if status == TickStatus.FAILURE
-                else None)).tick_id
-            return origin
-
-        sensor = InstigatorType.SENSOR
-        schedule = InstigatorType.SCHEDULE
-        s = tick("retire_sensor", sensor, "all_runs_retired", TickStatus.SUCCESS, old, [retired[0]])
-        tick("retire_sensor", sensor, "one_run_kept", TickStatus.SUCCESS, old + 1, [retired[1], kept[0]])
-        tick("retire_sensor", sensor, "reserved_run_kept", TickStatus.SUCCESS, old + 2, [retired[2]], [kept[0]])
-        tick("retire_sensor", sensor, "still_started", TickStatus.STARTED, old + 3, [retired[3]])
-        tick("retire_sensor", sensor, "newest_of_sensor", TickStatus.SUCCESS, old + 5, [retired[4]])
-        c = tick("retire_schedule", schedule, "failed_tick_runs_retired", TickStatus.FAILURE, old, [retired[5]])
-        # Skipped schedule ticks are kept forever by Dagster's default tick retention: this one launched nothing.
-        tick("retire_schedule", schedule, "launched_nothing", TickStatus.SKIPPED, old + 1, [])
-        tick("retire_schedule", schedule, "recent", TickStatus.SUCCESS, time.time() - 3600, [retired[6]])
-        ticks_before = {o.get_id(): [t.tick_id for t in instance.get_ticks(o.get_id(), o.get_selector().get_id())]
-                        for o in (s, c)}
+    retirable, made, ticks_before = ticks_launching_runs(pg, dagster_db)
     expected_gone = {made["all_runs_retired"], made["failed_tick_runs_retired"]}
-    # Dagster writes ticks as they happen, so ids grow with time (the id walk relies on it): the fixture's
-    # earlier ticks are made older than the ones above.
-    q(pg, db, "UPDATE job_ticks SET timestamp = to_timestamp(%s) at time zone 'utc' WHERE id <> ALL(%s)",
-      (old - 86400, list(made.values())))
 
     off = run_prune(conn_params(pg, db, lock_file=lock_file, retire_run_ticks=False, **RETENTION), DagsterProfile(),
                     check_mode=True)
@@ -457,21 +442,55 @@ def test_ticks_of_retired_runs_go_once_every_run_they_launched_is_gone(pg, dagst
     left = {r[0] for r in q(pg, db, "SELECT id FROM job_ticks")}
     assert not expected_gone & left
     assert set(made.values()) - expected_gone <= left
-    with dagster_fixture.instance_for(dagster_db["home"]) as instance:
-        for o in (s, c):
-            after = [t.tick_id for t in instance.get_ticks(o.get_id(), o.get_selector().get_id())]
-            assert after == [t for t in ticks_before[o.get_id()] if t not in expected_gone]
-            assert after[0] == ticks_before[o.get_id()][0], "an instigator's newest tick must stay"
+    after = dagster_db["release"].read(dagster_db["home"], "ticks", ticks={"names": LAUNCHING})
+    for name in LAUNCHING:
+        assert after[name] == [t for t in ticks_before[name] if t[0] not in expected_gone]
+        assert after[name][0] == ticks_before[name][0], "an instigator's newest tick must stay"
 
 
+@pytest.mark.parametrize("dagster_release", DAGSTER_RELEASES)
+def test_a_tick_past_its_tick_retention_and_with_its_runs_retired_is_counted_once(pg, dagster_db, lock_file):
+    """Tick retention for finished ticks (success, failure) beside run retention: a tick both past its status's
+    retention and with every launched run retired is deleted by one handler, and check mode counts it once, per
+    handler and in total, as the real run deletes it."""
+    db, home, release = dagster_db["db"], dagster_db["home"], dagster_db["release"]
+    retirable, made, _ticks = ticks_launching_runs(pg, dagster_db)
+    finished = {"success": DAYS, "failure": DAYS}
+    options = dict(RETENTION, tick_retention_days={"sensor": dict(finished, skipped=DAYS), "schedule": finished})
+    params = conn_params(pg, db, lock_file=lock_file, **options)
+    before = release.read(home, "ticks", ticks={"names": LAUNCHING})
+    ticks_before = q(pg, db, "SELECT count(*) FROM job_ticks")[0][0]
+
+    plan = run_prune(params, DagsterProfile(), check_mode=True)
+    result = run_prune(params, DagsterProfile())
+    again = run_prune(params, DagsterProfile())
+
+    assert set(result["handlers"]["runs_retired"]["run_ids"]) == retirable
+    real = {name: h["deleted"] for name, h in result["handlers"].items()}
+    assert {name: h["deleted"] for name, h in plan["handlers"].items()} == real
+    assert plan["deleted_total"] == result["deleted_total"] == sum(real.values())
+    assert plan["rows_after"] == result["rows_after"]
+    gone = ticks_before - q(pg, db, "SELECT count(*) FROM job_ticks")[0][0]
+    assert sum(n for name, n in real.items() if name.startswith("ticks_")) == gone > 0
+    assert again["changed"] is False and again["deleted_total"] == 0
+    # Both rules would take these two; whichever does, they go once and are counted once.
+    left = {r[0] for r in q(pg, db, "SELECT id FROM job_ticks")}
+    assert not {made["all_runs_retired"], made["failed_tick_runs_retired"]} & left
+    # Every finished tick past retention went, except each instigator's newest; STARTED and recent ones stay.
+    after = release.read(home, "ticks", ticks={"names": LAUNCHING})
+    assert [t[0] for t in after["retire_sensor"]] == [made["newest_of_sensor"], made["still_started"]]
+    assert [t[0] for t in after["retire_schedule"]] == [made["recent"], made["launched_nothing"]]
+    assert after["retire_sensor"][0] == before["retire_sensor"][0]
+
+
+@pytest.mark.parametrize("dagster_release", DAGSTER_RELEASES)
 def test_check_mode_and_the_health_preview_equal_the_real_run_with_noise_in_retired_runs(pg, dagster_db, lock_file):
     """Run retention beside noise pruning: every row is counted once, by the handler that deletes it."""
     from ansible_collections.pgtidy.maintenance.plugins.module_utils._health.health import run_health
     db = dagster_db["db"]
     options = dict(run_retention_days={"success": DAYS, "failure": DAYS, "canceled": DAYS}, keep_runs_per_job=KEEP,
                    log_retention_days={"debug": 1, "info": 1, "warning": 1}, event_retention_days=1)
-    with dagster_fixture.instance_for(dagster_db["home"]) as instance:
-        retirable, _kept = expected_retirement(instance, pg, db)
+    retirable, _kept = expected_retirement(dagster_db["release"].read(dagster_db["home"], "retention_facts"), pg, db)
     # The fixture must have what made check mode count twice: noise rows in runs that are retired.
     noise_in_retired = q(pg, db, "SELECT count(*) FROM event_logs WHERE run_id = ANY(%s) AND"
                                  " (dagster_event_type IS NULL OR dagster_event_type = 'ENGINE_EVENT')",

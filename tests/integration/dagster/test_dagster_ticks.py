@@ -13,6 +13,7 @@ import pytest
 
 from conftest import conn_params
 import dagster_fixture
+from dagster_checks import DAGSTER_RELEASES, release_fixture, release_of  # noqa: F401  (release_fixture: a fixture)
 
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._dagster.rules import (
     DagsterProfile, build_rules, validate_options)
@@ -39,71 +40,48 @@ RETENTION = {"tick_retention_days": {"schedule": 30,
 STOPPED = ("retired_sensor", "retired_schedule", "legacy_sensor")
 
 
-def _add_instigators_and_ticks(instance):
+def _add_instigators_and_ticks(release, home):
     """Instigator states and ticks written by Dagster's instance API, ticks in time order (ids grow with time)."""
-    from dagster._core.definitions.run_request import InstigatorType
-    from dagster._core.scheduler.instigation import (InstigatorState, InstigatorStatus, ScheduleInstigatorData,
-                                                     SensorInstigatorData, TickData, TickStatus)
-    from dagster._utils.error import SerializableErrorInfo
     now = time.time()
-    ticks = []
+    instigators, ticks = [], []
     for name, kind, stopped, with_selector, history in INSTIGATORS:
-        origin = dagster_fixture._instigator_origin(name)
-        kind = InstigatorType(kind)
-        if kind == InstigatorType.SENSOR:
-            data = SensorInstigatorData(last_tick_timestamp=now - history[-1][0] * DAY, min_interval=30,
-                                        cursor=None, sensor_type=None)
-        else:
-            data = ScheduleInstigatorData(cron_schedule="0 * * * *", start_timestamp=now - 400 * DAY)
-        status = InstigatorStatus.STOPPED if stopped else InstigatorStatus.RUNNING
-        instance.add_instigator_state(InstigatorState(origin, kind, status, data))
-        for days, tick_status in history:
-            ticks.append((now - days * DAY, name, origin, kind, with_selector, TickStatus(tick_status)))
-    for timestamp, name, origin, kind, with_selector, status in sorted(ticks, key=lambda t: t[0]):
-        instance.create_tick(TickData(
-            instigator_origin_id=origin.get_id(), instigator_name=name, instigator_type=kind, status=status,
-            timestamp=timestamp, selector_id=origin.get_selector().get_id() if with_selector else None,
-            run_ids=[], run_keys=[],
-            error=SerializableErrorInfo("sensor raised", [], "RuntimeError") if status == TickStatus.FAILURE
-            else None,
-            skip_reason="nothing to do" if status == TickStatus.SKIPPED else None))
-
-
-def ticks_by_instigator(instance, limit=None):
-    """What the UI reads: ``get_ticks(origin_id, selector_id)``, newest first."""
-    out = {}
-    for state in instance.all_instigator_state():
-        ticks = instance.get_ticks(state.instigator_origin_id, state.selector_id, limit=limit)
-        out[state.instigator_name] = [(t.tick_id, t.status.value, t.timestamp) for t in ticks]
-    return out
+        instigators.append({"name": name, "kind": kind, "stopped": stopped, "last_tick": now - history[-1][0] * DAY,
+                            "start": now - 400 * DAY})
+        ticks.extend({"name": name, "kind": kind, "status": status, "timestamp": now - days * DAY,
+                      "selector": with_selector} for days, status in history)
+    release.write_ticks(home, instigators, sorted(ticks, key=lambda t: t["timestamp"]))
 
 
 @pytest.fixture
-def ticks_db(pg, fresh_db, tmp_path):
+def ticks_db(pg, fresh_db, tmp_path, dagster_release):
+    release = release_of(dagster_release)
     home = dagster_fixture.write_instance_yaml(str(tmp_path / "dagster-home"), pg.port, fresh_db,
                                                password=pg.password or "")
-    dagster_fixture.migrate(home)
-    with dagster_fixture.instance_for(home) as instance:
-        _add_instigators_and_ticks(instance)
+    release.migrate(home)
+    _add_instigators_and_ticks(release, home)
     with psycopg.connect(pg.dsn(fresh_db), autocommit=True) as conn:
         assert conn.execute("SELECT count(*) FROM job_ticks WHERE selector_id IS NULL").fetchone()[0] == 3
         conn.execute("VACUUM ANALYZE job_ticks")
-    return {"db": fresh_db, "home": home}
+    return {"db": fresh_db, "home": home, "release": release}
 
 
+def ticks_by_instigator(ticks_db, limit=None):
+    """What the UI reads: ``get_ticks(origin_id, selector_id)``, newest first, as (id, status, timestamp)."""
+    return ticks_db["release"].read(ticks_db["home"], "ticks", ticks={"limit": limit})
+
+
+@pytest.mark.parametrize("dagster_release", DAGSTER_RELEASES)
 def test_stopped_instigators_keep_their_newest_tick(pg, ticks_db, lock_file, same_cutoffs):
-    with dagster_fixture.instance_for(ticks_db["home"]) as instance:
-        latest_before = ticks_by_instigator(instance, limit=1)
-        all_before = ticks_by_instigator(instance)
+    latest_before = ticks_by_instigator(ticks_db, limit=1)
+    all_before = ticks_by_instigator(ticks_db)
     assert all(latest_before[name] for name in STOPPED)
     params = conn_params(pg, ticks_db["db"], lock_file=lock_file, **RETENTION)
 
     check = run_prune(params, DagsterProfile(), check_mode=True)
     real = run_prune(params, DagsterProfile())
 
-    with dagster_fixture.instance_for(ticks_db["home"]) as instance:
-        latest_after = ticks_by_instigator(instance, limit=1)
-        all_after = ticks_by_instigator(instance)
+    latest_after = ticks_by_instigator(ticks_db, limit=1)
+    all_after = ticks_by_instigator(ticks_db)
     # Dagster shows the same latest tick for every instigator, and a stopped one keeps exactly that tick.
     assert latest_after == latest_before
     for name in STOPPED:

@@ -13,7 +13,7 @@ import pytest
 
 from conftest import conn_params
 from prefect_fixture import prefect_python
-from dagster_checks import AGGRESSIVE, q
+from dagster_checks import AGGRESSIVE, q, release_of
 from prefect_fixture import RETENTION as PREFECT_RETENTION, counts
 
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._dagster.options import (
@@ -103,9 +103,12 @@ def orchestrator_migrations(python, code):
     return subprocess.run([python, "-c", code], check=True, capture_output=True, text=True).stdout.strip()
 
 
+DAGSTER_MIGRATIONS = ("import dagster, os;"
+                      " print(os.path.join(os.path.dirname(dagster.__file__), '_core/storage/alembic/versions'))")
+
+
 @pytest.mark.parametrize("name, revisions, python, code", [
-    ("dagster", DAGSTER_REVISIONS, sys.executable,
-     "import dagster, os; print(os.path.join(os.path.dirname(dagster.__file__), '_core/storage/alembic/versions'))"),
+    ("dagster", DAGSTER_REVISIONS, sys.executable, DAGSTER_MIGRATIONS),
     ("prefect", PREFECT_REVISIONS, None,
      "import prefect, os; print(os.path.join(os.path.dirname(prefect.__file__),"
      " 'server/database/_migrations/versions/postgresql'))"),
@@ -116,3 +119,20 @@ def test_tested_revisions_are_one_migration_chain_up_to_the_installed_head(name,
     assert revisions[-1] in chain and revisions[-1] not in chain.values(), name     # the installed head
     for older, newer in zip(revisions, revisions[1:]):
         assert chain[newer] == older, (name, newer, chain.get(newer), older)
+
+
+def test_the_oldest_tested_dagster_revision_is_the_head_of_the_oldest_supported_release():
+    """Dagster 1.9.13's own migrations (its environment, locks/environments.txt) end at the first tested revision,
+    the one its ``dagster instance migrate`` writes (tests/integration/dagster checks that on a real database)."""
+    chain = migration_chain(orchestrator_migrations(release_of("1.9").python, DAGSTER_MIGRATIONS))
+    assert DAGSTER_REVISIONS[0] in chain and DAGSTER_REVISIONS[0] not in chain.values(), DAGSTER_REVISIONS
+
+
+def test_the_oldest_tested_prefect_revision_is_the_head_of_the_oldest_supported_release():
+    """Prefect 3.4.25's own migrations (its environment, locks/environments.txt) end at the first tested revision,
+    the one its ``prefect server database upgrade`` writes (tests/integration/prefect checks that on a real
+    database)."""
+    code = ("import prefect, os; print(os.path.join(os.path.dirname(prefect.__file__),"
+            " 'server/database/_migrations/versions/postgresql'))")
+    chain = migration_chain(orchestrator_migrations(prefect_python("3.4"), code))
+    assert PREFECT_REVISIONS[0] in chain and PREFECT_REVISIONS[0] not in chain.values(), PREFECT_REVISIONS
