@@ -8,7 +8,7 @@ from __future__ import annotations
 DOCUMENTATION = r'''
 module: airflow_prune
 short_description: Prune an Airflow metadata database in capped transactions, keeping what Airflow still needs
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Deletes old rows from an Airflow 3 metadata database under pgtidy's lockfile, advisory lock and budgets, in
     short transactions that skip rows Airflow has locked; the work of C(airflow db clean), without its archive
