@@ -1,18 +1,28 @@
-"""A real Prefect history on the test cluster, made once per session and cloned per test.
+"""A real Prefect history on the test cluster, made once per session and release and cloned per test.
 
-Prefect needs a newer SQLAlchemy than dagster-postgres allows, so it lives in its own
-environment: PGTIDY_PREFECT_PYTHON names that interpreter. When it is unset and ``prefect``
-is not importable here, the Prefect tests are skipped, or fail if PGTIDY_REQUIRE_PREFECT is
-set (for CI). The module under test needs only psycopg; Prefect is used to make and to read back.
+Each supported Prefect release the tests drive (``RELEASES``: the newest, 3.8, and the oldest, 3.4)
+lives in an environment of its own (Prefect needs a newer SQLAlchemy than dagster-postgres allows,
+and 3.4 an older FastAPI than 3.8). A release's interpreter is the one its variable names
+(PGTIDY_PREFECT_PYTHON for 3.8, PGTIDY_PREFECT34_PYTHON for 3.4), else the project's own venv
+(``.venv-prefect``, ``.venv-prefect-3.4``, built by scripts/bootstrap.sh), else, for 3.8 only, this
+interpreter if it imports ``prefect``. When there is none the release's tests are skipped, or fail if
+PGTIDY_REQUIRE_PREFECT is set (for CI); an interpreter with another release than the one asked for
+fails. The module under test needs only psycopg; Prefect is used to make and to read back.
+
+``prefect_db`` and ``prefect_history`` are 3.8's; a test parametrized over ``prefect_release``
+(``PREFECT_RELEASES``, ids ``prefect-3.8`` and ``prefect-3.4``) gets that release's instead.
 
 One Prefect server runs real flows (tasks, logs at every level, several versions of one
 artifact key, a subflow, a failure, a run deleted through the API, API-made runs that were
 cancelled before starting or are still running, custom and heartbeat events); the server is
 stopped, rows are backdated with SQL, and the database becomes the template every test
-clones with CREATE DATABASE ... TEMPLATE.
+clones with CREATE DATABASE ... TEMPLATE. Prefect 3.4 has no ``db_vacuum`` service (nothing to
+hold back) and emits no flow run heartbeats of its own; the history's heartbeat events are emitted
+by the history script on every release.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -23,35 +33,76 @@ import tempfile
 import time
 import urllib.request
 import uuid
+from dataclasses import dataclass
 
 import pytest
 
 from pgserver import free_port
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
 SCRIPTS = os.path.join(HERE, "prefect")
+
+
+@dataclass(frozen=True)
+class Release:
+    """A Prefect release the tests drive: where its interpreter is found."""
+
+    name: str                   # "3.8": the installed version must start with "3.8."
+    variable: str               # the environment variable naming its interpreter
+    venv: str                   # the project's venv for it (locks/environments.txt)
+    requirements: str
+    db_vacuum: bool             # whether the server has the db_vacuum service (3.5 and later)
+
+
+RELEASES = {
+    "3.8": Release("3.8", "PGTIDY_PREFECT_PYTHON", ".venv-prefect", "tests/requirements-prefect.txt", True),
+    "3.4": Release("3.4", "PGTIDY_PREFECT34_PYTHON", ".venv-prefect-3.4", "tests/requirements-prefect34.txt",
+                   False),
+}
+NEWEST = "3.8"
+# For tests that run on every release: ``@pytest.mark.parametrize("prefect_release", PREFECT_RELEASES)``. The
+# tests of an older release are an xdist group, so that one worker makes its history.
+PREFECT_RELEASES = [pytest.param(name, id="prefect-" + name,
+                                 marks=[] if name == NEWEST else [pytest.mark.xdist_group("prefect-" + name)])
+                    for name in RELEASES]
 
 # Runs whose rows are moved 60 days into the past (terminal: they go at a 30-day retention).
 OLD_LABELS = ("old_etl", "old_only_key", "old_latest", "old_parent", "old_child", "old_failed", "never_started",
               "crashed")
 # Moved 60 days back too, but must be kept: a subflow whose parent is recent, and a run still RUNNING.
 OLD_BUT_KEPT_LABELS = ("kept_child", "running")
+# Old runs a release leaves without an end time, which are therefore kept (Prefect's own vacuum keeps them too):
+# Prefect 3.4 gives a run cancelled before it started none.
+NO_END_TIME = {"3.4": ("never_started",)}
 
 
-def prefect_python():
-    configured = os.environ.get("PGTIDY_PREFECT_PYTHON")
+def old_labels(release):
+    """The labels of the old runs a 30-day flow run retention deletes on ``release``."""
+    return tuple(label for label in OLD_LABELS if label not in NO_END_TIME.get(release, ()))
+
+
+def prefect_python(release=NEWEST):
+    """The interpreter of ``release`` (see the module docstring); skips or fails when there is none."""
+    rel = RELEASES[release]
+    configured = os.environ.get(rel.variable)
     if configured:
         return configured
-    probe = subprocess.run([sys.executable, "-c", "import prefect"], capture_output=True, check=False)
-    if probe.returncode == 0:
-        return sys.executable
+    venv = os.path.join(ROOT, rel.venv, "bin", "python")
+    if os.path.exists(venv):
+        return venv
+    if release == NEWEST:
+        probe = subprocess.run([sys.executable, "-c", "import prefect"], capture_output=True, check=False)
+        if probe.returncode == 0:
+            return sys.executable
+    missing = ("Prefect %s is not installed: run scripts/bootstrap.sh, or set %s to a Python with %s installed"
+               % (release, rel.variable, rel.requirements))
     if os.environ.get("PGTIDY_REQUIRE_PREFECT"):
-        pytest.fail("PGTIDY_REQUIRE_PREFECT is set but Prefect is not installed: set PGTIDY_PREFECT_PYTHON")
-    pytest.skip("Prefect is not installed: set PGTIDY_PREFECT_PYTHON to a Python with"
-                " tests/requirements-prefect.txt installed")
+        pytest.fail("PGTIDY_REQUIRE_PREFECT is set but " + missing)
+    pytest.skip(missing)
 
 
-def prefect_env(pg, db, home, **extra):
+def prefect_env(pg, db, home, release=NEWEST, **extra):
     env = dict(os.environ)
     for key in list(env):
         if key.startswith("PREFECT_"):
@@ -61,11 +112,12 @@ def prefect_env(pg, db, home, **extra):
         "PREFECT_API_DATABASE_CONNECTION_URL": pg.url(db, "postgresql+asyncpg"),
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PREFECT_UI_ENABLED": "false",
-        # Prefect's own vacuum must not race the module under test.
-        "PREFECT_SERVER_SERVICES_DB_VACUUM_ENABLED": "orphans",
-        "PREFECT_SERVER_SERVICES_DB_VACUUM_ORPHAN_CLEANUP_LOOP_SECONDS": "86400",
         "PREFECT_LOGGING_LEVEL": "DEBUG",
     })
+    if RELEASES[release].db_vacuum:
+        # Prefect's own vacuum must not race the module under test.
+        env.update({"PREFECT_SERVER_SERVICES_DB_VACUUM_ENABLED": "orphans",
+                    "PREFECT_SERVER_SERVICES_DB_VACUUM_ORPHAN_CLEANUP_LOOP_SECONDS": "86400"})
     env.update(extra)
     return env
 
@@ -120,9 +172,9 @@ def run_script(python, script, env):
     return json.loads(proc.stdout)
 
 
-def read_back(pg, db, python, home):
+def read_back(pg, db, python, home, release=NEWEST):
     """Everything Prefect's client shows for ``db`` (a server without services is started for it)."""
-    env = prefect_env(pg, db, home, PREFECT_API_DATABASE_MIGRATE_ON_START="false")
+    env = prefect_env(pg, db, home, release, PREFECT_API_DATABASE_MIGRATE_ON_START="false")
     server = PrefectServer(python, env, services=False).wait_healthy()
     try:
         return run_script(python, "read_back.py", dict(env, PREFECT_API_URL=server.url))
@@ -170,29 +222,69 @@ def backdate(pg, db, made):
     pg.psql(";\n".join(s.format(s=shift, ids=ids) for s in statements), db)
 
 
-@pytest.fixture(scope="session")
-def prefect_history(pg):
-    """The template database, the ids of what was made, and Prefect's read-back before any prune."""
-    python = prefect_python()
+def make_history(pg, release):
+    """A template database with ``release``'s history: the dict ``prefect_history`` gives a test."""
+    python = prefect_python(release)
     home = tempfile.mkdtemp(prefix="pgtidy-prefect-home-")
-    template = "prefect_tpl_" + uuid.uuid4().hex[:6]
+    template = "prefect%s_tpl_%s" % (release.replace(".", ""), uuid.uuid4().hex[:6])
     pg.create_db(template)
-    env = prefect_env(pg, template, home)
-    subprocess.run([python, "-m", "prefect", "server", "database", "upgrade", "-y"], env=env, check=True,
-                   capture_output=True)
-    server = PrefectServer(python, env).wait_healthy()
     try:
-        made = run_script(python, "make_history.py", dict(env, PREFECT_API_URL=server.url))
-        wait_for_events(pg, template)
-    finally:
-        server.stop()
-    backdate(pg, template, made)
-    before = read_back(pg, template, python, home)
+        env = prefect_env(pg, template, home, release)
+        subprocess.run([python, "-m", "prefect", "server", "database", "upgrade", "-y"], env=env, check=True,
+                       capture_output=True)
+        server = PrefectServer(python, env).wait_healthy()
+        try:
+            out = run_script(python, "make_history.py", dict(env, PREFECT_API_URL=server.url))
+            wait_for_events(pg, template)
+        finally:
+            server.stop()
+        if not out["prefect_version"].startswith(release + "."):
+            pytest.fail("%s runs Prefect %s, not %s: point %s at an environment with %s"
+                        % (python, out["prefect_version"], release, RELEASES[release].variable,
+                           RELEASES[release].requirements))
+        made = out["made"]
+        backdate(pg, template, made)
+        before = read_back(pg, template, python, home, release)
+    except BaseException:
+        drop_history({"template": template, "home": home}, pg)
+        raise
+    return {"template": template, "made": made, "before": before, "python": python, "home": home,
+            "release": release, "version": out["prefect_version"]}
+
+
+def drop_history(history, pg):
+    pg.psql('DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % history["template"])
+    shutil.rmtree(history["home"], ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def prefect_templates():
+    """(cluster, release) -> that release's history on that cluster, each made the first time a test asks for it.
+
+    Not a fixture of ``pg``'s: a test on another cluster does not take the templates of this one away."""
+    made = {}
     try:
-        yield {"template": template, "made": made, "before": before, "python": python, "home": home}
+        yield made
     finally:
-        pg.psql('DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % template)
-        shutil.rmtree(home, ignore_errors=True)
+        for (server, dummy), history in made.items():
+            with contextlib.suppress(Exception):        # the cluster may be gone already: nothing left to drop
+                drop_history(history, server)
+            shutil.rmtree(history["home"], ignore_errors=True)
+
+
+@pytest.fixture
+def prefect_release():
+    """The Prefect release of a test: the newest, unless the test is parametrized over ``PREFECT_RELEASES``."""
+    return NEWEST
+
+
+@pytest.fixture
+def prefect_history(pg, prefect_templates, prefect_release):
+    """The template database, the ids of what was made, and Prefect's read-back before any prune."""
+    key = (pg, prefect_release)
+    if key not in prefect_templates:
+        prefect_templates[key] = make_history(pg, prefect_release)
+    return prefect_templates[key]
 
 
 def wait_for_events(pg, db, timeout=30):

@@ -1,7 +1,8 @@
-"""Run real Prefect flows against a running server and print what was made, as JSON.
+"""Run real Prefect flows against a running server and print what was made and Prefect's version, as JSON.
 
-Run with the interpreter of an environment that has ``prefect`` (see tests/requirements-prefect.txt)
-and PREFECT_API_URL pointing at the server. The test suite backdates rows afterwards with SQL.
+Run with the interpreter of an environment that has ``prefect`` (tests/requirements-prefect.txt, or
+tests/requirements-prefect34.txt for the oldest supported release) and PREFECT_API_URL pointing at the
+server. The same flows run on every release. The test suite backdates rows afterwards with SQL.
 """
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import json
 import sys
 import uuid
 
+import prefect
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.client.orchestration import get_client
@@ -118,7 +120,7 @@ def main() -> None:
                    related=[{"prefect.resource.id": "pgtidy.test.related", "prefect.resource.role": "tag"}])
         emit_event(event="pgtidy.test.custom", resource={"prefect.resource.id": "pgtidy.test.custom.%d" % n},
                    related=[{"prefect.resource.id": "pgtidy.test.related", "prefect.resource.role": "tag"}])
-    json.dump(MADE, sys.stdout)
+    json.dump({"made": MADE, "prefect_version": prefect.__version__}, sys.stdout)
 
 
 if __name__ == "__main__":

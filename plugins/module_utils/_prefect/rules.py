@@ -10,18 +10,22 @@ their ``flow_run_id`` index, logs by level walk ``log.level``'s index, and the s
 resources whose event is gone trails the events handlers. Logs and artifacts have no foreign key to
 ``flow_run``: deleting a flow run deletes its logs and artifacts in the same transaction
 (``cascade``), while task runs, states and inputs go by Prefect's own ``ON DELETE CASCADE``.
-Event resources go with their events the same way. Artifact collections whose latest artifact is
-gone are re-pointed (or removed) once the batches are done (``CollectionWalk``), a handler like the others.
+Event resources go with their events the same way where ``event_resources.event_id`` is indexed;
+where it is not (Prefect 3.4), the resources sweep that trails the events handlers deletes them.
+Artifact collections whose latest artifact is gone are re-pointed (or removed) once the batches are
+done (``CollectionWalk``), a handler like the others.
 
 Candidates never overlap between handlers, so check mode can add up per-handler counts and
 predict the real run: level-based log retention leaves logs of flow runs the flow-run
-handler owns, the orphan sweeps only see rows whose flow run is already gone, and the
-global event rule leaves types that have their own (shorter) retention.
+handler owns, the orphan sweeps only see rows whose flow run is already gone, the
+global event rule leaves types that have their own (shorter) retention, and the resources sweep
+counts the resources of the events the events handlers counted only where they leave them to it.
 """
 
 from __future__ import annotations
 
 import datetime
+import functools
 
 from .._engine.timewalk import TimeWalk
 from .._engine.walks import Rule, Walk
@@ -266,37 +270,7 @@ def build_rules(plan, schema, indexed, now=None):
 
     event_days = plan["event_retention_days"]
     if event_days is not None:
-        deps, note = cascade((("event_resources", "event_id"),))
-        events_walk = EventsWalk(schema)
-        leaders = []
-        for n, (event_type, days) in enumerate(sorted(plan["event_retention_overrides"].items())):
-            cutoff = (now - datetime.timedelta(days=days)).replace(tzinfo=datetime.timezone.utc)
-            leaders.append("events_override_%d" % (n + 1))
-            rules.append(Rule(
-                name=leaders[-1], table="events", cutoff=cutoff, walk=events_walk,
-                time_column="occurred", predicate=sql.SQL("t.event = %(event_type)s"),
-                params={"event_type": event_type}, cascade=deps,
-                description="%s events older than %g days, with their resources" % (event_type, days),
-                **walk("events", "event", note)))
-        overridden = sorted(plan["event_retention_overrides"])
-        leaders.append("old_events")
-        rules.append(Rule(
-            name="old_events", table="events", cutoff=_aware_cutoff(event_days, now), walk=events_walk,
-            time_column="occurred",
-            predicate=sql.SQL("NOT (t.event = ANY(%(overridden)s))") if overridden else None,
-            params={"overridden": overridden} if overridden else {}, cascade=deps,
-            description="events older than %d days, with their resources" % event_days,
-            **walk("events", "occurred", note)))
-        rules.append(Rule(
-            name="orphaned_event_resources", table="event_resources", cutoff=_aware_cutoff(event_days, now),
-            walk=TrailingSweep(schema), after=tuple(leaders), time_column="occurred",
-            predicate=sql.SQL("NOT EXISTS (SELECT 1 FROM {ev} AS e WHERE e.id = t.event_id)").format(
-                ev=sql.Identifier(schema, "events")),
-            scan_limit=window,
-            note="no index finds resources without their event: swept along event_resources.occurred"
-                 " in windows of %d rows, behind the events handlers (what they have passed is all"
-                 " that can be left)" % window,
-            description="event resources older than %d days whose event is gone" % event_days))
+        rules.extend(_event_rules(schema, plan, now, event_days, cascade, walk, window))
 
     if plan["prune_artifact_collections"]:
         rules.append(Rule(
@@ -305,6 +279,88 @@ def build_rules(plan, schema, indexed, now=None):
             description="artifact collections whose latest artifact is gone: re-pointed to the newest"
                         " remaining version of the key, else removed"))
     return rules
+
+
+def _event_rules(schema, plan, now, event_days, cascade, walk, window):
+    """The events handlers (one per overridden event type, then the rest) and the sweep that trails them.
+
+    Where ``event_resources.event_id`` is indexed, an events batch deletes its events' resources with
+    them and the sweep finds orphans only. Where it is not (Prefect 3.4), the events go alone and the
+    sweep deletes their resources too, once they are older than its cutoff; in check mode the events
+    are still there, so the sweep counts the resources of the events the handlers counted as gone (a
+    parameter read per statement, ``EventsWalk.counted_all``): the count of the real run.
+    """
+    deps, note = cascade((("event_resources", "event_id"),))
+    events_walk = EventsWalk(schema)
+    rules = []
+    leaders = []            # (handler name, cutoff, alias -> SQL test of its events)
+    for n, (event_type, days) in enumerate(sorted(plan["event_retention_overrides"].items())):
+        name = "events_override_%d" % (n + 1)
+        cutoff = (now - datetime.timedelta(days=days)).replace(tzinfo=datetime.timezone.utc)
+        rules.append(Rule(
+            name=name, table="events", cutoff=cutoff, walk=events_walk,
+            time_column="occurred", predicate=sql.SQL("t.event = %(event_type)s"),
+            params={"event_type": event_type}, cascade=deps,
+            description="%s events older than %g days, with their resources" % (event_type, days),
+            **walk("events", "event", note)))
+        leaders.append((name, cutoff, functools.partial(_is_type, event_type)))
+    overridden = sorted(plan["event_retention_overrides"])
+    old_cutoff = _aware_cutoff(event_days, now)
+    rules.append(Rule(
+        name="old_events", table="events", cutoff=old_cutoff, walk=events_walk,
+        time_column="occurred",
+        predicate=sql.SQL("NOT (t.event = ANY(%(overridden)s))") if overridden else None,
+        params={"overridden": overridden} if overridden else {}, cascade=deps,
+        description="events older than %d days, with their resources" % event_days,
+        **walk("events", "occurred", note)))
+    leaders.append(("old_events", old_cutoff, functools.partial(_not_of_types, overridden)))
+
+    gone = sql.SQL("NOT EXISTS (SELECT 1 FROM {ev} AS e WHERE e.id = t.event_id)").format(
+        ev=sql.Identifier(schema, "events"))
+    sweep_params = {}
+    sweep_note = ("no index finds resources without their event: swept along event_resources.occurred"
+                  " in windows of %d rows, behind the events handlers (what they have passed is all"
+                  " that can be left)" % window)
+    if not deps:
+        # The events handlers leave their resources here. In check mode their events are still there: an
+        # event counts as gone when its handler counted all its candidates as gone, or it is among the first
+        # ones (in the walk's order) its handler counted before a budget stopped the run. In a real run
+        # nothing is counted (``EventsWalk``) and the sweep sees which events are gone.
+        counted = []
+        events = sql.Identifier(schema, "events")
+        for n, (name, cutoff, test) in enumerate(leaders):
+            every, first, cut = ("counted_all_%d" % n, "counted_first_%d" % n, "events_cutoff_%d" % n)
+            sweep_params[every] = functools.partial(events_walk.counted_all, name)
+            sweep_params[first] = functools.partial(events_walk.counted_first, name)
+            sweep_params[cut] = cutoff
+            counted.append(sql.SQL(
+                "({every} AND e.occurred < {cut} AND {test_e}) OR e.id IN (SELECT c.id FROM {events} AS c"
+                " WHERE c.occurred < {cut} AND {test_c} ORDER BY c.occurred, c.id LIMIT {first})").format(
+                every=sql.Placeholder(every), first=sql.Placeholder(first), cut=sql.Placeholder(cut),
+                test_e=test("e"), test_c=test("c"), events=events))
+        gone = sql.SQL("NOT EXISTS (SELECT 1 FROM {ev} AS e WHERE e.id = t.event_id AND NOT ({counted}))").format(
+            ev=events, counted=sql.SQL(" OR ").join(counted))
+        sweep_note += ("; the events handlers leave their resources to it (no index on event_resources.event_id):"
+                       " it deletes those of the events they deleted too")
+    rules.append(Rule(
+        name="orphaned_event_resources", table="event_resources", cutoff=old_cutoff,
+        walk=TrailingSweep(schema), after=tuple(name for name, _c, _t in leaders), time_column="occurred",
+        predicate=gone, params=sweep_params, scan_limit=window, note=sweep_note,
+        description="event resources older than %d days whose event is gone" % event_days))
+    return rules
+
+
+def _is_type(event_type, alias):
+    """SQL: the event ``alias`` is of ``event_type``."""
+    return sql.SQL("{}.event = {}").format(sql.Identifier(alias), sql.Literal(event_type))
+
+
+def _not_of_types(event_types, alias):
+    """SQL: the event ``alias`` is of none of ``event_types`` (always true for none)."""
+    if not event_types:
+        return sql.SQL("true")
+    return sql.SQL("NOT ({}.event IN ({}))").format(
+        sql.Identifier(alias), sql.SQL(", ").join(sql.Literal(t) for t in event_types))
 
 
 # -- artifact collections --------------------------------------------------------------------------

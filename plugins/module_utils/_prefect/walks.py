@@ -32,7 +32,10 @@ the events handlers' batches.
   locked), while reading the resources that are about to go with their events would be wasted
   work. The sweep still steps once over the index entries of the resources they deleted (a heap
   visit each, which marks the entry dead for every later scan), the price of finding every orphan
-  in the run that can delete it, so that a re-run has nothing left to do.
+  in the run that can delete it, so that a re-run has nothing left to do. Where nothing indexes
+  ``event_resources.event_id`` (Prefect before that index, 3.4 among them) the events handlers
+  delete their events alone and their resources are the sweep's to delete; in check mode, where
+  those events are still there, the sweep counts the resources of the events they counted as gone.
 
 Both index walks hold the planner to their indexes (``enable_seqscan`` and ``enable_bitmapscan``
 off for the batch's own transaction; the level walk's time test is written so no time index
@@ -252,11 +255,27 @@ class LevelWalk(Walk):
 
 
 class EventsWalk(TimeWalk):
-    """The time walk of an events rule: batches sized with their dependents."""
+    """The time walk of an events rule: batches sized with their dependents.
+
+    In check mode it remembers how many candidates each handler counted as gone and whether that was all of
+    them (``counted_all``, ``counted_first``), for the resources sweep that trails the handlers where they
+    leave their resources to it. In a real run it remembers nothing: the rows a handler took are gone.
+    """
 
     def __init__(self, schema):
         super().__init__(schema)
         self.share = {}                 # rule name -> own rows per row deleted with dependents
+        self.counted = {}               # check mode: rule name -> (candidates counted as gone, all of them)
+
+    def counted_all(self, name):
+        """Whether handler ``name`` counted every one of its candidates as gone (check mode)."""
+        return self.counted.get(name, (0, False))[1]
+
+    def counted_first(self, name):
+        """How many of its first candidates (in the walk's order) handler ``name`` counted as gone, where it did
+        not count them all (check mode; a real batch deletes the first candidates, in that order)."""
+        rows, everything = self.counted.get(name, (0, False))
+        return 0 if everything else rows
 
     def prepare(self, conn, state, id_ranges):
         tables = [state.rule.table] + [t for t, _c in state.rule.cascade]
@@ -270,7 +289,10 @@ class EventsWalk(TimeWalk):
         self.share[state.rule.name] = own / (own + dependents) if own else 1.0
 
     def batch(self, conn, state, limit, upper, check_mode, precounted=None):
-        return TimeWalk.batch(self, conn, state, self.scaled(state, limit), upper, check_mode, precounted)
+        count = TimeWalk.batch(self, conn, state, self.scaled(state, limit), upper, check_mode, precounted)
+        if check_mode:
+            self.counted[state.rule.name] = (state.deleted + count, state.done)
+        return count
 
     def scaled(self, state, limit):
         return max(1, min(limit, int(limit * self.share.get(state.rule.name, 1.0))))
@@ -280,7 +302,11 @@ class TrailingSweep(TimeWalk):
     """A sweeping time rule that runs after the handlers whose leftovers it finds (see the module docstring).
 
     Its rule waits for them (``Rule.after``). In check mode every batch reads its own window, as in
-    the real run, and what is left is counted from where it stopped.
+    the real run, and what is left is counted from where it stopped. Where the handlers before it
+    leave the dependents of the rows they delete to it (no index to delete them with), the rule's
+    predicate treats the rows those handlers counted as gone as gone (``EventsWalk.counted_all`` and
+    ``counted_first``, read per statement), so that check mode counts what the real run, behind them,
+    finds: what it deletes and, where a budget stopped the run first, what it leaves.
     """
 
     def precount(self, conn, state, cap):

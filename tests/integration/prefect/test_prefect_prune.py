@@ -5,14 +5,17 @@ from __future__ import annotations
 import pytest
 
 from conftest import conn_params
-from prefect_fixture import OLD_LABELS, RETENTION, TABLES, counts, read_back
+from prefect_fixture import NO_END_TIME, PREFECT_RELEASES, RETENTION, TABLES, counts, old_labels, read_back
 
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._common.errors import InvalidRequest
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._engine.errors import SchemaMismatch
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._prefect.options import TESTED_REVISIONS
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._prefect.rules import PrefectProfile, validate_options
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._engine.prune import run_prune
 
 MODULE = "pgtidy.maintenance.prefect_prune"
+
+
 def prune(pg, db, lock_file, check=False, **options):
     params = conn_params(pg, db, lock_file=lock_file, **dict(RETENTION, **options))
     return run_prune(params, PrefectProfile(), check_mode=check)
@@ -24,10 +27,12 @@ def handler_view(result):
 
 
 def old_run_ids(history):
-    return {i for label in OLD_LABELS for i in history["made"][label]}
+    return {i for label in old_labels(history["release"]) for i in history["made"][label]}
 
 
-def test_check_mode_predicts_the_run_and_a_rerun_changes_nothing(pg, prefect_db, prefect_history, lock_file):
+@pytest.mark.parametrize("prefect_release", PREFECT_RELEASES)
+def test_check_mode_predicts_the_run_and_a_rerun_changes_nothing(pg, prefect_db, prefect_history, prefect_release,
+                                                                  lock_file):
     before = counts(pg, prefect_db)
     plan = prune(pg, prefect_db, lock_file, check=True)
     assert counts(pg, prefect_db) == before, "check mode must not change anything"
@@ -42,13 +47,23 @@ def test_check_mode_predicts_the_run_and_a_rerun_changes_nothing(pg, prefect_db,
     assert not done["failed_handlers"] and not done["capped"]
 
     handlers = done["handlers"]
-    assert handlers["old_flow_runs"]["deleted"] == len(old_run_ids(prefect_history)) == 9
+    # Prefect 3.4 gives the run cancelled before it started no end time: it is kept, as Prefect's vacuum keeps it.
+    assert handlers["old_flow_runs"]["deleted"] == len(old_run_ids(prefect_history)) \
+        == {"3.8": 9, "3.4": 8}[prefect_release]
     assert handlers["old_flow_runs"]["cascaded"]["log"] > 0
     assert handlers["old_flow_runs"]["cascaded"]["artifact"] > 0
     assert handlers["orphaned_artifacts"]["deleted"] == 2          # the run deleted through the API
     assert handlers["events_override_1"]["deleted"] == 2           # heartbeats 10 days old, override 7
     assert handlers["old_events"]["deleted"] == 1                  # the 20-day-old custom event still stored
-    assert handlers["orphaned_event_resources"]["deleted"] >= 1    # resources of the event deleted by SQL
+    if prefect_release == "3.4":
+        # No index on event_resources.event_id: the events go alone, and the sweep behind them deletes the
+        # resources older than the events retention, those of the 20-day-old custom event among them.
+        assert "cascaded" not in handlers["old_events"] and "deletes those of the events they deleted" in \
+            handlers["orphaned_event_resources"]["note"]
+        assert handlers["orphaned_event_resources"]["deleted"] >= 2
+    else:
+        assert handlers["old_events"]["cascaded"]["event_resources"] >= 1
+        assert handlers["orphaned_event_resources"]["deleted"] >= 1    # resources of the event deleted by SQL
     assert handlers["artifact_collections"]["repointed"] == 1      # "report": latest version came from an old run
     assert handlers["artifact_collections"]["deleted"] == 3        # only-old, failing-report, orphan-key
     assert "walks the distinct flow run ids" in handlers["orphaned_logs"]["note"]
@@ -66,19 +81,21 @@ def test_check_mode_predicts_the_run_and_a_rerun_changes_nothing(pg, prefect_db,
     assert counts(pg, prefect_db) == {t: done["rows_after"].get(t, counts(pg, prefect_db)[t]) for t in TABLES}
 
 
+@pytest.mark.parametrize("prefect_release", PREFECT_RELEASES)
 def test_prefect_reads_back_what_was_kept(pg, prefect_db, prefect_history, lock_file):
     made = prefect_history["made"]
     result = prune(pg, prefect_db, lock_file)
     assert result["changed"] and not result["failed_handlers"]
 
-    after = read_back(pg, prefect_db, prefect_history["python"], prefect_history["home"])
+    after = read_back(pg, prefect_db, prefect_history["python"], prefect_history["home"], prefect_history["release"])
     before = prefect_history["before"]
     gone = old_run_ids(prefect_history)
     assert set(after["flow_runs"]) == set(before["flow_runs"]) - gone
     for run_id, record in after["flow_runs"].items():
         assert record == before["flow_runs"][run_id], "kept flow run %s changed" % run_id
-    # Kept on purpose: a subflow of a recent parent, a RUNNING run, a run inside the retention.
-    for label in ("kept_child", "running", "kept_etl", "kept_parent"):
+    # Kept on purpose: a subflow of a recent parent, a RUNNING run, a run inside the retention (and on
+    # Prefect 3.4 a run cancelled before it started, which has no end time).
+    for label in ("kept_child", "running", "kept_etl", "kept_parent") + NO_END_TIME.get(prefect_history["release"], ()):
         assert all(i in after["flow_runs"] for i in made[label]), label
 
     latest = after["latest_artifacts"]
@@ -207,6 +224,66 @@ def test_orphan_walk_in_small_batches_capped_runs_and_check_mode(pg, prefect_db,
                    " (SELECT 1 FROM flow_run AS f WHERE f.id = a.flow_run_id)", prefect_db) == "0"
 
 
+ONLY_EVENTS = {"flow_run_retention_days": -1, "prune_orphans": False, "prune_artifact_collections": False}
+
+
+def _copy_old_events(pg, db, copies):
+    """``copies`` more of every event past a week old, each with its resources, and of every resource whose event
+    is gone. The statistics the events batches are sized from are read once and kept (no autovacuum here), so
+    check mode and the real run size their batches alike."""
+    pg.psql(
+        "CREATE TEMP TABLE copy_of AS SELECT e.id AS old_id, gen_random_uuid() AS new_id FROM events AS e,"
+        " generate_series(1, %(n)d) AS g WHERE e.occurred < now() - interval '7 days';"
+        " INSERT INTO events SELECT (jsonb_populate_record(NULL::events,"
+        "  to_jsonb(e) || jsonb_build_object('id', c.new_id))).* FROM events AS e JOIN copy_of AS c ON c.old_id = e.id;"
+        " INSERT INTO event_resources SELECT (jsonb_populate_record(NULL::event_resources, to_jsonb(r)"
+        "  || jsonb_build_object('id', gen_random_uuid(), 'event_id', c.new_id))).*"
+        "  FROM event_resources AS r JOIN copy_of AS c ON c.old_id = r.event_id;"
+        " INSERT INTO event_resources SELECT (jsonb_populate_record(NULL::event_resources, to_jsonb(r)"
+        "  || jsonb_build_object('id', gen_random_uuid()))).* FROM event_resources AS r, generate_series(1, %(n)d)"
+        "  AS g WHERE NOT EXISTS (SELECT 1 FROM events AS e WHERE e.id = r.event_id);"
+        " ALTER TABLE events SET (autovacuum_enabled = off);"
+        " ALTER TABLE event_resources SET (autovacuum_enabled = off);"
+        " ANALYZE events; ANALYZE event_resources" % {"n": copies}, db)
+
+
+@pytest.mark.parametrize("prefect_release", PREFECT_RELEASES)
+def test_events_and_their_resources_in_capped_runs_match_check_mode(pg, prefect_db, prefect_release, lock_file):
+    """Check mode predicts every capped run, per handler, on every release: on Prefect 3.4 (no index on
+    event_resources.event_id) the resources of the events deleted are the trailing sweep's, and check mode,
+    where those events are still there, counts them as the real run deletes them."""
+    _copy_old_events(pg, prefect_db, copies=12)
+    past = ("SELECT (SELECT count(*) FROM events WHERE occurred < now() - interval '14 days' OR"
+            "        (event = 'prefect.flow-run.heartbeat' AND occurred < now() - interval '7 days')),"
+            " (SELECT count(*) FROM event_resources WHERE occurred < now() - interval '14 days')")
+    kept = ("SELECT count(*) FROM events WHERE occurred >= now() - interval '14 days' AND"
+            " (event <> 'prefect.flow-run.heartbeat' OR occurred >= now() - interval '7 days')")
+    events_kept = pg.psql(kept, prefect_db)
+    old_events, old_resources = (int(n) for n in pg.psql(past, prefect_db).split("|"))
+    assert old_events > 30 and old_resources > 30
+    deleted = {}
+    for run_number in range(40):
+        plan = prune(pg, prefect_db, lock_file, check=True, batch_size=7, max_rows=25, **ONLY_EVENTS)
+        run = prune(pg, prefect_db, lock_file, batch_size=7, max_rows=25, **ONLY_EVENTS)
+        assert handler_view(plan) == handler_view(run), run_number
+        assert plan["deleted_total"] == run["deleted_total"] and plan["rows_after"] == run["rows_after"]
+        assert plan["remaining_total"] == run["remaining_total"], run_number
+        for name, handler in run["handlers"].items():
+            deleted[name] = deleted.get(name, 0) + handler["deleted"]
+        if not run["capped"]:
+            break
+    else:
+        pytest.fail("capped runs never finished")
+    assert run_number >= 2                  # several capped runs, each predicted
+    assert deleted["events_override_1"] + deleted["old_events"] == old_events
+    assert pg.psql(past, prefect_db) == "0|0" and pg.psql(kept, prefect_db) == events_kept
+    if prefect_release == "3.4":
+        # Every resource older than the retention went through the sweep, those of the deleted events too.
+        assert deleted["orphaned_event_resources"] == old_resources
+    else:
+        assert deleted["orphaned_event_resources"] < old_resources
+
+
 def test_orphans_younger_than_the_grace_are_kept(pg, prefect_db, prefect_history, lock_file):
     ids = "ARRAY[%s]::uuid[]" % ",".join("'%s'" % i for i in prefect_history["made"]["kept_etl"])
     young = int(pg.psql("SELECT count(*) FROM log WHERE flow_run_id = ANY(%s) AND timestamp > now() - interval"
@@ -325,7 +402,8 @@ def test_overrides_are_capped_by_the_global_retention():
     assert validate_options({"event_retention_days": -1})["event_retention_overrides"] == {}
 
 
-def test_module_check_diff_run_and_rerun(pg, prefect_db, ansible, lock_file):
+@pytest.mark.parametrize("prefect_release", PREFECT_RELEASES)
+def test_module_check_diff_run_and_rerun(pg, prefect_db, prefect_release, ansible, lock_file):
     args = conn_params(pg, prefect_db, lock_file=lock_file, **RETENTION)
     before = counts(pg, prefect_db)
     rc, planned, out = ansible.run_task(MODULE, args, check=True, diff=True)
@@ -333,10 +411,14 @@ def test_module_check_diff_run_and_rerun(pg, prefect_db, ansible, lock_file):
     assert planned["changed"] is True and planned["check_mode"] is True
     assert planned["diff"]["before"]["rows"]["flow_run"] == before["flow_run"]
     assert counts(pg, prefect_db) == before
+    # The release's own schema revision, one the collection was tested on: 3.4.25's is the oldest.
+    assert planned["schema_tested"] is True
+    assert planned["schema_revision"] == TESTED_REVISIONS[{"3.4": 0, "3.8": -1}[prefect_release]]
 
     rc, done, out = ansible.run_task(MODULE, args)
     assert rc == 0, out
     assert done["changed"] is True
+    assert handler_view(done) == handler_view(planned)
     assert done["deleted_total"] == planned["deleted_total"]
     assert done["rows_after"] == planned["rows_after"]
     assert args["login_password"] not in out or not args["login_password"]
