@@ -32,7 +32,7 @@ def old_run_ids(history):
 
 @pytest.mark.parametrize("prefect_release", PREFECT_RELEASES)
 def test_check_mode_predicts_the_run_and_a_rerun_changes_nothing(pg, prefect_db, prefect_history, prefect_release,
-                                                                  lock_file):
+                                                                 lock_file):
     before = counts(pg, prefect_db)
     plan = prune(pg, prefect_db, lock_file, check=True)
     assert counts(pg, prefect_db) == before, "check mode must not change anything"
