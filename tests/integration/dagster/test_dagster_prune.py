@@ -27,6 +27,7 @@ MODULE = "pgtidy.maintenance.dagster_prune"
 
 
 @pytest.mark.parametrize("dagster_release", DAGSTER_RELEASES)
+@pytest.mark.newest_major
 def test_prune_keeps_everything_dagster_shows(pg, dagster_db, lock_file):
     """Noise pruning and tick retention: what Dagster's own API shows is the same before and after."""
     release = dagster_db["release"]
@@ -160,6 +161,7 @@ def test_bad_requests_fail_before_anything_is_deleted(pg, dagster_db, lock_file,
     assert q(pg, dagster_db["db"], "SELECT count(*) FROM event_logs") == before
 
 
+@pytest.mark.every_major
 def test_budget_caps_the_run_and_the_next_run_continues(pg, dagster_db, lock_file):
     params = conn_params(pg, dagster_db["db"], lock_file=lock_file, batch_size=25, max_rows=120, **AGGRESSIVE)
     first = run_prune(params, DagsterProfile())
@@ -176,6 +178,7 @@ def test_budget_caps_the_run_and_the_next_run_continues(pg, dagster_db, lock_fil
     assert noise_left(pg, dagster_db["db"]) == 0
 
 
+@pytest.mark.every_major
 def test_rows_locked_by_the_application_are_skipped_not_waited_on(pg, dagster_db, lock_file):
     locked_ids = [r[0] for r in q(pg, dagster_db["db"], "SELECT e.id FROM event_logs e JOIN runs r USING (run_id)"
                                   " WHERE e.dagster_event_type = 'HANDLED_OUTPUT' AND r.status = 'SUCCESS'"
@@ -221,6 +224,7 @@ def test_lockfile_released_while_waiting_lets_the_run_proceed(pg, dagster_db, lo
     assert result["lock_waited_s"] > 0.3 and result["deleted_total"] > 0
 
 
+@pytest.mark.every_major
 def test_second_host_on_the_same_database_is_refused(pg, dagster_db, tmp_path):
     from ansible_collections.pgtidy.maintenance.plugins.module_utils._common.lock import (
         ADVISORY_CLASS_ID, ADVISORY_OBJECT_ID)
@@ -265,6 +269,7 @@ def test_killed_mid_run_loses_nothing_protected_and_next_run_finishes(pg, dagste
     assert protected_fingerprint(pg, dagster_db["db"]) == fingerprint
 
 
+@pytest.mark.every_major
 def test_connection_dropped_mid_run_reports_failure_and_keeps_data(pg, dagster_db, lock_file):
     fingerprint = protected_fingerprint(pg, dagster_db["db"])
     params = conn_params(pg, dagster_db["db"], lock_file=lock_file, batch_size=5, batch_pause=0.1, **AGGRESSIVE)

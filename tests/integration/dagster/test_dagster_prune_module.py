@@ -16,6 +16,8 @@ MODULE = "pgtidy.maintenance.dagster_prune"
 
 
 @pytest.mark.parametrize("dagster_release", DAGSTER_RELEASES)
+@pytest.mark.newest_major
+@pytest.mark.system_python
 def test_check_mode_predicts_the_real_run_then_rerun_is_unchanged(pg, dagster_db, ansible, lock_file):
     args = conn_params(pg, dagster_db["db"], lock_file=lock_file, **AGGRESSIVE)
     rows = q(pg, dagster_db["db"], "SELECT count(*) FROM event_logs")
@@ -59,6 +61,7 @@ def test_check_mode_predicts_a_capped_run(pg, dagster_db, ansible, lock_file):
             (predicted["deleted"], predicted["remaining"], predicted["capped"]), name
 
 
+@pytest.mark.system_python
 def test_protected_type_fails_naming_it_and_deletes_nothing(pg, dagster_db, ansible, lock_file):
     fingerprint = protected_fingerprint(pg, dagster_db["db"])
     before = noise_left(pg, dagster_db["db"])
@@ -72,6 +75,7 @@ def test_protected_type_fails_naming_it_and_deletes_nothing(pg, dagster_db, ansi
     assert protected_fingerprint(pg, dagster_db["db"]) == fingerprint
 
 
+@pytest.mark.system_python
 def test_report_and_metrics_files(pg, dagster_db, ansible, lock_file, tmp_path):
     from prometheus_client.parser import text_string_to_metric_families
     import json
@@ -88,6 +92,7 @@ def test_report_and_metrics_files(pg, dagster_db, ansible, lock_file, tmp_path):
     assert families["pgtidy_run_success"].samples[0].value == 1
 
 
+@pytest.mark.system_python
 def test_wrong_password_is_a_clear_error_without_the_secret(tmp_path, ansible, lock_file):
     from pgserver import PgServer
     server = PgServer(superuser_password="right-horse-battery").start()

@@ -21,7 +21,8 @@ import pytest
 from conftest import COLLECTIONS_ROOT, conn_params
 from dagster_checks import DAGSTER_RELEASES
 # The release-aware dagster_db, and what it needs (pytest finds fixtures among a module's names).
-from dagster_checks import release_db_fixture, release_fixture, side_templates_fixture  # noqa: F401
+from dagster_checks import (  # noqa: F401  pylint: disable=unused-import
+    release_db_fixture, release_fixture, side_templates_fixture)
 
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._dagster import rules as _dagster
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._dagster.rules import DagsterProfile
@@ -340,8 +341,8 @@ def test_module_check_diff_real_run_and_rerun_with_run_retention(pg, dagster_db,
     """Through ansible-playbook, run retention beside noise pruning: check mode predicts the real run per handler
     and in total, and a re-run deletes nothing."""
     db = dagster_db["db"]
-    args = conn_params(pg, db, lock_file=lock_file, **dict(
-        RETENTION, log_retention_days={"debug": 1, "info": 1, "warning": 1}, event_retention_days=1))
+    options = {**RETENTION, "log_retention_days": {"debug": 1, "info": 1, "warning": 1}, "event_retention_days": 1}
+    args = conn_params(pg, db, lock_file=lock_file, **options)
     rc, check, out = ansible.run_task("pgtidy.maintenance.dagster_prune", args, check=True, diff=True)
     assert rc == 0, out
     runs = q(pg, db, "SELECT count(*) FROM runs")[0][0]

@@ -13,7 +13,9 @@ import pytest
 
 from conftest import conn_params
 import dagster_fixture
-from dagster_checks import DAGSTER_RELEASES, release_fixture, release_of  # noqa: F401  (release_fixture: a fixture)
+from dagster_checks import DAGSTER_RELEASES, release_of
+# The fixture dagster_release, which ticks_db reads (pytest finds fixtures among a module's names).
+from dagster_checks import release_fixture  # noqa: F401  pylint: disable=unused-import
 
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._dagster.rules import (
     DagsterProfile, build_rules, validate_options)

@@ -95,6 +95,7 @@ def event_rows(pg, db):
         return conn.execute("SELECT count(*) FROM event_logs").fetchone()[0]
 
 
+@pytest.mark.every_major
 def test_a_standby_whose_replay_is_paused_caps_the_run_and_is_named(pg, dagster_db, standby, replay, lock_file):
     db = dagster_db["db"]
     add_old_debug_lines(pg, db)
@@ -128,6 +129,7 @@ def test_a_standby_whose_replay_is_paused_caps_the_run_and_is_named(pg, dagster_
     assert first["deleted_total"] + second["deleted_total"] == plan["deleted_total"]
 
 
+@pytest.mark.every_major
 def test_a_synchronous_standby_behind_caps_the_run_without_hanging_it(pg, dagster_db, standby, replay, lock_file):
     db = dagster_db["db"]
     add_old_debug_lines(pg, db)
@@ -154,6 +156,7 @@ def test_a_synchronous_standby_behind_caps_the_run_without_hanging_it(pg, dagste
         pg.psql("SELECT pg_reload_conf()")
 
 
+@pytest.mark.every_major
 def test_a_role_that_cannot_see_the_standbys(pg, dagster_db, standby, lock_file):
     """A set max_replica_lag it cannot enforce is refused before anything is deleted; the default warns and
     says the lag was not watched; with pg_monitor the same request runs."""
@@ -186,6 +189,7 @@ def test_a_role_that_cannot_see_the_standbys(pg, dagster_db, standby, lock_file)
         pg.psql("DROP ROLE %s" % role)
 
 
+@pytest.mark.every_major
 def test_an_inactive_slot_holding_wal_is_reported_before_the_run(pg, dagster_db, lock_file):
     db = dagster_db["db"]
     slot = "pacing_idle_" + uuid.uuid4().hex[:6]
@@ -267,6 +271,7 @@ def test_pause_file_there_from_the_start_holds_the_run_until_max_duration(pg, da
     assert event_rows(pg, db) == rows
 
 
+@pytest.mark.newest_major
 def test_max_wal_rate_spaces_the_batches(pg, dagster_db, lock_file):
     db = dagster_db["db"]
     add_old_debug_lines(pg, db, 2000)

@@ -58,6 +58,7 @@ def explain(conn, statement, params):
     return conn.execute(psycopg.sql.SQL("EXPLAIN (FORMAT JSON) {}").format(statement), params).fetchone()[0][0]["Plan"]
 
 
+@pytest.mark.newest_major
 def test_every_event_logs_batch_reads_an_index_range(pg, big_dagster_db):
     with psycopg.connect(pg.dsn(big_dagster_db)) as conn:
         budget = Budget()

@@ -22,10 +22,10 @@ PASSWORD = "flag-Srv-pw-7d1e"
 
 
 @pytest.fixture(scope="module")
-def srv():
+def srv(pg):
     server = PgServer(settings={"fsync": "off", "synchronous_commit": "off", "max_connections": MAX_CONNECTIONS,
                                 "wal_level": "replica", "max_wal_size": "64MB"},
-                      superuser_password=PASSWORD).start()
+                      superuser_password=PASSWORD, major=pg.major).start()
     try:
         yield server
     finally:
@@ -81,6 +81,7 @@ def bloated_db(srv):
     return "bloat"
 
 
+@pytest.mark.every_major
 def test_bloated_table_after_mass_delete(srv, bloated_db):
     result = run_health(core_params(srv, bloated_db, thresholds={"unused_index_min_bytes": 1 << 20}))
     assert result["available"] is True and result["changed"] is False
@@ -104,6 +105,7 @@ def test_bloated_table_after_mass_delete(srv, bloated_db):
     assert stat(srv, bloated_db, "bloated", "vacuum_count") == 0
 
 
+@pytest.mark.every_major
 def test_hot_update_table_like_a_job_queue(srv):
     srv.create_db("jobs")
     with connect(srv, "jobs") as c:
@@ -127,6 +129,7 @@ def test_hot_update_table_like_a_job_queue(srv):
     assert hot[0]["severity"] == "warning"
 
 
+@pytest.mark.every_major
 def test_idle_in_transaction_and_long_transaction(srv):
     with connect(srv) as holder:
         holder.autocommit = False
@@ -156,6 +159,7 @@ def client_backends(server):
                          " AND pid <> pg_backend_pid()").fetchone()[0]
 
 
+@pytest.mark.every_major
 def test_connections_near_a_lowered_max_connections(srv):
     held = []
     try:
@@ -178,6 +182,7 @@ def test_connections_near_a_lowered_max_connections(srv):
     assert not by_check(relaxed, "connections")
 
 
+@pytest.mark.every_major
 def test_replication_slot_holding_wal(srv):
     with connect(srv) as c:
         c.execute("SELECT pg_create_physical_replication_slot('forgotten_replica', true)")
@@ -201,6 +206,7 @@ def test_replication_slot_holding_wal(srv):
     assert [f["severity"] for f in by_check(strict, "replication_slot", "forgotten_replica")] == ["critical"]
 
 
+@pytest.mark.every_major
 def test_xid_age_and_disk_thresholds_from_real_values(srv):
     base = run_health(core_params(srv, "postgres"))
     xid = base["xid"]
@@ -228,6 +234,7 @@ def gaps_by_section(result):
     return {g["section"]: g for g in result["incomplete_sections"]}
 
 
+@pytest.mark.every_major
 def test_role_without_monitoring_privileges_gets_incomplete_sections_not_a_failure(srv, bloated_db):
     result = run_health(dict(core_params(srv, bloated_db), **plain_reader(srv)))
     assert result["available"] is True and "failed" not in result
@@ -242,6 +249,8 @@ def test_role_without_monitoring_privileges_gets_incomplete_sections_not_a_failu
     assert by_check(result, "dead_tuples", "public.bloated")
 
 
+@pytest.mark.newest_major
+@pytest.mark.system_python
 def test_check_mode_through_ansible_as_a_read_only_monitor(srv, bloated_db, ansible, tmp_path):
     """Check mode in a session where any write would fail: the facts are complete and nothing is written."""
     with connect(srv) as c:
@@ -374,6 +383,8 @@ def test_server_down_is_data_with_fail_on_unavailable_false(ansible, tmp_path):
     assert health_up(tmp_path / "health.prom") == (0, "nothing_here", [1])
 
 
+@pytest.mark.newest_major
+@pytest.mark.system_python
 def test_metrics_and_report_files_through_ansible(srv, bloated_db, ansible, tmp_path):
     metrics, report = tmp_path / "m" / "health.prom", tmp_path / "health.json"
     metrics.parent.mkdir()   # a directory that does not exist is refused (test_messages.py), not created

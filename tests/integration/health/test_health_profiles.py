@@ -95,6 +95,7 @@ def exact_categories(pg, db):
     return types, levels
 
 
+@pytest.mark.newest_major
 def test_dagster_profile_exact_categories(pg, dagster_db):
     result = run_health(health_params(pg, dagster_db["db"]))
     assert result["profile"] == "dagster"
@@ -129,6 +130,7 @@ def test_dagster_estimates_for_a_table_past_the_exact_limit(pg, dagster_db):
     assert result["orchestrator"]["runs"]["exact"] is True  # four rows stay below the limit: counted
 
 
+@pytest.mark.newest_major
 def test_retention_prediction_matches_a_real_prune(pg, dagster_db, tmp_path, same_cutoffs):
     result = run_health(health_params(pg, dagster_db["db"]))
     retention = result["orchestrator"]["retention"]
@@ -160,6 +162,7 @@ def test_retention_prediction_matches_a_real_prune(pg, dagster_db, tmp_path, sam
     assert longer["orchestrator"]["retention"]["next_run_rows"] == 0
 
 
+@pytest.mark.system_python
 def test_health_playbook_summary_and_history_on_dagster(pg, dagster_db, ansible, tmp_path):
     history = tmp_path / "history.json"
     extra = {"pgtidy_login_host": "127.0.0.1", "pgtidy_login_port": pg.port, "pgtidy_login_db": dagster_db["db"],

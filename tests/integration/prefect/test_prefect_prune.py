@@ -403,6 +403,7 @@ def test_overrides_are_capped_by_the_global_retention():
 
 
 @pytest.mark.parametrize("prefect_release", PREFECT_RELEASES)
+@pytest.mark.system_python
 def test_module_check_diff_run_and_rerun(pg, prefect_db, prefect_release, ansible, lock_file):
     args = conn_params(pg, prefect_db, lock_file=lock_file, **RETENTION)
     before = counts(pg, prefect_db)
