@@ -113,8 +113,23 @@ def major_of(item):
     return (callspec.params.get("pg") if callspec else None) or 0
 
 
+def group_for_xdist(config, items):
+    """``--dist loadgroup`` keeps an ``xdist_group`` on one worker by the ``@group`` suffix of its items' node ids.
+    pytest-xdist 3.8 appends it to ``item._nodeid``, which pytest 9.2 no longer reads (the id is ``item._id``):
+    without this, every group (each major's tests, the containers, each orchestrator release) is spread over both
+    workers, and each worker builds what the group shares."""
+    if not config.getoption("loadgroup", default=False):
+        return
+    from _pytest.nodeid import NodeId  # pylint: disable=import-outside-toplevel
+    for item in items:
+        names = sorted({str(m.args[0] if m.args else m.kwargs.get("name", "default"))
+                        for m in item.iter_markers("xdist_group")})
+        if names and "@" not in item.nodeid.rsplit("]", 1)[-1]:
+            item._id = NodeId.parse("%s@%s" % (item.nodeid, "_".join(names)))  # pylint: disable=protected-access
+
+
 @pytest.hookimpl(trylast=True)
-def pytest_collection_modifyitems(items):
+def pytest_collection_modifyitems(config, items):
     """Start the container tests first: under ``-n 2 --dist loadgroup`` one worker spends the suite's longest
     stretch on them while the other works through everything else, instead of that stretch coming last. Then
     keep each module's tests of one major together (after pytest's own grouping by session parameter): switching
@@ -128,6 +143,7 @@ def pytest_collection_modifyitems(items):
         return (0 if containers else 1, first_seen[item.module.__name__ if item.module else item.nodeid],
                 major_of(item))
     items.sort(key=key)
+    group_for_xdist(config, items)
 
 
 # The session clusters' settings.
