@@ -6,16 +6,11 @@ import os
 import pytest
 
 from conftest import ROOT, conn_params
-from dagster_checks import AGGRESSIVE, DAGSTER_RELEASES, noise_left, protected_fingerprint, q
-# The release-aware dagster_db, and what it needs (pytest finds fixtures among a module's names).
-from dagster_checks import release_db_fixture, release_fixture, side_templates_fixture  # noqa: F401
-
-from ansible_collections.pgtidy.maintenance.plugins.module_utils._dagster.options import TESTED_REVISIONS
+from dagster_checks import AGGRESSIVE, noise_left, protected_fingerprint, q
 
 MODULE = "pgtidy.maintenance.dagster_prune"
 
 
-@pytest.mark.parametrize("dagster_release", DAGSTER_RELEASES)
 @pytest.mark.newest_major
 @pytest.mark.system_python
 def test_check_mode_predicts_the_real_run_then_rerun_is_unchanged(pg, dagster_db, ansible, lock_file):
@@ -25,10 +20,6 @@ def test_check_mode_predicts_the_real_run_then_rerun_is_unchanged(pg, dagster_db
     rc, check, out = ansible.run_task(MODULE, args, check=True, diff=True)
     assert rc == 0, out
     assert check["changed"] is True and check["check_mode"] is True
-    # The schema Dagster itself migrated to: the oldest supported release's head is the first tested revision,
-    # the newest's the last.
-    newest = dagster_db["release"].python is None
-    assert check["schema_revision"] == TESTED_REVISIONS[-1 if newest else 0] and check["schema_tested"] is True
     assert q(pg, dagster_db["db"], "SELECT count(*) FROM event_logs") == rows   # nothing deleted
     assert check["diff"]["before"]["rows"]["event_logs"] == rows[0][0]
 

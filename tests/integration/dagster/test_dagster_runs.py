@@ -19,12 +19,13 @@ import psycopg
 import pytest
 
 from conftest import COLLECTIONS_ROOT, conn_params
-from dagster_checks import DAGSTER_RELEASES
+from dagster_checks import AGGRESSIVE, DAGSTER_RELEASES
 # The release-aware dagster_db, and what it needs (pytest finds fixtures among a module's names).
 from dagster_checks import (  # noqa: F401  pylint: disable=unused-import
     release_db_fixture, release_fixture, side_templates_fixture)
 
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._dagster import rules as _dagster
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._dagster.options import TESTED_REVISIONS
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._dagster.rules import DagsterProfile
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._common.errors import InvalidRequest
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._engine.prune import run_prune
@@ -338,13 +339,17 @@ def test_health_preview_includes_run_retention(pg, dagster_db, lock_file):
 
 @pytest.mark.parametrize("dagster_release", DAGSTER_RELEASES)
 def test_module_check_diff_real_run_and_rerun_with_run_retention(pg, dagster_db, ansible, lock_file):
-    """Through ansible-playbook, run retention beside noise pruning: check mode predicts the real run per handler
-    and in total, and a re-run deletes nothing."""
+    """Through ansible-playbook, run retention beside noise pruning and tick retention (every handler): check mode
+    predicts the real run per handler and in total, and a re-run deletes nothing."""
     db = dagster_db["db"]
-    options = {**RETENTION, "log_retention_days": {"debug": 1, "info": 1, "warning": 1}, "event_retention_days": 1}
+    options = {**RETENTION, **AGGRESSIVE, "prune_superseded_planned": True}
     args = conn_params(pg, db, lock_file=lock_file, **options)
     rc, check, out = ansible.run_task("pgtidy.maintenance.dagster_prune", args, check=True, diff=True)
     assert rc == 0, out
+    # The schema the release's own migration wrote: the oldest supported release's head is the first tested
+    # revision, the newest's the last.
+    newest = dagster_db["release"].python is None
+    assert check["schema_revision"] == TESTED_REVISIONS[-1 if newest else 0] and check["schema_tested"] is True
     runs = q(pg, db, "SELECT count(*) FROM runs")[0][0]
     before = check["diff"]["before"]["rows"]
     assert before["runs"] == runs and {"run_tags", "asset_check_executions", "snapshots"} <= set(before)
@@ -357,6 +362,8 @@ def test_module_check_diff_real_run_and_rerun_with_run_retention(pg, dagster_db,
     assert {name: h["deleted"] for name, h in real["handlers"].items()} == \
         {name: h["deleted"] for name, h in check["handlers"].items()}
     assert real["deleted_total"] == check["deleted_total"] > real["handlers"]["runs_retired"]["deleted"] > 0
+    assert real["handlers"]["python_logs_debug"]["deleted"] > 0
+    assert real["handlers"]["ticks_sensor_skipped"]["deleted"] > 0
     assert q(pg, db, "SELECT count(*) FROM runs")[0][0] == real["rows_after"]["runs"]
     rc, again, out = ansible.run_task("pgtidy.maintenance.dagster_prune", args)
     assert rc == 0, out
