@@ -14,10 +14,11 @@ import pytest
 from conftest import COLLECTIONS_ROOT, conn_params
 from dagster_checks import AGGRESSIVE, DAGSTER_RELEASES, noise_left, protected_fingerprint, q
 # The release-aware dagster_db, and what it needs (pytest finds fixtures among a module's names).
-from dagster_checks import release_db_fixture, release_fixture, side_templates_fixture  # noqa: F401
+from dagster_checks import (  # noqa: F401  pylint: disable=unused-import
+    release_db_fixture, release_fixture, side_templates_fixture)
 
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._dagster.rules import (
-    DagsterProfile, NOISE_EVENT_TYPES)
+    DagsterProfile)
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._common.errors import (
     InvalidRequest, LockBusy, ConnectionFailed)
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._engine.errors import SchemaMismatch
@@ -26,8 +27,8 @@ from ansible_collections.pgtidy.maintenance.plugins.module_utils._engine.prune i
 MODULE = "pgtidy.maintenance.dagster_prune"
 
 
-@pytest.mark.parametrize("dagster_release", DAGSTER_RELEASES)
 @pytest.mark.newest_major
+@pytest.mark.parametrize("dagster_release", DAGSTER_RELEASES)
 def test_prune_keeps_everything_dagster_shows(pg, dagster_db, lock_file):
     """Noise pruning and tick retention: what Dagster's own API shows is the same before and after."""
     release = dagster_db["release"]
