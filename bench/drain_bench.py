@@ -89,6 +89,8 @@ class DrainBench(Bench):
             took, size = self.build(db, self.opts.rows)
             self.admin.execute("CHECKPOINT")
             report["seed"] = {"fill_s": round(took, 1), "event_logs_bytes": size, "database_bytes": db_size(self.admin, db)}
+            self.log("seeded in %.0f s: event_logs %.2f GiB, database %.2f GiB" % (
+                took, size / 2.0 ** 30, report["seed"]["database_bytes"] / 2.0 ** 30))
             t0 = time.monotonic()
             report["backlog_before"] = self.backlog(db)
             report["backlog_count_s"] = round(time.monotonic() - t0, 1)
@@ -114,8 +116,9 @@ class DrainBench(Bench):
                              "capped_by": result["capped_by"], "remaining": remaining,
                              "longest_txn_s": round(result["longest_txn_s"], 3),
                              "paused_s": (result.get("pacing") or {}).get("paused_s_total")})
-                self.log("  run %d: %d rows in %.0f s (%s), %d left" % (
-                    len(runs), result["deleted"], r1 - r0, result["capped_by"] or "finished", remaining))
+                self.log("  run %d: %d rows in %.0f s (%s), %d left, %.0f B of WAL a row" % (
+                    len(runs), result["deleted"], r1 - r0, result["capped_by"] or "finished", remaining,
+                    wal / max(1, result["deleted"])))
                 if result["failed_handlers"]:
                     raise RuntimeError("handlers failed: %s" % result["failed_handlers"])
                 if not result["capped"]:
