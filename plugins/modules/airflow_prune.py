@@ -27,9 +27,10 @@ description:
     C(run_after) is the floor of the asset events the next asset-triggered run consumes).
   - Asset events older than O(asset_event_retention_days) that no remaining run consumed, once the runs that
     consumed them are gone (see the option for the events always kept).
-  - The audit log (C(log)) older than O(log_retention_days); finished jobs whose last heartbeat is older than
-    O(job_retention_days), except the newest job of each type and jobs that a task instance that is not
-    finished or a trigger refers to; import errors not written again for O(import_error_retention_days).
+  - The audit log (C(log)) older than O(log_retention_days); finished jobs (C(success), C(failed)) whose last
+    heartbeat is older than O(job_retention_days), except the newest job of each type and jobs that a task
+    instance that is not finished or a trigger refers to; import errors not written again for
+    O(import_error_retention_days).
   - Archive tables left by C(airflow db clean) (C(_airflow_deleted__*)) are reported with their rows, and
     dropped only with O(drop_archive_tables).
   - Refuses a database that is not an Airflow metadata schema, a schema revision this collection was not tested

@@ -225,11 +225,11 @@ def build_rules(plan, schema, conn, now=None):
     if days is not None:
         rules.append(Rule(
             name="jobs", table="job", cutoff=aware_cutoff(days, now), walk=walk, time_column="latest_heartbeat",
-            predicate=sql.SQL("t.state IS DISTINCT FROM 'running' AND t.id <> ALL(%(kept_jobs)s)"),
+            predicate=sql.SQL("t.state IN ('success', 'failed') AND t.id <> ALL(%(kept_jobs)s)"),
             params={"kept_jobs": kept_jobs(conn, schema)},
-            description="finished scheduler, triggerer and DAG processor jobs whose last heartbeat is more than %d"
-                        " days old, except the newest job of each type and jobs a task instance that is not"
-                        " finished or a trigger points at" % days))
+            description="finished (success, failed) scheduler, triggerer and DAG processor jobs whose last"
+                        " heartbeat is more than %d days old, except the newest job of each type and jobs a task"
+                        " instance that is not finished or a trigger points at" % days))
     days = plan["import_error_retention_days"]
     if days is not None:
         rules.append(Rule(name="import_errors", table="import_error", cutoff=aware_cutoff(days, now), walk=walk,
