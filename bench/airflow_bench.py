@@ -185,7 +185,7 @@ def measure(pg, db, work):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--task-instances", type=int, default=200000)
     parser.add_argument("--airflow-python", default=os.environ.get("PGTIDY_AIRFLOW_PYTHON") or
                         os.path.join(ROOT, ".venv-airflow-3", "bin", "python"))
