@@ -46,7 +46,7 @@ options:
     description: Orchestrator profile; V(auto) recognises it by its tables, V(none) skips the orchestrator facts.
     type: str
     default: auto
-    choices: [ auto, dagster, prefect, none ]
+    choices: [ auto, dagster, prefect, airflow, none ]
   fail_on_unavailable:
     description:
       - Fail the task when the server cannot be reached. The JSON report and the metrics are written first and say
@@ -191,9 +191,19 @@ options:
       - The prediction is that module's own check-mode prediction.
     type: dict
     default: {}
+  airflow_retention:
+    description:
+      - The retention the Airflow prune runs with, keyed as the options of M(pgtidy.maintenance.airflow_prune)
+        (C(dag_run_retention_days), C(keep_runs_per_dag), C(dag_run_batch_size), C(asset_event_retention_days),
+        C(log_retention_days), C(job_retention_days), C(import_error_retention_days), C(drop_archive_tables),
+        C(batch_size), C(max_rows)); defaults are that module's defaults.
+      - The prediction is that module's own check-mode prediction.
+    type: dict
+    default: {}
   prune_report_file:
     description:
-      - The JSON report of the last real prune (the C(report_file) of M(pgtidy.maintenance.dagster_prune) or M(pgtidy.maintenance.prefect_prune)),
+      - The JSON report of the last real prune (the C(report_file) of M(pgtidy.maintenance.dagster_prune), M(pgtidy.maintenance.prefect_prune) or
+        M(pgtidy.maintenance.airflow_prune)),
         read for the pace it measured - rows deleted per second, its pacing pauses included, and WAL bytes per row.
         C(orchestrator.drain_estimate) turns the backlog into the time and WAL draining it takes at that pace.
       - Without it, or when the last report is of a check-mode run, a failed run or one that deleted nothing,
@@ -378,7 +388,7 @@ growth:
   sample: {"samples": 14, "database_bytes_per_day": 52428800.0, "disk_bytes_per_day": 60000000.0,
            "days_until_full": 357.9}
 profile:
-  description: The orchestrator recognised, V(dagster), V(prefect) or V(unknown).
+  description: The orchestrator recognised, V(dagster), V(prefect), V(airflow) or V(unknown).
   returned: when available
   type: str
   sample: dagster
@@ -388,6 +398,8 @@ orchestrator:
       C(log_lines_by_level)), C(runs) and C(job_ticks) by status, and C(retention) (what the next prune run deletes,
       per handler, and what is left after it).
     - For Prefect C(events) by event, C(log) by level, C(flow_run) by state type, and C(retention) (the same shape).
+    - For Airflow C(dag_run), C(task_instance) and C(job) by state, C(xcom) and the audit C(log), and C(retention)
+      (the same shape).
     - C(retention) is null, with the reason in C(incomplete_sections), when the schema lacks tables or columns the
       prune rules use.
     - C(drain_estimate) (with C(retention)) - C(backlog_rows) and C(backlog_by_table) (the rows the current retention

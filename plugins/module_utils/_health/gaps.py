@@ -16,8 +16,9 @@ from .._common.connection import CONNECTION_ARGUMENT_SPEC
 from .._common.errors import classify, message_line
 from .._engine.errors import SchemaMismatch
 from .._common.units import quoted_name
+from .orchestrator import PROFILE_TABLES
 
-ORCHESTRATOR_SECTIONS = ("dagster", "prefect")
+ORCHESTRATOR_SECTIONS = tuple(PROFILE_TABLES)
 
 
 def gap(section, reason, fix, status="unavailable"):

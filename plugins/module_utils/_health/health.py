@@ -31,7 +31,7 @@ from .flags import SEVERITIES, Finding, find_red_flags
 from .gaps import connections_gap, disk_gap, history_gap, section_gap
 from .metrics import health_metrics
 from .options import HEALTH_ARGUMENT_SPEC, validate_options
-from .orchestrator import dagster_facts, detect_profile, prefect_facts
+from .orchestrator import ORCHESTRATOR_FACTS, detect_profile
 from .._engine.prune import revision_facts
 from .retention import predict_retention, prune_profile
 from .drain import drain_estimate, read_measurement
@@ -109,8 +109,7 @@ def run_health(params, check_mode=False):
             result["profile"] = profile
             result["orchestrator"] = None
             if profile in plans:
-                facts_of = dagster_facts if profile == "dagster" else prefect_facts
-                orchestrator = section(profile, facts_of, cur, schema, exact_limit) or {}
+                orchestrator = section(profile, ORCHESTRATOR_FACTS[profile], cur, schema, exact_limit) or {}
                 plan, budget = plans[profile]
                 orchestrator["schema_revision"] = section("%s schema revision" % profile, revision_facts,
                                                           conn, schema, prune_profile(profile))

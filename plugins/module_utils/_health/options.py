@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from .._common.errors import InvalidRequest
 from .flags import DEFAULT_THRESHOLDS
-from .retention import DAGSTER_RETENTION_KEYS, PREFECT_RETENTION_KEYS, prune_profile, retention_plan
+from .retention import ORCHESTRATORS, RETENTION_KEYS, prune_profile, retention_plan
 
 HEALTH_ARGUMENT_SPEC = dict(
     schema=dict(type="str", default="public"),
-    profile=dict(type="str", default="auto", choices=["auto", "dagster", "prefect", "none"]),
+    profile=dict(type="str", default="auto", choices=["auto"] + list(ORCHESTRATORS) + ["none"]),
     fail_on_unavailable=dict(type="bool", default=True),
     disk_path=dict(type="path"),
     history_file=dict(type="path"),
@@ -24,6 +24,7 @@ HEALTH_ARGUMENT_SPEC = dict(
                     options={name: dict(type="raw", default=value) for name, value in DEFAULT_THRESHOLDS.items()}),
     dagster_retention=dict(type="dict", default={}),
     prefect_retention=dict(type="dict", default={}),
+    airflow_retention=dict(type="dict", default={}),
     # The last real prune's JSON report (its report_file): the measured pace of the drain estimate.
     prune_report_file=dict(type="path"),
 )
@@ -45,12 +46,12 @@ def validate_options(params):
             raise InvalidRequest("%s must be 1 or more" % name)
     if params.get("exact_count_limit", 0) is None or params.get("exact_count_limit", 0) < 0:
         raise InvalidRequest("exact_count_limit must be 0 or more rows")
-    for option, known in (("dagster_retention", DAGSTER_RETENTION_KEYS),
-                          ("prefect_retention", PREFECT_RETENTION_KEYS)):
+    for name, known in RETENTION_KEYS.items():
+        option = "%s_retention" % name
         unknown = [k for k in (params.get(option) or {}) if k not in known]
         if unknown:
             raise InvalidRequest("unknown key(s) %s in %s (known: %s)"
                                  % (", ".join(map(str, unknown)), option, ", ".join(known)))
     plans = {name: retention_plan(prune_profile(name), params.get("%s_retention" % name) or {})
-             for name in ("dagster", "prefect")}
+             for name in ORCHESTRATORS}
     return thresholds, plans

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, pgtidy contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The orchestrator profile of a database (Dagster, Prefect or unknown) and its heavy tables by
+"""The orchestrator profile of a database (Dagster, Prefect, Airflow or unknown) and its heavy tables by
 category, with exact counts below a row limit and the planner's estimates above it."""
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ LOG_LEVEL_NAMES = {"10": "DEBUG", "20": "INFO", "30": "WARNING", "40": "ERROR", 
 PROFILE_TABLES = {
     "dagster": ("event_logs", "runs", "job_ticks"),
     "prefect": ("flow_run", "log", "events"),
+    "airflow": ("dag_run", "task_instance", "xcom"),
 }
 LOG_SAMPLE_ROWS = 50_000
 
@@ -163,3 +164,17 @@ def prefect_facts(cur, schema, exact_limit):
             entry["by_level"] = {LOG_LEVEL_NAMES.get(k, k): v for k, v in entry["by_level"].items()}
         facts[table] = entry
     return facts
+
+
+def airflow_facts(cur, schema, exact_limit):
+    """Dag runs and task instances by state, the audit log and jobs: the tables airflow_prune works on."""
+    facts = {"dag_run": _grouped(cur, schema, "dag_run", "state", exact_limit),
+             "task_instance": _grouped(cur, schema, "task_instance", "state", exact_limit),
+             "xcom": dict(zip(("rows", "exact"), _table_rows(cur, schema, "xcom", exact_limit))),
+             "job": _grouped(cur, schema, "job", "state", exact_limit)}
+    facts["log"] = dict(zip(("rows", "exact"), _table_rows(cur, schema, "log", exact_limit)))
+    return facts
+
+
+# The facts section of each orchestrator health_info recognises.
+ORCHESTRATOR_FACTS = {"dagster": dagster_facts, "prefect": prefect_facts, "airflow": airflow_facts}

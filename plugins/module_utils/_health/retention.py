@@ -11,11 +11,17 @@ from .._engine.runner import Runner
 from .._engine.budget import Budget
 from .._dagster.options import DAGSTER_PRUNE_ARGUMENT_SPEC
 from .._prefect.options import PREFECT_PRUNE_ARGUMENT_SPEC
+from .._airflow.options import AIRFLOW_PRUNE_ARGUMENT_SPEC
 
 BUDGET_KEYS = ("batch_size", "max_rows")
-# Keyed as the prune modules' own options; each option not given takes that module's default (its argument spec).
-DAGSTER_RETENTION_KEYS = tuple(DAGSTER_PRUNE_ARGUMENT_SPEC) + BUDGET_KEYS
-PREFECT_RETENTION_KEYS = tuple(PREFECT_PRUNE_ARGUMENT_SPEC) + BUDGET_KEYS
+# The orchestrators health_info previews, each keyed as its prune module's own options; each option not given
+# takes that module's default (its argument spec).
+RETENTION_KEYS = {
+    "dagster": tuple(DAGSTER_PRUNE_ARGUMENT_SPEC) + BUDGET_KEYS,
+    "prefect": tuple(PREFECT_PRUNE_ARGUMENT_SPEC) + BUDGET_KEYS,
+    "airflow": tuple(AIRFLOW_PRUNE_ARGUMENT_SPEC) + BUDGET_KEYS,
+}
+ORCHESTRATORS = tuple(RETENTION_KEYS)
 
 
 def prune_profile(name):
@@ -23,8 +29,13 @@ def prune_profile(name):
     if name == "dagster":
         from .._dagster.rules import DagsterProfile
         return DagsterProfile()
-    from .._prefect.rules import PrefectProfile
-    return PrefectProfile()
+    if name == "prefect":
+        from .._prefect.rules import PrefectProfile
+        return PrefectProfile()
+    if name == "airflow":
+        from .._airflow.rules import AirflowProfile
+        return AirflowProfile()
+    raise ValueError("no prune profile for %r (known: %s)" % (name, ", ".join(ORCHESTRATORS)))
 
 
 def retention_plan(profile, retention):

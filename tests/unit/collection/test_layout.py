@@ -25,7 +25,7 @@ ALLOWED = {
     "_airflow": {"_common", "_engine"},
     "_repack": {"_common"},
     # The retention preview is the prune's own check mode: see _health/__init__.py.
-    "_health": {"_common", "_engine", "_dagster", "_prefect"},
+    "_health": {"_common", "_engine", "_dagster", "_prefect", "_airflow"},
 }
 MAX_TOP_LEVEL = 8
 MAX_FILE_LINES = 600

@@ -1,0 +1,56 @@
+"""health_info on a real Airflow 3 database: the profile is recognised, the Airflow tables are reported, and the
+retention preview is airflow_prune's own check mode (the same rows per handler, through real ansible-playbook)."""
+from __future__ import annotations
+
+import pytest
+
+from airflow_fixture import RETENTION
+from conftest import conn_params
+
+# The Airflow history is built once, on the worker that runs the other Airflow tests.
+pytestmark = pytest.mark.xdist_group("airflow")
+
+OPTIONS = [
+    {},
+    dict(RETENTION),
+    dict(RETENTION, keep_runs_per_dag=1, max_rows=40),
+]
+
+
+def health(pg, db, ansible, **extra):
+    args = conn_params(pg, db, **extra)
+    args.pop("lock_wait")
+    rc, result, out = ansible.run_task("pgtidy.maintenance.health_info", args, check=True)
+    assert rc == 0, out
+    return result
+
+
+def test_health_recognises_airflow_and_reports_its_tables(pg, airflow_db, ansible, airflow_history):
+    result = health(pg, airflow_db, ansible)
+    assert result["profile"] == "airflow"
+    facts = result["orchestrator"]
+    made_runs = int(pg.psql("SELECT count(*) FROM dag_run", airflow_db))
+    assert facts["dag_run"]["rows"] == made_runs and facts["dag_run"]["exact"]
+    assert sum(facts["dag_run"]["by_state"].values()) == made_runs
+    assert facts["task_instance"]["by_state"]["success"] > 0
+    assert facts["schema_revision"]["revision"] == pg.psql("SELECT version_num FROM alembic_version", airflow_db)
+    assert facts["schema_revision"]["tested"] is True
+    assert facts["retention"]["handlers"], facts["retention"]
+
+
+@pytest.mark.parametrize("options", OPTIONS, ids=["defaults", "test-retention", "capped"])
+def test_airflow_preview_is_the_prune_check_mode(pg, airflow_db, ansible, lock_file, options):
+    preview = health(pg, airflow_db, ansible, profile="airflow", airflow_retention=options)["orchestrator"]["retention"]
+    rc, check, out = ansible.run_task("pgtidy.maintenance.airflow_prune",
+                                      conn_params(pg, airflow_db, lock_file=lock_file, **options), check=True)
+    assert rc == 0, out
+    assert preview["settings"] == check["retention"]
+    assert {name: h["rows"] for name, h in preview["handlers"].items()} == \
+        {name: h["deleted"] for name, h in check["handlers"].items()}
+    assert preview["next_run_rows"] == check["deleted_total"]
+    assert preview["rows_left_after_next_run"] == check["remaining_total"]
+    assert preview["next_run_capped"] == check["capped"]
+    if options:
+        assert check["deleted_total"] > 0, check["handlers"]
+    if options.get("max_rows"):
+        assert check["capped"] and preview["next_run_capped"]
