@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import datetime
 import json
 import os
@@ -120,12 +121,14 @@ def group_for_xdist(config, items):
     workers, and each worker builds what the group shares."""
     if not config.getoption("loadgroup", default=False):
         return
-    from _pytest.nodeid import NodeId  # pylint: disable=import-outside-toplevel
     for item in items:
         names = sorted({str(m.args[0] if m.args else m.kwargs.get("name", "default"))
                         for m in item.iter_markers("xdist_group")})
         if names and "@" not in item.nodeid.rsplit("]", 1)[-1]:
-            item._id = NodeId.parse("%s@%s" % (item.nodeid, "_".join(names)))  # pylint: disable=protected-access
+            # The same structured id, written with the suffix (as pytest-xdist meant it to be written).
+            node_id = dataclasses.replace(item._id)  # pylint: disable=protected-access
+            object.__setattr__(node_id, "_str_cache", "%s@%s" % (item.nodeid, "_".join(names)))
+            item._id = node_id  # pylint: disable=protected-access
 
 
 @pytest.hookimpl(trylast=True)

@@ -271,7 +271,6 @@ def test_pause_file_there_from_the_start_holds_the_run_until_max_duration(pg, da
     assert event_rows(pg, db) == rows
 
 
-@pytest.mark.newest_major
 def test_max_wal_rate_spaces_the_batches(pg, dagster_db, lock_file):
     db = dagster_db["db"]
     add_old_debug_lines(pg, db, 2000)
