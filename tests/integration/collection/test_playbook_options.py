@@ -27,6 +27,7 @@ NO_LOG_MASK = "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"
 PLAYBOOKS = {
     "dagster_prune": ("prune.yml", "Prune Dagster metadata", {"pgtidy_orchestrator": "dagster"}),
     "prefect_prune": ("prune.yml", "Prune Prefect metadata", {"pgtidy_orchestrator": "prefect"}),
+    "airflow_prune": ("prune.yml", "Prune Airflow metadata", {"pgtidy_orchestrator": "airflow"}),
     "repack": ("repack.yml", "Repack with pg_repack", {}),
     "health_info": ("health.yml", "Gather health facts", {}),
 }
