@@ -177,9 +177,20 @@ def systemd_host(systemd_host_image):
         containers.podman("rm", "--force", name, check=False)
 
 
-def test_timers_install_run_notify_kill_switch_busy_and_remove(
+def backlog_rows(pg, database):
+    """Rows the timers' prune (Dagster's default retention) would delete with no row budget: check mode."""
+    from conftest import conn_params
+    from ansible_collections.pgtidy.maintenance.plugins.module_utils._dagster.rules import DagsterProfile
+    from ansible_collections.pgtidy.maintenance.plugins.module_utils._engine.prune import run_prune
+    return run_prune(conn_params(pg, database, max_rows=0), DagsterProfile(), check_mode=True)["deleted_total"]
+
+
+def test_timers_install_drain_notify_kill_switch_busy_and_remove(
         pg, dagster_database, systemd_host, webhook, collection_snapshot, tmp_path):
     url, received = webhook
+    backlog = backlog_rows(pg, dagster_database)
+    # A third of the backlog per run: the run started by hand is capped and the drain needs at least two more.
+    assert backlog >= 30, backlog
     packages = ["ansible-core==2.19.14", "psycopg[binary]==3.3.9"]
     output = run_molecule("timers", tmp_path, collection_snapshot, {
         "PGTIDY_TEST_HOST": systemd_host,
@@ -188,6 +199,7 @@ def test_timers_install_run_notify_kill_switch_busy_and_remove(
         "PGTIDY_TEST_PSQL": os.path.join(pg.bindir, "psql"),
         "PGTIDY_TEST_WHEELHOUSE": containers.wheelhouse(packages),
         "PGTIDY_TEST_WEBHOOK_URL": url,
+        "PGTIDY_TEST_MAX_ROWS": str(backlog // 3),
     })
     assert "verify: Executed: Successful" in output or "Verifier completed successfully" in output
     # The failed run (verify points the jobs at a closed port) reached the webhook with its journal.
