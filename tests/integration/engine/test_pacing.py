@@ -274,8 +274,8 @@ def test_pause_file_there_from_the_start_holds_the_run_until_max_duration(pg, da
 def test_max_wal_rate_spaces_the_batches(pg, dagster_db, lock_file):
     db = dagster_db["db"]
     add_old_debug_lines(pg, db, 2000)
-    rate = 64_000
-    params = conn_params(pg, db, lock_file=lock_file, batch_size=100, max_rows=1500, max_wal_rate="64kB",
+    rate = 32_000  # well under the ~110 kB the 1,500 deletes write, so the rate must space them
+    params = conn_params(pg, db, lock_file=lock_file, batch_size=100, max_rows=1500, max_wal_rate="32kB",
                          max_replica_lag="0", **AGGRESSIVE)
     result = run_prune(params, DagsterProfile())
     pacing = result["pacing"]
