@@ -39,7 +39,6 @@ def state(pg, db, table):
 
 
 @pytest.mark.system_python
-@pytest.mark.system_python
 def test_module_check_then_run_then_rerun(pg, fresh_db, lock_file, ansible, tmp_path):
     sql(pg, fresh_db, "CREATE EXTENSION pg_repack")
     bloat(pg, fresh_db, "run_events")
