@@ -13,7 +13,7 @@ description:
   - Runs C(pg_repack) one table at a time to rewrite bloated tables and their indexes without the long exclusive
     lock of C(VACUUM FULL). DELETE and VACUUM free space inside a table; only a rewrite gives it back to the OS.
   - Targets are an explicit O(tables) list, or O(auto=true) to choose among a profile's tables (V(dagster),
-    V(prefect), or V(any) table of O(schema)) those at least O(min_table_size) with at least
+    V(prefect), V(airflow), or V(any) table of O(schema)) those at least O(min_table_size) with at least
     O(min_reclaimable_fraction) of their heap estimated reclaimable, largest estimated gain first, within
     O(max_tables) and O(max_duration).
   - The reclaimable space is measured with C(pgstattuple_approx) when the C(pgstattuple) extension is installed in
@@ -66,11 +66,11 @@ options:
     default: false
   profile:
     description:
-      - With O(auto=true), which tables are candidates. V(dagster) and V(prefect) consider the tables of that
+      - With O(auto=true), which tables are candidates. V(dagster), V(prefect) and V(airflow) consider the tables of that
         orchestrator's metadata schema that grow and churn; V(any) considers every table in O(schema).
     type: str
     default: any
-    choices: [any, dagster, prefect]
+    choices: [any, dagster, prefect, airflow]
   schema:
     description: Schema of the candidate tables and of O(tables) given without a schema.
     type: str

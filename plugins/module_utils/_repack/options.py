@@ -14,7 +14,7 @@ from .._common.units import parse_bytes
 
 REPACK_ARGUMENT_SPEC = dict(
     tables=dict(type="list", elements="str", default=[]), auto=dict(type="bool", default=False),
-    profile=dict(type="str", default="any", choices=["any", "dagster", "prefect"]), schema=dict(type="str", default="public"),
+    profile=dict(type="str", default="any", choices=["any", "dagster", "prefect", "airflow"]), schema=dict(type="str", default="public"),
     min_table_size=dict(type="str", default="100MiB"), min_reclaimable_fraction=dict(type="float", default=0.3),
     min_index_reclaimable_fraction=dict(type="float", default=0.2), min_index_size=dict(type="str", default="1MiB"),
     rebuild_indexes=dict(type="bool", default=True),
@@ -34,6 +34,9 @@ PROFILE_TABLES = {
                 "instigators", "dynamic_partitions"),
     "prefect": ("log", "events", "event_resources", "artifact", "artifact_collection", "flow_run", "flow_run_state", "task_run",
                 "task_run_state", "flow_run_input", "task_run_state_cache", "automation_event_follower", "csrf_token"),
+    "airflow": ("task_instance", "task_instance_history", "dag_run", "xcom", "rendered_task_instance_fields", "log", "job",
+                "task_reschedule", "task_map", "asset_event", "dagrun_asset_event", "callback_request", "trigger",
+                "serialized_dag", "dag_version", "import_error"),
 }
 _COUNTS = ("max_tables", "max_duration", "table_timeout", "jobs")
 _SWITCHES = ("kill_backends", "no_superuser_check", "cleanup_leftovers")

@@ -1,11 +1,19 @@
-"""health_info on a real Airflow 3 database: the profile is recognised, the Airflow tables are reported, and the
-retention preview is airflow_prune's own check mode (the same rows per handler, through real ansible-playbook)."""
+"""health_info and repack on a real Airflow 3 database: the profile is recognised, the Airflow tables are
+reported, the retention preview is airflow_prune's own check mode (the same rows per handler, through real
+ansible-playbook), and repack's airflow profile rewrites the pruned tables with Airflow reading back the same."""
 from __future__ import annotations
+
+import shutil
 
 import pytest
 
-from airflow_fixture import RETENTION
+from airflow_fixture import RETENTION, read_back
 from conftest import conn_params
+
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._airflow.rules import AirflowProfile
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._engine.prune import run_prune
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._repack import repack as _repack
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._repack.options import PROFILE_TABLES
 
 # The Airflow history is built once, on the worker that runs the other Airflow tests.
 pytestmark = pytest.mark.xdist_group("airflow")
@@ -54,3 +62,24 @@ def test_airflow_preview_is_the_prune_check_mode(pg, airflow_db, ansible, lock_f
         assert check["deleted_total"] > 0, check["handlers"]
     if options.get("max_rows"):
         assert check["capped"] and preview["next_run_capped"]
+
+
+def test_repack_airflow_profile_rewrites_pruned_airflow_tables_only(pg, airflow_db, airflow_history, lock_file):
+    done = run_prune(conn_params(pg, airflow_db, lock_file=lock_file, **RETENTION), AirflowProfile())
+    assert done["deleted_total"] > 0
+    pg.psql("CREATE EXTENSION pg_repack", airflow_db)
+    pg.psql("CREATE TABLE unrelated AS SELECT g AS id, repeat('x', 200) AS pad FROM generate_series(1, 5000) g",
+            airflow_db)
+    pg.psql("ALTER TABLE unrelated ADD PRIMARY KEY (id); DELETE FROM unrelated WHERE id % 2 = 0", airflow_db)
+    pg.psql("VACUUM ANALYZE", airflow_db)
+    before = read_back(pg, airflow_db, airflow_history["python"], airflow_history["home"])
+    params = conn_params(pg, airflow_db, lock_file=lock_file, auto=True, profile="airflow", min_table_size="0",
+                         min_reclaimable_fraction=0.2, max_tables=20, wait_timeout=2,
+                         repack_command=shutil.which("pg_repack") or "/usr/lib/postgresql/15/bin/pg_repack")
+    result = _repack.run_repack(params)
+    considered = {name.split(".", 1)[1] for name in result["tables"]}
+    assert considered and considered <= set(PROFILE_TABLES["airflow"]), considered
+    assert "unrelated" not in considered
+    assert "task_instance" in considered, considered
+    assert result["repacked"], result["tables"]
+    assert read_back(pg, airflow_db, airflow_history["python"], airflow_history["home"]) == before
