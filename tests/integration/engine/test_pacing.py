@@ -273,14 +273,14 @@ def test_pause_file_there_from_the_start_holds_the_run_until_max_duration(pg, da
 
 def test_max_wal_rate_spaces_the_batches(pg, dagster_db, lock_file):
     db = dagster_db["db"]
-    add_old_debug_lines(pg, db, 2000)
-    rate = 32_000  # well under the ~110 kB the 1,500 deletes write, so the rate must space them
-    params = conn_params(pg, db, lock_file=lock_file, batch_size=100, max_rows=1500, max_wal_rate="32kB",
+    add_old_debug_lines(pg, db, 4000)
+    rate = 64_000  # the lowest rate the module accepts; 3,000 deletes write well over twice that
+    params = conn_params(pg, db, lock_file=lock_file, batch_size=100, max_rows=3000, max_wal_rate="64kB",
                          max_replica_lag="0", **AGGRESSIVE)
     result = run_prune(params, DagsterProfile())
     pacing = result["pacing"]
     assert pacing["batch_wal_bytes"] > 2 * rate, "too little WAL for the rate to matter: %r" % pacing
-    assert result["deleted_total"] == 1500 and result["capped_by"] == "max_rows"
+    assert result["deleted_total"] == 3000 and result["capped_by"] == "max_rows"
     assert pacing["limits"]["max_wal_rate"] == rate and pacing["largest_batch_wal_bytes"] > 0
     assert pacing["pauses"]["wal_rate"] >= 1 and pacing["paused_s"]["wal_rate"] > 0
     # The pacing's guarantee: the batches wrote no more than the rate over their span and one second of
