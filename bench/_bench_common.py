@@ -76,3 +76,24 @@ def collection_on_path():
     source = os.environ.get("PGTIDY_BENCH_COLLECTION") or ROOT
     os.symlink(os.path.abspath(source), os.path.join(root, "ansible_collections", "pgtidy", "maintenance"))
     sys.path.insert(0, root)
+
+
+def option_value(text):
+    """A module option's value as written on a command line: JSON when it parses (numbers, lists, dicts), else text."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def set_options(parser, items, options=None):
+    """The ``--set OPTION=VALUE`` arguments as module options (a value is read as JSON when it parses, else kept as
+    text) added to ``options``; a malformed one is a usage error."""
+    options = dict(options or {})
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            parser.error("--set takes OPTION=VALUE, not %r" % item)
+        options[key] = option_value(value)
+    return options
+

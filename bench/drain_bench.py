@@ -41,7 +41,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests"))
 
 import psycopg  # noqa: E402
 
-from _bench_common import collection_on_path, finish, lsn, machine, percentile  # noqa: E402
+from _bench_common import collection_on_path, finish, lsn, machine, percentile, set_options  # noqa: E402
 from prune_bench import WRITER_RUN, Bench, spawn  # noqa: E402
 
 TARGET_SIZE = 131 * 2 ** 30          # the database this product grew from
@@ -219,15 +219,8 @@ def main(argv=None):
                              " backlog is then what the drain deleted plus what is left")
     parser.add_argument("--json", help="write the full report to this file")
     opts = parser.parse_args(argv)
-    opts.pgtidy_options = {"run_retention_days": {s: opts.retention_days for s in ("success", "failure", "canceled")}}
-    for item in opts.pgtidy_set:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            parser.error("--set takes OPTION=VALUE, not %r" % item)
-        try:
-            opts.pgtidy_options[key] = json.loads(value)
-        except ValueError:
-            opts.pgtidy_options[key] = value
+    retire = {"run_retention_days": {s: opts.retention_days for s in ("success", "failure", "canceled")}}
+    opts.pgtidy_options = set_options(parser, opts.pgtidy_set, retire)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     report = DrainBench(opts).run()
     print("event_logs rows: %d, writer %.0f inserts/s; %s cores, PostgreSQL %s; load %s -> %s" % (

@@ -54,7 +54,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests"))
 import psycopg  # noqa: E402
 
 import _prune_data  # noqa: E402
-from _bench_common import finish, lsn, machine, median, percentile, spawn as _spawn  # noqa: E402
+from _bench_common import finish, lsn, machine, median, option_value, percentile, set_options, spawn as _spawn  # noqa: E402
 from pgserver import PgServer  # noqa: E402
 
 WORKER = os.path.join(HERE, "_prune_workers.py")
@@ -94,10 +94,7 @@ def method_options(method):
             options[option] = name[len(prefix):]
     for item in extra:
         key, _sep, value = item.partition("=")
-        try:
-            options[key] = json.loads(value)
-        except ValueError:
-            options[key] = value
+        options[key] = option_value(value)
     return options
 
 
@@ -571,15 +568,7 @@ def main(argv=None):
     opts = parser.parse_args(argv)
     opts.methods = [m.strip() for m in opts.methods.split(",") if m.strip()]
     opts.scaling_rows = [int(x) for x in opts.scaling_rows.split(",")]
-    opts.pgtidy_options = {}
-    for item in opts.pgtidy_set:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            parser.error("--set takes OPTION=VALUE, not %r" % item)
-        try:
-            opts.pgtidy_options[key] = json.loads(value)
-        except ValueError:
-            opts.pgtidy_options[key] = value
+    opts.pgtidy_options = set_options(parser, opts.pgtidy_set)
     # Stopped with SIGTERM (kill, timeout): unwind, so the private cluster is stopped and removed.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     report = Bench(opts).run()
