@@ -304,6 +304,31 @@ class PlaybookRunner:
         return proc.returncode, task_result(proc.stdout), proc.stdout + proc.stderr
 
 
+# health_info's retention preview against the prune module's check mode, both through ansible-playbook with
+# the same options (the health and orchestrator tests compare them).
+def preview_and_check(pg, db, ansible, lock_file, orchestrator, options):
+    health_args = conn_params(pg, db, profile=orchestrator, **{"%s_retention" % orchestrator: options})
+    health_args.pop("lock_wait")
+    rc, health, out = ansible.run_task("pgtidy.maintenance.health_info", health_args, check=True)
+    assert rc == 0, out
+    preview = health["orchestrator"]["retention"]
+    assert preview is not None, health.get("incomplete_sections")
+    rc, check, out = ansible.run_task("pgtidy.maintenance.%s_prune" % orchestrator,
+                                      conn_params(pg, db, lock_file=lock_file, **options), check=True)
+    assert rc == 0, out
+    return preview, check
+
+
+def assert_agree(preview, check):
+    assert preview["settings"] == check["retention"]
+    assert {name: h["rows"] for name, h in preview["handlers"].items()} == \
+        {name: h["deleted"] for name, h in check["handlers"].items()}
+    assert preview["next_run_rows"] == check["deleted_total"]
+    assert preview["rows_left_after_next_run"] == check["remaining_total"]
+    assert preview["next_run_capped"] == check["capped"]
+    assert preview["max_rows_per_run"] == check["budget"]["max_rows"]
+
+
 def task_result(stdout, task_name="under test"):
     """The host result of the named task from the json callback's output."""
     try:

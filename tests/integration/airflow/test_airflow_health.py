@@ -8,7 +8,7 @@ import shutil
 import pytest
 
 from airflow_fixture import RETENTION, read_back
-from conftest import conn_params
+from conftest import assert_agree, conn_params, preview_and_check
 
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._airflow.rules import AirflowProfile
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._engine.prune import run_prune
@@ -48,16 +48,8 @@ def test_health_recognises_airflow_and_reports_its_tables(pg, airflow_db, ansibl
 
 @pytest.mark.parametrize("options", OPTIONS, ids=["defaults", "test-retention", "capped"])
 def test_airflow_preview_is_the_prune_check_mode(pg, airflow_db, ansible, lock_file, options):
-    preview = health(pg, airflow_db, ansible, profile="airflow", airflow_retention=options)["orchestrator"]["retention"]
-    rc, check, out = ansible.run_task("pgtidy.maintenance.airflow_prune",
-                                      conn_params(pg, airflow_db, lock_file=lock_file, **options), check=True)
-    assert rc == 0, out
-    assert preview["settings"] == check["retention"]
-    assert {name: h["rows"] for name, h in preview["handlers"].items()} == \
-        {name: h["deleted"] for name, h in check["handlers"].items()}
-    assert preview["next_run_rows"] == check["deleted_total"]
-    assert preview["rows_left_after_next_run"] == check["remaining_total"]
-    assert preview["next_run_capped"] == check["capped"]
+    preview, check = preview_and_check(pg, airflow_db, ansible, lock_file, "airflow", options)
+    assert_agree(preview, check)
     if options:
         assert check["deleted_total"] > 0, check["handlers"]
     if options.get("max_rows"):
