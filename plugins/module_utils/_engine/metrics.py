@@ -56,17 +56,26 @@ def measured_rate(result):
             "wal_bytes_per_row": round((result.get("wal_bytes") or 0) / rows, 1)}
 
 
+def sum_by_table(handlers, rows_of):
+    """({table: rows_of(handler) summed over its handlers}, [names of the handlers that could not count their
+    rows past retention, left out of the sums]) -- the backlog of a run's or a preview's handlers."""
+    totals, unknown = {}, []
+    for name, handler in sorted(handlers.items()):
+        if handler.get("remaining") is None:
+            unknown.append(name)
+            continue
+        table = handler.get("table") or ""
+        totals[table] = totals.get(table, 0) + rows_of(handler)
+    return totals, unknown
+
+
 def backlog_by_table(result):
     """{table: rows still past retention} summed over the handlers; a table with a handler that could not count
     is left out (an absent series, not a 0)."""
-    totals, unknown = {}, set()
-    for handler in (result.get("handlers") or {}).values():
-        table = handler.get("table") or ""
-        if handler.get("remaining") is None:
-            unknown.add(table)
-        else:
-            totals[table] = totals.get(table, 0) + handler["remaining"]
-    return {table: rows for table, rows in totals.items() if table not in unknown}
+    handlers = result.get("handlers") or {}
+    totals, unknown = sum_by_table(handlers, lambda handler: handler["remaining"])
+    partial = {handlers[name].get("table") or "" for name in unknown}
+    return {table: rows for table, rows in totals.items() if table not in partial}
 
 
 def backlog_metrics(m, result, base):

@@ -15,7 +15,7 @@ import math
 import os
 import time
 
-from .._engine.metrics import measured_rate
+from .._engine.metrics import measured_rate, sum_by_table
 
 
 def read_measurement(path):
@@ -46,12 +46,8 @@ def read_measurement(path):
 def drain_estimate(retention, measurement, note=None):
     """The backlog per table (rows the current retention would delete, the next run's and those after it) and,
     with a measurement, the time and WAL draining it takes at that pace, and the runs the row budget needs."""
-    tables, unknown = {}, []
-    for name, handler in sorted((retention.get("handlers") or {}).items()):
-        if handler.get("remaining") is None:
-            unknown.append(name)
-            continue
-        tables[handler["table"]] = tables.get(handler["table"], 0) + handler["rows"] + handler["remaining"]
+    tables, unknown = sum_by_table(retention.get("handlers") or {},
+                                   lambda handler: handler["rows"] + handler["remaining"])
     backlog = sum(tables.values())
     max_rows = retention.get("max_rows_per_run") or 0
     estimate = {
