@@ -96,4 +96,3 @@ def set_options(parser, items, options=None):
             parser.error("--set takes OPTION=VALUE, not %r" % item)
         options[key] = option_value(value)
     return options
-

@@ -89,8 +89,8 @@ def pytest_generate_tests(metafunc):
     argnames = []
     if server_marker:
         if "pg" not in metafunc.fixturenames:
-            raise pytest.UsageError("%s is marked %s but uses no pg fixture" % (metafunc.definition.nodeid,
-                                                                               server_marker))
+            raise pytest.UsageError("%s is marked %s but uses no pg fixture"
+                                    % (metafunc.definition.nodeid, server_marker))
         argnames.append("pg")
     if system_python:
         if "host_python" not in metafunc.fixturenames:
@@ -102,9 +102,9 @@ def pytest_generate_tests(metafunc):
         # The system Python runs on the default major only: what it tests is the driver, not the server.
         for python in (list(HOST_PYTHONS) if major is None else ["venv-python"]) if system_python else [None]:
             values = ([major] if server_marker else []) + ([python] if system_python else [])
-            label = "-".join(([("pg%d" % (major or DEFAULT_MAJOR))] if server_marker else []) +
+            label = "-".join((["pg%s" % (major or DEFAULT_MAJOR)] if server_marker else []) +
                              ([python] if system_python else []))
-            marks = [pytest.mark.xdist_group("pg%d" % major)] if major else []
+            marks = [pytest.mark.xdist_group("pg%s" % major)] if major else []
             params.append(pytest.param(*values, id=label, marks=marks))
     metafunc.parametrize(argnames, params, indirect=True, scope="session")
 
