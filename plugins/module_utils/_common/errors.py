@@ -79,13 +79,6 @@ def first_line(exc):
     return "%s: %s" % (name, text.splitlines()[0]) if text else name
 
 
-def message_line(exc):
-    """The first line of an error's message (pgtidy's ``message``, else the server's text), without the type
-    name; the type name alone (first_line) when the message is empty."""
-    text = (getattr(exc, "message", None) or str(exc)).strip()
-    return text.splitlines()[0] if text else first_line(exc)
-
-
 def classify(exc):
     """(error_kind, fix) of an exception met while doing the work; ``internal_error`` for anything that is
     neither pgtidy's own error nor a database error."""

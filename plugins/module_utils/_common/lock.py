@@ -50,57 +50,42 @@ ADVISORY_CLASS_ID = 0x70677479
 ADVISORY_OBJECT_ID = 1
 
 
-def _holders_from_proc_locks(path, fd=None):
-    """Find the pids holding a flock on ``path`` (Linux /proc/locks), to name a holder that wrote nothing."""
+def _holder_from_proc_locks(fd):
+    """The pid and command of a process holding a flock on the file open at ``fd`` (Linux /proc/locks), to name
+    a holder that wrote nothing; None when none is found."""
     try:
-        st = os.fstat(fd) if fd is not None else os.stat(path)
+        st = os.fstat(fd)
         with open("/proc/locks") as fh:
             lines = fh.read().splitlines()
     except OSError:
-        return []
+        return None
     want = "%02x:%02x:%d" % (os.major(st.st_dev), os.minor(st.st_dev), st.st_ino)
-    holders = []
     for line in lines:
         parts = line.split()
         # "1: FLOCK  ADVISORY  WRITE 1234 fd:00:5678 0 EOF"; blocked waiters carry "->".
-        if len(parts) < 6 or "->" in parts or parts[1] != "FLOCK":
-            continue
-        if parts[5].lower() == want:
+        if len(parts) >= 6 and "->" not in parts and parts[1] == "FLOCK" and parts[5].lower() == want:
             pid = int(parts[4])
             try:
                 with open("/proc/%d/cmdline" % pid, "rb") as fh:
                     cmd = fh.read().replace(b"\0", b" ").decode("utf-8", "replace").strip()
             except OSError:
                 cmd = ""
-            holders.append({"pid": pid, "command": cmd})
-    return holders
+            return {"pid": pid, "command": cmd}
+    return None
 
 
-def describe_holder(path, fd=None):
-    """What we know of whoever holds the lockfile: what it wrote, and what /proc/locks says.
-
-    With ``fd`` (the descriptor LockFile opened and checked) the path is not opened again.
-    """
-    info = {}
+def describe_holder(fd):
+    """What we know of whoever holds the lock file open (and checked) at ``fd``: what it wrote, and what
+    /proc/locks says."""
     try:
-        if fd is not None:
-            text = os.pread(fd, 65536, 0).decode("utf-8", "replace").strip()
-        else:
-            with open(path) as fh:
-                text = fh.read().strip()
-        if text:
-            info = json.loads(text)
+        info = json.loads(os.pread(fd, 65536, 0).decode("utf-8", "replace").strip() or "{}")
     except (OSError, ValueError):
         info = {}
-    if not isinstance(info, dict):
-        info = {}
-    holders = _holders_from_proc_locks(path, fd)
-    if holders:
-        live = holders[0]
-        if info.get("pid") != live["pid"]:
-            # Written by someone else earlier (or nothing written): trust the kernel's view.
-            info = {"pid": live["pid"], "command": live["command"]}
-    return info
+    live = _holder_from_proc_locks(fd)
+    if live and (not isinstance(info, dict) or info.get("pid") != live["pid"]):
+        # Written by someone else earlier (or nothing written): trust the kernel's view.
+        return live
+    return info if isinstance(info, dict) else {}
 
 
 def _holder_text(info):
@@ -191,15 +176,15 @@ def _open_lock_directory(path, directory):
 def _check_lock_directory(path, directory, directory_fd):
     st = os.fstat(directory_fd)
     if not _trusted_owner(st.st_uid):
-        raise _refuse(path, "its directory %s belongs to %s, not to root or the user running pgtidy (%s): its "
-                            "owner could replace the lock file or plant a link in its place%s"
-                      % (directory, _user_name(st.st_uid), _user_name(os.geteuid()),
-                         _what_is_there(directory_fd, os.path.basename(path))))
-    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        raise _refuse(path, "its directory %s is writable by %s (mode %04o): anyone who can write there could "
-                            "plant a link or a file of their own in its place, or remove it while it is held%s"
-                      % (directory, "others" if st.st_mode & stat.S_IWOTH else "its group",
-                         stat.S_IMODE(st.st_mode), _what_is_there(directory_fd, os.path.basename(path))))
+        why = ("belongs to %s, not to root or the user running pgtidy (%s): its owner could replace the lock file or"
+               " plant a link in its place" % (_user_name(st.st_uid), _user_name(os.geteuid())))
+    elif st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        why = ("is writable by %s (mode %04o): anyone who can write there could plant a link or a file of their own"
+               " in its place, or remove it while it is held"
+               % ("others" if st.st_mode & stat.S_IWOTH else "its group", stat.S_IMODE(st.st_mode)))
+    else:
+        return
+    raise _refuse(path, "its directory %s %s%s" % (directory, why, _what_is_there(directory_fd, os.path.basename(path))))
 
 
 def _check_lock_fd(path, fd):
@@ -324,7 +309,7 @@ class LockFile(_Held):
                     raise PgtidyError("cannot lock %s: %s" % (self.path, exc.strerror))
                 waited = time.monotonic() - start
                 if waited >= self.wait:
-                    holder = describe_holder(self.path, fd)
+                    holder = describe_holder(fd)
                     os.close(fd)
                     raise LockBusy("lock file %s is held by %s; waited %ds (lock_wait). Nothing was changed."
                                    % (self.path, _holder_text(holder), int(waited)),

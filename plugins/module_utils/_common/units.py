@@ -69,15 +69,10 @@ def human_bytes(value, missing="unknown"):
     return "%d B" % value
 
 
-_PLAIN_NAME = re.compile(r"[a-z_][a-z0-9_$]*")
-
-
-def quoted_name(*names, bare_when_plain=False):
+def quoted_name(*names):
     """``"My Schema"."Events"``: a (qualified) name as the executed SQL spells it, for SQL shown to people
     (advice, fixes, findings). Exactly what ``psycopg.sql.Identifier(*names).as_string(conn)`` gives on a
     UTF8 connection (libpq's PQescapeIdentifier: every part in double quotes, a double quote in it doubled),
     without needing a connection, so a mixed-case, dotted or spaced name pasted into psql means the object
-    it names. With ``bare_when_plain`` a part that means the same unquoted (lower-case letters, digits, _ and
-    $, not starting with a digit) is left bare, as a person writes a role in a GRANT."""
-    return ".".join(str(name) if bare_when_plain and _PLAIN_NAME.fullmatch(str(name))
-                    else '"%s"' % str(name).replace('"', '""') for name in names)
+    it names."""
+    return ".".join('"%s"' % str(name).replace('"', '""') for name in names)

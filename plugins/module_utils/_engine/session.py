@@ -7,7 +7,8 @@ lost connection from a failed statement. (Opening the session is ``_common.conne
 from __future__ import annotations
 
 from .._common.connection import psycopg
-from .._common.errors import ConnectionFailed, InvalidRequest, message_line
+from .._common.errors import ConnectionFailed, InvalidRequest
+from .errors import message_line
 
 # What ``wal_compression: auto`` asks for, best first; pglz is left out (it costs more time than it saves).
 AUTO_WAL_COMPRESSION = ("lz4", "zstd")

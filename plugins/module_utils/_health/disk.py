@@ -11,9 +11,9 @@ import os
 import time
 
 from .._common.connection import is_local_host
-from .._common.errors import message_line
+from .._engine.errors import message_line
 from .._common.report import write_atomic
-from .._common.units import quoted_name
+from .gaps import grant_name
 
 from .._common.connection import psycopg  # None without psycopg: the module reports it
 
@@ -36,7 +36,7 @@ def disk_facts(cur, params, user):
         except psycopg.Error as exc:
             return {"available": False, "reason": "cannot read data_directory (%s)" % message_line(exc),
                     "fix": "GRANT pg_read_all_settings TO %s (pg_monitor includes it), or set disk_path"
-                           % quoted_name(user, bare_when_plain=True)}
+                           % grant_name(user)}
         source = "data_directory"
         if not os.path.isdir(path):
             return {"available": False, "reason": "data directory %s is not on this host" % path, "fix": mount_fix}

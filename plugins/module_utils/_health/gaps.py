@@ -12,13 +12,22 @@ on teach people to skip the ones that matter.
 
 from __future__ import annotations
 
+import re
+
 from .._common.connection import CONNECTION_ARGUMENT_SPEC
-from .._common.errors import classify, message_line
-from .._engine.errors import SchemaMismatch
+from .._common.errors import classify
+from .._engine.errors import SchemaMismatch, message_line
 from .._common.units import quoted_name
 from .orchestrator import PROFILE_TABLES
 
 ORCHESTRATOR_SECTIONS = tuple(PROFILE_TABLES)
+_PLAIN_NAME = re.compile(r"[a-z_][a-z0-9_$]*")
+
+
+def grant_name(*names):
+    """A (qualified) name as a person writes it in a GRANT: quoted_name's quoting, but a part that means the
+    same unquoted (lower-case letters, digits, _ and $, not starting with a digit) is left bare."""
+    return ".".join(name if _PLAIN_NAME.fullmatch(name) else quoted_name(name) for name in map(str, names))
 
 
 def gap(section, reason, fix, status="unavailable"):
@@ -29,7 +38,7 @@ def section_gap(section, exc, user, schema, params):
     """The entry for a section that failed with ``exc`` (a database error or a schema mismatch)."""
     reason = message_line(exc)
     orchestrator = section.split(" ")[0] if section.split(" ")[0] in ORCHESTRATOR_SECTIONS else None
-    role = quoted_name(user, bare_when_plain=True)
+    role = grant_name(user)
     kind = classify(exc)[0]
     if isinstance(exc, SchemaMismatch):
         fix = ("set schema to the one holding the %s tables; the preview needs every table and column"
@@ -37,7 +46,7 @@ def section_gap(section, exc, user, schema, params):
     elif kind == "insufficient_privilege":
         if orchestrator:
             fix = ("GRANT pg_read_all_data TO %s (PostgreSQL 14+), or GRANT SELECT ON ALL TABLES IN SCHEMA %s TO %s"
-                   % (role, quoted_name(schema, bare_when_plain=True), role))
+                   % (role, grant_name(schema), role))
         else:
             fix = "GRANT pg_monitor TO %s" % role
     elif kind in ("statement_timeout", "query_canceled"):
@@ -66,7 +75,7 @@ def connections_gap(connections, user):
     return gap("connections", "this role sees only its own sessions (%d other backend(s) hidden, with any sessions"
                " of other roles among them): connection counts and the long and idle-in-transaction checks leave"
                " those out" % connections.get("hidden_sessions", 0),
-               "GRANT pg_read_all_stats TO %s (pg_monitor includes it)" % quoted_name(user, bare_when_plain=True),
+               "GRANT pg_read_all_stats TO %s (pg_monitor includes it)" % grant_name(user),
                status="partial")
 
 

@@ -195,10 +195,10 @@ def test_lockfile_excludes_flock_and_names_the_holder(tmp_path):
 
 def test_lockfile_records_the_holder_and_clears_on_release(tmp_path):
     path = str(tmp_path / "pgtidy.lock")
-    with LockFile(path, wait=0, job="dagster_prune"):
+    with LockFile(path, wait=0, job="dagster_prune") as held:
         record = json.loads(open(path).read())
         assert record["pid"] == os.getpid() and record["job"] == "dagster_prune" and record["started"]
-        assert describe_holder(path)["pid"] == os.getpid()
+        assert describe_holder(held.fd)["pid"] == os.getpid()
         # flock(1) must not get in while we hold it.
         assert subprocess.run(["flock", "-n", path, "true"], check=False).returncode != 0
     assert open(path).read() == ""

@@ -159,8 +159,8 @@ def test_group_writable_lock_file_is_accepted(own_dir):
     lock = own_dir / "pgtidy.lock"
     lock.write_text("")
     os.chmod(lock, 0o660)
-    with LockFile(str(lock), wait=0):
-        assert describe_holder(str(lock))["pid"] == os.getpid()
+    with LockFile(str(lock), wait=0) as held:
+        assert describe_holder(held.fd)["pid"] == os.getpid()
 
 
 def test_hard_link_to_another_file_is_refused(own_dir, victim):

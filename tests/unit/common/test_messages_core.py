@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._common.connection import is_local_host
-from ansible_collections.pgtidy.maintenance.plugins.module_utils._common.errors import (
-    InvalidRequest, first_line, message_line)
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._common.errors import InvalidRequest, first_line
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._engine.errors import message_line
 
 
 class Blank(Exception):
@@ -59,12 +59,6 @@ def test_names_in_sql_shown_to_people_are_quoted():
     assert quoted_name("My Schema", "Events") == '"My Schema"."Events"'
     assert quoted_name('we"ird', "a.b") == '"we""ird"."a.b"'
     assert quoted_name("public") == '"public"'
-    # As a person writes a role in a GRANT: bare when it means the same unquoted.
-    assert quoted_name("monitor_1", bare_when_plain=True) == "monitor_1"
-    assert quoted_name("Grafana Reader", bare_when_plain=True) == '"Grafana Reader"'
-    assert quoted_name("My Schema", "events", bare_when_plain=True) == '"My Schema".events'
-    assert quoted_name("1st", bare_when_plain=True) == '"1st"'
-    assert quoted_name("ro\n", bare_when_plain=True) == '"ro\n"'
 
 
 def _repacked_indexes_only():

@@ -129,8 +129,13 @@ def test_each_unreadable_section_names_its_fix(section, exc, fix):
 
 
 def test_grants_quote_a_role_name_only_when_needed():
-    assert _units.quoted_name("monitor_1", bare_when_plain=True) == "monitor_1"
-    assert _units.quoted_name("Grafana Reader", bare_when_plain=True) == '"Grafana Reader"'
+    # As a person writes a role in a GRANT: bare when it means the same unquoted.
+    assert _health_gaps.grant_name("monitor_1") == "monitor_1"
+    assert _health_gaps.grant_name("Grafana Reader") == '"Grafana Reader"'
+    assert _health_gaps.grant_name("My Schema", "events") == '"My Schema".events'
+    assert _health_gaps.grant_name("1st") == '"1st"'
+    assert _health_gaps.grant_name("ro\n") == '"ro\n"'
+    assert _health_gaps.grant_name('we"ird') == '"we""ird"'
 
 
 def test_incomplete_sections_in_msg_summary_and_metrics():
