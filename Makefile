@@ -1,5 +1,6 @@
 # pgtidy.maintenance — everyday commands.
 #   make demo   prune a throwaway, realistic Dagster database with playbooks/prune.yml
+#               (make demo ORCHESTRATOR=airflow: an Airflow 3 database written by the real Airflow)
 #   make test   the whole test suite against real PostgreSQL, pg_repack, Dagster and ansible-playbook
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
@@ -16,8 +17,11 @@ setup:
 lock:
 	bash scripts/lock.sh
 
+# ORCHESTRATOR=airflow makes and prunes an Airflow 3 database instead (Airflow from .venv-airflow-3).
+ORCHESTRATOR ?= dagster
+
 demo: setup
-	$(PY) demo/run_demo.py
+	$(PY) demo/run_demo.py --orchestrator $(ORCHESTRATOR)
 
 test: setup
 	PGTIDY_PREFECT_PYTHON=$(CURDIR)/.venv-prefect/bin/python $(PY) -m pytest $(PYTEST_WORKERS) $(PYTEST_ARGS)

@@ -8,10 +8,18 @@
 4. runs ``ansible-playbook playbooks/prune.yml`` against it (check mode first, then for real),
 5. runs ``playbooks/repack.yml`` on ``event_logs`` to give the freed pages back to the OS,
 6. prints sizes and rows per category before and after.
+
+``--orchestrator airflow`` does the same for Airflow 3: ``airflow db migrate`` and real in-process DAG runs by
+the Airflow of ``.venv-airflow-3`` (tests/airflow/make_history.py: scheduled, manual and asset-triggered runs
+over five months, mapped tasks and XComs, a retried task, notes, a run still in progress, audit log rows, jobs,
+import errors, an archive table left by ``airflow db clean``), then ``playbooks/prune.yml`` with
+``pgtidy_orchestrator=airflow`` (check mode first, then for real), then ``playbooks/health.yml``, and rows
+per table before and after.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -22,8 +30,6 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 
 from pgserver import PgServer  # noqa: E402
-
-import dagster_fixture  # noqa: E402
 
 CATEGORY_SQL = """
 SELECT CASE WHEN dagster_event_type IS NULL THEN 'log line: ' ||
@@ -73,13 +79,159 @@ def _playbook_in(collections, pg, db, lock_file, check, name, extra):
     subprocess.run(cmd, check=True, env=env, cwd=ROOT)
 
 
+def has_pg_repack():
+    return bool(shutil.which("pg_repack") or os.path.exists("/usr/lib/postgresql/15/bin/pg_repack"))
+
+
+def demo_dagster(pg, work, args):
+    import psycopg
+
+    import dagster_fixture
+    pg.create_db("dagster")
+    home = dagster_fixture.write_instance_yaml(os.path.join(work, "dagster_home"), pg.port, "dagster")
+    print("creating the Dagster schema with `dagster instance migrate` ...", flush=True)
+    dagster_fixture.migrate(home)
+    print("recording real Dagster runs (%d rounds, about a minute) ..." % args.rounds, flush=True)
+    devnull = open(os.devnull, "w")
+    saved = os.dup(2)
+    os.dup2(devnull.fileno(), 2)  # Dagster's console logger is loud; the database keeps every line
+    try:
+        dagster_fixture.build_history(home, rounds=args.rounds, ticks_per_instigator=60)
+    finally:
+        os.dup2(saved, 2)
+    with psycopg.connect(pg.dsn("dagster"), autocommit=True) as conn:
+        dagster_fixture.backdate(conn, days=180)
+        conn.execute("VACUUM ANALYZE")
+        before_rows, before_size = sizes(conn)
+
+    lock_file = os.path.join(work, "pgtidy.lock")
+    # Noise pruning plus run retention: finished runs older than 90 days go whole, except those an
+    # asset view, a job's newest runs or a re-execution still need.
+    retention = ['{"pgtidy_dagster_run_retention_days": {"success": 90, "failure": 90, "canceled": 90}}',
+                 "pgtidy_dagster_keep_runs_per_job=5"]
+    playbook(pg, "dagster", lock_file, check=True, extra=retention)
+    playbook(pg, "dagster", lock_file, check=False, extra=retention)
+
+    with psycopg.connect(pg.dsn("dagster"), autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE event_logs")
+        after_rows, after_size = sizes(conn)
+        # What the repack_image role's init script does in a real deployment.
+        conn.execute("CREATE EXTENSION IF NOT EXISTS pg_repack")
+    repacked = None
+    if has_pg_repack():
+        playbook(pg, "dagster", lock_file, check=False, name="repack.yml",
+                 extra=['{"pgtidy_repack_tables": ["event_logs"]}', "pgtidy_repack_min_table_size=0",
+                        "pgtidy_repack_min_reclaimable_fraction=0", "pgtidy_repack_free_space_check=off"])
+        with psycopg.connect(pg.dsn("dagster"), autocommit=True) as conn:
+            repacked = sizes(conn)[1]
+    print("\nevent_logs by category (rows)           before      after")
+    for cat in sorted(set(before_rows) | set(after_rows), key=lambda c: -before_rows.get(c, 0)):
+        print("  %-34s %10d %10d" % (cat, before_rows.get(cat, 0), after_rows.get(cat, 0)))
+    print("  %-34s %10d %10d" % ("total", sum(before_rows.values()), sum(after_rows.values())))
+    print("job_ticks rows                         %10d %10d" % (before_size[2], after_size[2]))
+    print("runs                                   %10d %10d" % (before_size[3], after_size[3]))
+    print("event_logs size on disk                %10s %10s" % (pretty(before_size[0]), pretty(after_size[0])))
+    print("database size on disk                  %10s %10s" % (pretty(before_size[1]), pretty(after_size[1])))
+    print("(DELETE frees space inside the table for reuse; pg_repack gives it back to the operating system.)")
+    if repacked:
+        print("event_logs size after pg_repack        %10s" % pretty(repacked[0]))
+        print("database size after pg_repack          %10s" % pretty(repacked[1]))
+
+
+# The Airflow demo's retention: finished runs older than 90 days go with everything they own, except each
+# DAG's two newest runs; the audit log, jobs and import errors are pruned with the module's defaults.
+AIRFLOW_RETENTION = {"dag_run_retention_days": 90, "keep_runs_per_dag": 2}
+
+
+def airflow_python_or_exit():
+    """The Python of the Airflow the tests use (.venv-airflow-3, or PGTIDY_AIRFLOW_PYTHON), or exit saying how
+    to install it."""
+    import pytest
+
+    import airflow_fixture
+    try:
+        python = airflow_fixture.airflow_python()
+    except (pytest.skip.Exception, pytest.fail.Exception):
+        python = None
+    if python and os.path.exists(python):
+        return python
+    missing = "PGTIDY_AIRFLOW_PYTHON (%s) does not exist" % python if python else ".venv-airflow-3 is missing"
+    sys.exit("The Airflow demo needs Airflow 3.3.2, and %s.\n"
+             "Build .venv-airflow-3 with `bash scripts/bootstrap.sh` (what `make setup` runs; it installs"
+             " locks/airflow3.txt), or set PGTIDY_AIRFLOW_PYTHON to a Python with tests/requirements-airflow3.txt"
+             " installed." % missing)
+
+
+def airflow_sizes(pg, db):
+    import airflow_fixture
+    rows = airflow_fixture.counts(pg, db)
+    states = dict(line.split("|") for line in pg.psql(
+        "SELECT state, count(*) FROM dag_run GROUP BY 1 ORDER BY 1", db).splitlines())
+    size = [int(v) for v in pg.psql(
+        "SELECT (SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class AS c"
+        "  WHERE c.relkind = 'r' AND c.relnamespace = 'public'::regnamespace),"
+        " pg_database_size(current_database())", db).split("|")]
+    return rows, states, size
+
+
+def demo_airflow(pg, work, python):
+    import airflow_fixture
+    db = "airflow"
+    pg.create_db(db)
+    home = os.path.join(work, "airflow_home")
+    os.makedirs(home)
+    env = airflow_fixture.airflow_env(pg, db, home)
+    print("creating the Airflow schema with `airflow db migrate` ...", flush=True)
+    airflow_fixture.run_airflow(python, ["-m", "airflow", "db", "migrate"], env, "airflow db migrate")
+    print("recording real Airflow DAG runs over five months with dag.test() ...", flush=True)
+    history = airflow_fixture.run_script(python, "make_history.py", env)
+    pg.psql("VACUUM ANALYZE", db)
+    before = airflow_sizes(pg, db)
+
+    lock_file = os.path.join(work, "pgtidy.lock")
+    options = ["pgtidy_orchestrator=airflow"] + ["pgtidy_airflow_%s=%s" % item for item in AIRFLOW_RETENTION.items()]
+    playbook(pg, db, lock_file, check=True, extra=options)
+    playbook(pg, db, lock_file, check=False, extra=options)
+    pg.psql("VACUUM ANALYZE", db)
+    after = airflow_sizes(pg, db)
+    repacked = None
+    if has_pg_repack():
+        # The tables of the repack's airflow profile that the prune left with the most free space.
+        pg.psql("CREATE EXTENSION IF NOT EXISTS pg_repack", db)
+        playbook(pg, db, lock_file, check=False, name="repack.yml",
+                 extra=["pgtidy_repack_profile=airflow", "pgtidy_repack_min_table_size=0",
+                        "pgtidy_repack_min_reclaimable_fraction=0.2", "pgtidy_repack_free_space_check=off"])
+        repacked = airflow_sizes(pg, db)[2]
+    # The health report, with the same retention for its preview of the next prune.
+    playbook(pg, db, lock_file, check=False, name="health.yml",
+             extra=[json.dumps({"pgtidy_health_info_options": {"airflow_retention": AIRFLOW_RETENTION}})])
+
+    print("\nAirflow tables (rows)                  before      after")
+    for table in airflow_fixture.TABLES:
+        label = "log (the audit log)" if table == "log" else table
+        print("  %-34s %10d %10d" % (label, before[0][table], after[0][table]))
+    print("dag runs by state")
+    for state in sorted(set(before[1]) | set(after[1])):
+        print("  %-34s %10s %10s" % (state, before[1].get(state, 0), after[1].get(state, 0)))
+    print("tables' size on disk                   %10s %10s" % (pretty(before[2][0]), pretty(after[2][0])))
+    print("database size on disk                  %10s %10s" % (pretty(before[2][1]), pretty(after[2][1])))
+    print("(%d dag runs written by Airflow itself, schema revision %s; DELETE frees space inside the tables for"
+          " reuse, pg_repack gives it back to the operating system.)"
+          % (len(history["before"]["runs"]), pg.psql("SELECT version_num FROM alembic_version", db)))
+    if repacked:
+        print("tables' size after pg_repack           %10s" % pretty(repacked[0]))
+        print("database size after pg_repack          %10s" % pretty(repacked[1]))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--orchestrator", choices=("dagster", "airflow"), default="dagster",
+                        help="whose database to make and prune (default dagster)")
     parser.add_argument("--rounds", type=int, default=6, help="rounds of real Dagster runs to record (default 6)")
     parser.add_argument("--keep", action="store_true", help="leave the cluster's directory behind")
     args = parser.parse_args()
 
-    import psycopg
+    airflow_python = airflow_python_or_exit() if args.orchestrator == "airflow" else None
     work = tempfile.mkdtemp(prefix="pgtidy-demo-")
     os.chmod(work, 0o755)  # the server runs as the postgres user when we are root
     pg = PgServer(base_dir=os.path.join(work, "pg"), keep=args.keep)
@@ -87,55 +239,10 @@ def main():
     print("starting a throwaway PostgreSQL on 127.0.0.1:%d ..." % pg.port, flush=True)
     pg.start()
     try:
-        pg.create_db("dagster")
-        home = dagster_fixture.write_instance_yaml(os.path.join(work, "dagster_home"), pg.port, "dagster")
-        print("creating the Dagster schema with `dagster instance migrate` ...", flush=True)
-        dagster_fixture.migrate(home)
-        print("recording real Dagster runs (%d rounds, about a minute) ..." % args.rounds, flush=True)
-        devnull = open(os.devnull, "w")
-        saved = os.dup(2)
-        os.dup2(devnull.fileno(), 2)  # Dagster's console logger is loud; the database keeps every line
-        try:
-            dagster_fixture.build_history(home, rounds=args.rounds, ticks_per_instigator=60)
-        finally:
-            os.dup2(saved, 2)
-        with psycopg.connect(pg.dsn("dagster"), autocommit=True) as conn:
-            dagster_fixture.backdate(conn, days=180)
-            conn.execute("VACUUM ANALYZE")
-            before_rows, before_size = sizes(conn)
-
-        lock_file = os.path.join(work, "pgtidy.lock")
-        # Noise pruning plus run retention: finished runs older than 90 days go whole, except those an
-        # asset view, a job's newest runs or a re-execution still need.
-        retention = ['{"pgtidy_dagster_run_retention_days": {"success": 90, "failure": 90, "canceled": 90}}',
-                     "pgtidy_dagster_keep_runs_per_job=5"]
-        playbook(pg, "dagster", lock_file, check=True, extra=retention)
-        playbook(pg, "dagster", lock_file, check=False, extra=retention)
-
-        with psycopg.connect(pg.dsn("dagster"), autocommit=True) as conn:
-            conn.execute("VACUUM ANALYZE event_logs")
-            after_rows, after_size = sizes(conn)
-            # What the repack_image role's init script does in a real deployment.
-            conn.execute("CREATE EXTENSION IF NOT EXISTS pg_repack")
-        repacked = None
-        if shutil.which("pg_repack") or os.path.exists("/usr/lib/postgresql/15/bin/pg_repack"):
-            playbook(pg, "dagster", lock_file, check=False, name="repack.yml",
-                     extra=['{"pgtidy_repack_tables": ["event_logs"]}', "pgtidy_repack_min_table_size=0",
-                            "pgtidy_repack_min_reclaimable_fraction=0", "pgtidy_repack_free_space_check=off"])
-            with psycopg.connect(pg.dsn("dagster"), autocommit=True) as conn:
-                repacked = sizes(conn)[1]
-        print("\nevent_logs by category (rows)           before      after")
-        for cat in sorted(set(before_rows) | set(after_rows), key=lambda c: -before_rows.get(c, 0)):
-            print("  %-34s %10d %10d" % (cat, before_rows.get(cat, 0), after_rows.get(cat, 0)))
-        print("  %-34s %10d %10d" % ("total", sum(before_rows.values()), sum(after_rows.values())))
-        print("job_ticks rows                         %10d %10d" % (before_size[2], after_size[2]))
-        print("runs                                   %10d %10d" % (before_size[3], after_size[3]))
-        print("event_logs size on disk                %10s %10s" % (pretty(before_size[0]), pretty(after_size[0])))
-        print("database size on disk                  %10s %10s" % (pretty(before_size[1]), pretty(after_size[1])))
-        print("(DELETE frees space inside the table for reuse; pg_repack gives it back to the operating system.)")
-        if repacked:
-            print("event_logs size after pg_repack        %10s" % pretty(repacked[0]))
-            print("database size after pg_repack          %10s" % pretty(repacked[1]))
+        if args.orchestrator == "airflow":
+            demo_airflow(pg, work, airflow_python)
+        else:
+            demo_dagster(pg, work, args)
     finally:
         pg.stop()
         if not args.keep:
