@@ -76,15 +76,10 @@ def conninfo_from_params(params, dbname=None):
         "application_name": APPLICATION_NAME,
     }
     host = params.get("login_unix_socket") or params.get("login_host")
-    if host:
-        kw["host"] = host
-    if params.get("login_port"):
-        kw["port"] = str(params["login_port"])
-    if params.get("login_password"):
-        kw["password"] = params["login_password"]
-    for src, dst in (("ca_cert", "sslrootcert"), ("ssl_cert", "sslcert"), ("ssl_key", "sslkey")):
-        if params.get(src):
-            kw[dst] = params[src]
+    for key, value in (("host", host), ("port", params.get("login_port")), ("password", params.get("login_password")),
+                       ("sslrootcert", params.get("ca_cert")), ("sslcert", params.get("ssl_cert")), ("sslkey", params.get("ssl_key"))):
+        if value:
+            kw[key] = str(value)
     for key, value in (params.get("connect_params") or {}).items():
         kw[str(key)] = str(value)
     return kw

@@ -259,15 +259,6 @@ def open_lock_file(path):
     return fd, writable
 
 
-def lock_wait_seconds(value):
-    """``lock_wait``, checked here only: seconds (0: do not wait), the spec's default when None."""
-    if value is None:
-        return LOCK_ARGUMENT_SPEC["lock_wait"]["default"]
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-        raise InvalidRequest("lock_wait must be 0 (do not wait) or more seconds, not %r" % (value,))
-    return value
-
-
 class _Held:
     """A lock taken by ``with`` and released however the block ends."""
 
@@ -279,11 +270,14 @@ class _Held:
 
 
 class LockFile(_Held):
-    """Exclusive flock on ``path``, waiting up to ``wait`` seconds; the holder is written into the file."""
+    """Exclusive flock on ``path``, waiting up to ``wait`` seconds (``lock_wait``, checked here only: 0 does not
+    wait); the holder is written into the file. None for either: the spec's default."""
 
     def __init__(self, path=None, wait=None, job="pgtidy", poll=0.2):
+        if wait is not None and (isinstance(wait, bool) or not isinstance(wait, (int, float)) or wait < 0):
+            raise InvalidRequest("lock_wait must be 0 (do not wait) or more seconds, not %r" % (wait,))
         self.path = path or LOCK_ARGUMENT_SPEC["lock_file"]["default"]
-        self.wait = lock_wait_seconds(wait)
+        self.wait = LOCK_ARGUMENT_SPEC["lock_wait"]["default"] if wait is None else wait
         self.job = job
         self.poll = poll
         self.fd = None
@@ -346,14 +340,13 @@ class LockFile(_Held):
 class AdvisoryLock(_Held):
     """Session advisory lock in the database so two hosts never maintain the same database at once."""
 
-    def __init__(self, conn, object_id=ADVISORY_OBJECT_ID):
+    def __init__(self, conn):
         self.conn = conn
-        self.object_id = object_id
         self.held = False
 
     def acquire(self):
         with self.conn.cursor() as cur:
-            cur.execute("SELECT pg_try_advisory_lock(%s::int4, %s::int4)", (ADVISORY_CLASS_ID, self.object_id))
+            cur.execute("SELECT pg_try_advisory_lock(%s::int4, %s::int4)", (ADVISORY_CLASS_ID, ADVISORY_OBJECT_ID))
             if cur.fetchone()[0]:
                 self.held = True
                 return self
@@ -362,11 +355,8 @@ class AdvisoryLock(_Held):
                 " FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
                 " WHERE l.locktype = 'advisory' AND l.classid = %s::oid AND l.objid = %s::oid"
                 " AND l.granted AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())",
-                (ADVISORY_CLASS_ID, self.object_id))
-            row = cur.fetchone()
-        holder = {}
-        if row:
-            holder = {"pid": row[0], "application_name": row[1], "client_addr": row[2], "since": row[3]}
+                (ADVISORY_CLASS_ID, ADVISORY_OBJECT_ID))
+            holder = dict(zip(("pid", "application_name", "client_addr", "since"), cur.fetchone() or ()))
         raise LockBusy("another pgtidy session is maintaining this database (backend %s from %s, since %s);"
                        " nothing was changed" % (holder.get("pid", "?"), holder.get("client_addr") or "local socket",
                                                  holder.get("since", "?")), holder=holder)
@@ -374,5 +364,5 @@ class AdvisoryLock(_Held):
     def release(self):
         if self.held and not self.conn.closed and not self.conn.broken:
             with self.conn.cursor() as cur:
-                cur.execute("SELECT pg_advisory_unlock(%s::int4, %s::int4)", (ADVISORY_CLASS_ID, self.object_id))
+                cur.execute("SELECT pg_advisory_unlock(%s::int4, %s::int4)", (ADVISORY_CLASS_ID, ADVISORY_OBJECT_ID))
         self.held = False

@@ -27,20 +27,19 @@ _METRIC_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 
 
-# The options naming a file a module writes on the host it runs on, and what each file is for the messages.
-OUTPUT_FILE_OPTIONS = (("report_file", "the JSON report"), ("metrics_file", "the metrics"),
-                       ("history_file", "the health history"))
+# The options naming a file a module writes on the host it runs on.
+OUTPUT_FILE_OPTIONS = ("report_file", "metrics_file", "history_file")
 
 
 def refuse_missing_directory(path, option="report_file"):
-    """Raise ReportFileRefused unless the directory ``path`` goes into exists (and is a directory).
+    """The directory ``path`` goes into; ReportFileRefused unless it exists (and is a directory).
 
     pgtidy creates no directory for its reports, as it creates none for a lock_file it is given: a typo in
     the path would otherwise put the file where nothing reads it, and the alert watching the real place
     would go quiet instead of firing."""
     directory = os.path.dirname(os.path.abspath(path))
     if os.path.isdir(directory):
-        return
+        return directory
     what = "is not a directory" if os.path.exists(directory) else "does not exist"
     raise ReportFileRefused(
         "%s %s refused: its directory %s %s. pgtidy creates no directory for it: check %s for a typo, or create"
@@ -51,14 +50,13 @@ def refuse_missing_directory(path, option="report_file"):
 def check_output_files(params):
     """Refuse, before anything else happens, output files whose directory is missing: call it before the
     database is touched, so a refused report costs no work."""
-    for option, dummy in OUTPUT_FILE_OPTIONS:
+    for option in OUTPUT_FILE_OPTIONS:
         if params.get(option):
             refuse_missing_directory(params[option], option)
 
 
 def write_atomic(path, text, mode=0o644, option="report_file"):
-    directory = os.path.dirname(os.path.abspath(path))
-    refuse_missing_directory(path, option)
+    directory = refuse_missing_directory(path, option)
     fd, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), dir=directory)
     try:
         with os.fdopen(fd, "w") as fh:
@@ -120,11 +118,8 @@ class Metrics:
             lines.append("# HELP %s %s" % (name, family["help"].replace("\\", "\\\\").replace("\n", " ")))
             lines.append("# TYPE %s gauge" % name)
             for labels, value in family["samples"]:
-                if labels:
-                    text = ",".join('%s="%s"' % (k, _escape_label(v)) for k, v in labels)
-                    lines.append("%s{%s} %s" % (name, text, _format_value(value)))
-                else:
-                    lines.append("%s %s" % (name, _format_value(value)))
+                text = ",".join('%s="%s"' % (k, _escape_label(v)) for k, v in labels)
+                lines.append("%s%s %s" % (name, "{%s}" % text if text else "", _format_value(value)))
         return "\n".join(lines) + "\n"
 
     def write(self, path):

@@ -8,13 +8,11 @@ pgstattuple. The reasoning and its limits: docs/repack.md, "Estimating what a re
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 from .._common.connection import psycopg, sql
 from .._common.errors import first_line
 from .._common.units import quoted_name
 from .catalog import current_facts
-from .options import Plan
 
 # PostgreSQL's page geometry (default build).
 PAGE_SIZE = 8192
@@ -163,91 +161,77 @@ def reclaimable_fraction(estimate):
 
 
 def estimate_indexes(conn, facts, pgstattuple_schema):
-    """(per-index estimates, total bytes, total reclaimable bytes) of the valid indexes of one table."""
-    found, total, reclaimable = [], 0, 0
+    """The estimate of each valid index of one table: name, bytes, estimated reclaimable bytes."""
     with conn.cursor() as cur:
         cur.execute(_INDEX_FACTS_SQL, {"table": facts["oid"], "default_ff": BTREE_DEFAULT_FILLFACTOR})
         indexes = [dict(zip(_INDEX_KEYS, row)) for row in cur.fetchall()]
-    for index in indexes:
-        if pgstattuple_schema:
-            estimate = estimate_with_pgstatindex(conn, index, pgstattuple_schema)
-        else:
-            estimate = index_estimate_from_statistics(index, facts["reltuples"])
-        total += index["bytes"]
-        reclaimable += estimate or 0
-        found.append({"index": index["name"], "bytes": index["bytes"], "estimated_reclaimable_bytes": estimate})
-    return found, total, reclaimable
+    return [{"index": i["name"], "bytes": i["bytes"], "estimated_reclaimable_bytes":
+             estimate_with_pgstatindex(conn, i, pgstattuple_schema) if pgstattuple_schema
+             else index_estimate_from_statistics(i, facts["reltuples"])} for i in indexes]
 
 
-@dataclass
-class Estimator:
-    """How one run estimates: with pgstattuple (in ``pgstattuple_schema``) or the statistics; ``role`` for fixes."""
-
-    conn: object
-    plan: Plan
-    pgstattuple_schema: str
-    check_mode: bool
-    role: str
-
-    def heap(self, facts, entry):
-        """Put the heap's estimate into the entry; (facts, problem): the facts re-read after an ANALYZE, and
-        (reason, detail, fix) when there is no estimate to decide on. Missing or stale statistics are refreshed
-        by ANALYZE when the threshold they decide is not 0, but not in check mode (it writes statistics)."""
-        name, shown = "%s.%s" % (facts["schema"], facts["table"]), quoted_name(facts["schema"], facts["table"])
-        if self.pgstattuple_schema:
-            entry["estimate_method"] = "pgstattuple"
-            try:
-                entry["estimated_reclaimable_bytes"] = estimate_with_pgstattuple(self.conn, facts, self.pgstattuple_schema)
-            except psycopg.Error as exc:
-                return facts, ("no_estimate", "pgstattuple_approx(%s) failed: %s" % (name, first_line(exc)),
-                               "GRANT pg_stat_scan_tables TO %s (pgstattuple_approx needs it), or set"
-                               " estimate_method: statistics" % quoted_name(self.role))
-            return facts, None
-        entry["estimate_method"] = "statistics"
-        state = entry["statistics"] = statistics_state(facts)
-        plan = self.plan
-        if state != "current" and (plan.min_index_reclaimable_fraction if plan.below_table_size(facts)
-                                   else plan.min_reclaimable_fraction):
-            why = ("the table has no planner statistics (never analyzed)" if state == "missing" else
-                   "the planner statistics are stale: %d rows changed since the last ANALYZE, which counted %d"
-                   % (facts["mod_since_analyze"], facts["reltuples"]))
-            if self.check_mode:
-                return facts, ("needs_analyze", "%s; check mode does not run ANALYZE (it writes planner statistics),"
-                                                " so whether the real run repacks the table is not known yet" % why,
-                               "nothing to do for the real run, which runs ANALYZE %s first and then decides; for a"
-                               " check-mode estimate run ANALYZE %s beforehand, or CREATE EXTENSION pgstattuple"
-                               % (shown, shown))
-            refused = analyze_table(self.conn, facts)
-            after = current_facts(self.conn, facts["oid"]) or facts
-            if statistics_state(after) != "current":
-                if not refused:
-                    refused = ("it ran, but role %s sees no column statistics (pg_stats shows only the columns a"
-                               " role may SELECT)" % self.role)
-                return facts, ("no_estimate", "%s, and ANALYZE %s did not give any: %s" % (why, name, refused),
-                               _no_estimate_fix(shown, quoted_name(self.role), refused))
-            entry["analyzed"] = True
-            facts = after
-        entry["estimated_reclaimable_bytes"] = estimate_from_statistics(facts)
-        return facts, None
-
-    def indexes(self, facts, entry):
-        """Whether some indexes of at least min_index_size are each (on its own) at least
-        min_index_reclaimable_fraction reclaimable; fills the entry with every index's estimate and those chosen."""
-        plan = self.plan
-        if not plan.rebuild_indexes:
-            return False
+def estimate_heap(run, facts, entry):
+    """Put the heap's estimate into the entry; (facts, problem): the facts re-read after an ANALYZE, and
+    (reason, detail, fix) when there is no estimate to decide on. Missing or stale statistics are refreshed
+    by ANALYZE when the threshold they decide is not 0, but not in check mode (it writes statistics).
+    ``run``: the repack run (its session, plan, check mode, pgstattuple schema and role)."""
+    name, shown = "%s.%s" % (facts["schema"], facts["table"]), quoted_name(facts["schema"], facts["table"])
+    if run.pgstattuple_schema:
+        entry["estimate_method"] = "pgstattuple"
         try:
-            indexes, total, reclaimable = estimate_indexes(self.conn, facts, self.pgstattuple_schema)
+            entry["estimated_reclaimable_bytes"] = estimate_with_pgstattuple(run.conn, facts, run.pgstattuple_schema)
         except psycopg.Error as exc:
-            entry["index_estimate_error"] = "%s.%s: %s" % (facts["schema"], facts["table"], first_line(exc))
-            return False
-        chosen = [i for i in indexes if i["bytes"] and i["bytes"] >= plan.min_index_size
-                  and reclaimable_fraction(i) >= plan.min_index_reclaimable_fraction]
-        entry.update(indexes=indexes, index_bytes_before=total, estimated_index_reclaimable_bytes=reclaimable,
-                     estimated_index_reclaimable_fraction=round(float(reclaimable) / total, 4) if total else 0.0,
-                     rebuild_indexes=[i["index"] for i in chosen], rebuild_index_bytes=sum(i["bytes"] for i in chosen),
-                     estimated_rebuild_reclaimable_bytes=sum(i["estimated_reclaimable_bytes"] for i in chosen))
-        return bool(chosen)
+            return facts, ("no_estimate", "pgstattuple_approx(%s) failed: %s" % (name, first_line(exc)),
+                           "GRANT pg_stat_scan_tables TO %s (pgstattuple_approx needs it), or set"
+                           " estimate_method: statistics" % quoted_name(run.role))
+        return facts, None
+    entry["estimate_method"] = "statistics"
+    state = entry["statistics"] = statistics_state(facts)
+    plan = run.plan
+    if state != "current" and (plan.min_index_reclaimable_fraction if plan.below_table_size(facts)
+                               else plan.min_reclaimable_fraction):
+        why = ("the table has no planner statistics (never analyzed)" if state == "missing" else
+               "the planner statistics are stale: %d rows changed since the last ANALYZE, which counted %d"
+               % (facts["mod_since_analyze"], facts["reltuples"]))
+        if run.check_mode:
+            return facts, ("needs_analyze", "%s; check mode does not run ANALYZE (it writes planner statistics),"
+                                            " so whether the real run repacks the table is not known yet" % why,
+                           "nothing to do for the real run, which runs ANALYZE %s first and then decides; for a"
+                           " check-mode estimate run ANALYZE %s beforehand, or CREATE EXTENSION pgstattuple"
+                           % (shown, shown))
+        refused = analyze_table(run.conn, facts)
+        after = current_facts(run.conn, facts["oid"]) or facts
+        if statistics_state(after) != "current":
+            if not refused:
+                refused = ("it ran, but role %s sees no column statistics (pg_stats shows only the columns a"
+                           " role may SELECT)" % run.role)
+            return facts, ("no_estimate", "%s, and ANALYZE %s did not give any: %s" % (why, name, refused),
+                           _no_estimate_fix(shown, quoted_name(run.role), refused))
+        entry["analyzed"] = True
+        facts = after
+    entry["estimated_reclaimable_bytes"] = estimate_from_statistics(facts)
+    return facts, None
+
+
+def choose_indexes(run, facts, entry):
+    """Whether some indexes of at least min_index_size are each (on its own) at least
+    min_index_reclaimable_fraction reclaimable; fills the entry with every index's estimate and those chosen."""
+    plan = run.plan
+    if not plan.rebuild_indexes:
+        return False
+    try:
+        indexes = estimate_indexes(run.conn, facts, run.pgstattuple_schema)
+    except psycopg.Error as exc:
+        entry["index_estimate_error"] = "%s.%s: %s" % (facts["schema"], facts["table"], first_line(exc))
+        return False
+    total, reclaimable = sum(i["bytes"] for i in indexes), sum(i["estimated_reclaimable_bytes"] or 0 for i in indexes)
+    chosen = [i for i in indexes if i["bytes"] and i["bytes"] >= plan.min_index_size
+              and reclaimable_fraction(i) >= plan.min_index_reclaimable_fraction]
+    entry.update(indexes=indexes, index_bytes_before=total, estimated_index_reclaimable_bytes=reclaimable,
+                 estimated_index_reclaimable_fraction=round(float(reclaimable) / total, 4) if total else 0.0,
+                 rebuild_indexes=[i["index"] for i in chosen], rebuild_index_bytes=sum(i["bytes"] for i in chosen),
+                 estimated_rebuild_reclaimable_bytes=sum(i["estimated_reclaimable_bytes"] for i in chosen))
+    return bool(chosen)
 
 
 def _no_estimate_fix(name, role, said):

@@ -90,10 +90,10 @@ def _given(params, name):
     return REPACK_ARGUMENT_SPEC[name]["default"] if value is None else value
 
 
-def _fraction(params, name):
-    value = float(_given(params, name))
-    if not 0 <= value <= 1:
-        raise InvalidRequest("%s must be between 0 and 1, not %r" % (name, value))
+def _within(name, value, low, high=None):
+    """``value`` of the option ``name`` when it is at least ``low`` (and at most ``high``); InvalidRequest otherwise."""
+    if not (low <= value and (high is None or value <= high)):  # NaN too
+        raise InvalidRequest("%s must be %s, not %r" % (name, "%s or more" % low if high is None else "between %s and %s" % (low, high), value))
     return value
 
 
@@ -105,16 +105,11 @@ def validate_options(params):
         raise InvalidRequest("give either tables or auto: true, not both")
     if not auto and not tables:
         raise InvalidRequest("nothing to repack: list tables, or set auto: true to choose them by profile")
-    fraction, index_fraction = _fraction(params, "min_reclaimable_fraction"), _fraction(params, "min_index_reclaimable_fraction")
-    margin = float(_given(params, "free_space_margin"))
-    if margin < 0:
-        raise InvalidRequest("free_space_margin must not be negative")
-    for name in _COUNTS:
-        if (params.get(name) or 0) < 0:
-            raise InvalidRequest("%s must be 0 or more" % name)
-    wait_timeout = int(_given(params, "wait_timeout"))
-    if wait_timeout < 1:
-        raise InvalidRequest("wait_timeout must be at least 1 second")
+    fraction, index_fraction = (_within(name, float(_given(params, name)), 0, 1)
+                                for name in ("min_reclaimable_fraction", "min_index_reclaimable_fraction"))
+    margin = _within("free_space_margin", float(_given(params, "free_space_margin")), 0)
+    counts = {name: int(_within(name, params.get(name) or 0, 0)) for name in _COUNTS}
+    wait_timeout = _within("wait_timeout", int(_given(params, "wait_timeout")), 1)
     try:
         command = shlex.split(params.get("repack_command") or "pg_repack")
     except ValueError as exc:
@@ -132,4 +127,4 @@ def validate_options(params):
         min_index_reclaimable_fraction=index_fraction, min_index_size=parse_bytes(_given(params, "min_index_size"), "min_index_size"),
         estimate_method=params.get("estimate_method") or "auto", wait_timeout=wait_timeout, command=command, free_space=free_check,
         free_space_margin=margin, rebuild_indexes=params.get("rebuild_indexes") is not False,
-        **{name: int(params.get(name) or 0) for name in _COUNTS}, **{name: bool(params.get(name)) for name in _SWITCHES})
+        **counts, **{name: bool(params.get(name)) for name in _SWITCHES})

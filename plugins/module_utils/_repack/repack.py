@@ -16,9 +16,13 @@ from .._common.report import check_output_files
 from .catalog import (active_repack_sessions, clean_leftovers, current_facts, find_leftovers, free_space,
                       repack_support, resolve_tables)
 from .client import check_client, classify_output, repack_invocation, run_pg_repack, table_argv
-from .estimate import Estimator, index_filenodes
+from .estimate import choose_indexes, estimate_heap, index_filenodes
 from .options import Plan, validate_options
 from .report import SKIP_FIXES, below_detail, heap_left, outcome_messages
+
+
+# The list of the result that names the tables of each status.
+_LISTS = {"repacked": "repacked", "skipped": "skipped_tables", "failed": "failed_tables", "deferred": "deferred_tables"}
 
 
 class RepackFailed(PgtidyError):
@@ -27,28 +31,17 @@ class RepackFailed(PgtidyError):
     kind = "repack_failed"
 
 
-@dataclass
-class Candidate:
-    """A table on the run list: its catalog facts and its entry in the result's ``tables``."""
-
-    facts: dict
-    entry: dict
-
-    @property
-    def name(self):
-        return "%s.%s" % (self.facts["schema"], self.facts["table"])
-
-    @property
-    def gain(self):
-        """What repacking is estimated to give back: the heap's, or the indexes' in mode ``indexes``."""
-        indexes = self.entry.get("mode") == "indexes"
-        return self.entry.get("estimated_rebuild_reclaimable_bytes" if indexes else "estimated_reclaimable_bytes") or 0
+def _gain(entry):
+    """What repacking a table is estimated to give back: the heap's, or the indexes' in mode ``indexes``."""
+    indexes = entry.get("mode") == "indexes"
+    return entry.get("estimated_rebuild_reclaimable_bytes" if indexes else "estimated_reclaimable_bytes") or 0
 
 
 @dataclass
 class Run:
-    """What the steps of one run share: the session, the parameters and their plan, the result being filled, and
-    pg_repack's command line prefix and environment."""
+    """What the steps of one run share: the session, the parameters and their plan, the result being filled,
+    pg_repack's command line prefix and environment, and how the estimates are made: with pgstattuple (in
+    ``pgstattuple_schema``) or the statistics, and the ``role`` the fixes name."""
 
     conn: object
     params: dict
@@ -58,16 +51,18 @@ class Run:
     result: dict = None
     argv: list = None
     env: dict = None
+    pgstattuple_schema: str = None
+    role: str = None
 
-    def skip(self, entry, reason, detail="", fix=""):
-        """Mark a table skipped, with the fix of the reason unless one is given."""
+    def mark(self, entry, status, reason, detail="", fix=""):
+        """Give a table its outcome (``error``: the detail), with the fix of the reason unless one is given, and list
+        it in the result under its status."""
         name = "%s.%s" % (entry["schema"], entry["table"])
-        entry.update(status="skipped", reason=reason, fix=fix or SKIP_FIXES.get(reason, ""))
-        if detail:
-            entry["error"] = detail
+        entry.update(status=status, reason=reason, error=detail, fix=fix or SKIP_FIXES.get(reason, ""))
         self.result["tables"][name] = entry
-        if name not in self.result["skipped_tables"]:
-            self.result["skipped_tables"].append(name)
+        listed = self.result[_LISTS[status]]
+        if name not in listed:
+            listed.append(name)
 
 
 def run_repack(params, check_mode=False, log=None):
@@ -131,20 +126,18 @@ def _run_locked(run):
         elif leftovers and plan.cleanup_leftovers:
             result["leftovers_cleaned"], leftovers = [item["object"] for item in leftovers], []  # predicted
         result["leftovers"] = leftovers
-        if plan.estimate_method == "statistics":
-            pgstattuple_schema = None
-        elif plan.estimate_method == "pgstattuple" and not pgstattuple_schema:
+        if plan.estimate_method == "pgstattuple" and not pgstattuple_schema:
             raise InvalidRequest("estimate_method is pgstattuple but the pgstattuple extension is not installed in"
                                  " this database (CREATE EXTENSION pgstattuple), or use estimate_method: statistics")
-        result["estimate_method"] = "pgstattuple" if pgstattuple_schema else "statistics"
-        estimator = Estimator(conn, plan, pgstattuple_schema, run.check_mode,
-                              run.params.get("session_role") or run.params.get("login_user") or "postgres")
-        _process(run, _select(run, estimator, {item["target_oid"] for item in leftovers}))
+        run.pgstattuple_schema = None if plan.estimate_method == "statistics" else pgstattuple_schema
+        result["estimate_method"] = "pgstattuple" if run.pgstattuple_schema else "statistics"
+        run.role = run.params.get("session_role") or run.params.get("login_user") or "postgres"
+        _process(run, _select(run, {item["target_oid"] for item in leftovers}))
     result["changed"] = bool(result["repacked"]) or bool(result["leftovers_cleaned"])
     return result
 
 
-def _select(run, estimator, left_on):
+def _select(run, left_on):
     """Pre-checks and estimates for every table considered; returns the run list, largest gain first."""
     plan, result = run.plan, run.result
     runnable = []
@@ -164,39 +157,38 @@ def _select(run, estimator, left_on):
             if plan.auto:
                 result["candidates_below_threshold"] += 1
             else:
-                run.skip(entry, "below_threshold", detail="%d bytes, below min_table_size%s" % (
-                    facts["total_bytes"], " and its indexes below min_index_size" if plan.rebuild_indexes else ""))
+                run.mark(entry, "skipped", "below_threshold", detail=below_detail(plan, facts, entry, 0.0))
             continue
-        facts, problem = estimator.heap(facts, entry)
+        facts, problem = estimate_heap(run, facts, entry)
         if problem:
             # Not knowing is not "below threshold": say so, in auto mode too, with what to do about it.
-            run.skip(entry, *problem)
+            run.mark(entry, "skipped", *problem)
             continue
         estimate = entry["estimated_reclaimable_bytes"]
         fraction = (float(estimate) / facts["heap_bytes"]) if (estimate is not None and facts["heap_bytes"]) else 0.0
         entry["estimated_reclaimable_fraction"] = round(fraction, 4)
         entry["mode"] = "table"
         if small or (plan.min_reclaimable_fraction and fraction < plan.min_reclaimable_fraction):
-            if estimator.indexes(facts, entry):
+            if choose_indexes(run, facts, entry):
                 entry["mode"] = "indexes"
                 entry["heap_left"] = heap_left(plan, facts, entry, fraction)
             elif plan.auto:
                 result["candidates_below_threshold"] += 1
                 continue
             else:
-                run.skip(entry, "below_threshold", detail=below_detail(plan, facts, entry, fraction))
+                run.mark(entry, "skipped", "below_threshold", detail=below_detail(plan, facts, entry, fraction))
                 continue
         result["tables"]["%s.%s" % (facts["schema"], facts["table"])] = entry
-        runnable.append(Candidate(facts, entry))
-    runnable.sort(key=lambda c: (-c.gain, c.facts["schema"], c.facts["table"]))
-    for cand in runnable:
-        if cand.facts["oid"] in left_on:
-            run.skip(cand.entry, "leftovers")
-        elif not cand.facts["has_key"]:
-            run.skip(cand.entry, "no_key")
-        elif cand.facts["invalid_indexes"]:
-            run.skip(cand.entry, "invalid_index", detail="invalid: %s" % ", ".join(cand.facts["invalid_indexes"]))
-    return [c for c in runnable if c.entry["status"] is None]
+        runnable.append((facts, entry))
+    runnable.sort(key=lambda pair: (-_gain(pair[1]), pair[0]["schema"], pair[0]["table"]))
+    for facts, entry in runnable:
+        if facts["oid"] in left_on:
+            run.mark(entry, "skipped", "leftovers")
+        elif not facts["has_key"]:
+            run.mark(entry, "skipped", "no_key")
+        elif facts["invalid_indexes"]:
+            run.mark(entry, "skipped", "invalid_index", detail="invalid: %s" % ", ".join(facts["invalid_indexes"]))
+    return [(facts, entry) for facts, entry in runnable if entry["status"] is None]
 
 
 def _process(run, candidates):
@@ -204,35 +196,30 @@ def _process(run, candidates):
     plan, result = run.plan, run.result
     started = time.monotonic()
     done = 0
-    for cand in candidates:
-        entry = cand.entry
-        capped_by = None
-        if plan.max_tables and done >= plan.max_tables:
-            capped_by = "max_tables"
-        elif plan.max_duration and time.monotonic() - started >= plan.max_duration:
-            capped_by = "max_duration"
+    for facts, entry in candidates:
+        capped_by = ("max_tables" if plan.max_tables and done >= plan.max_tables else
+                     "max_duration" if plan.max_duration and time.monotonic() - started >= plan.max_duration else None)
         if capped_by:
-            entry.update(status="deferred", reason=capped_by)
-            result["deferred_tables"].append(cand.name)
+            run.mark(entry, "deferred", capped_by)
             result["capped"], result["capped_by"] = True, result["capped_by"] or capped_by
             continue
-        free, free_source = free_space(run.conn, plan, run.params, cand.facts)
+        free, free_source = free_space(run.conn, plan, run.params, facts)
         only_indexes = entry.get("mode") == "indexes"
-        needed = int((entry.get("rebuild_index_bytes") if only_indexes else cand.facts["total_bytes"]) * (1 + plan.free_space_margin))
+        needed = int((entry.get("rebuild_index_bytes") if only_indexes else facts["total_bytes"]) * (1 + plan.free_space_margin))
         entry["free_space"] = {"free_bytes": free, "needed_bytes": needed, "source": free_source}
         if free is not None and free < needed:
-            run.skip(entry, "insufficient_disk", detail="needs %d bytes (%s + %d%% margin), %d free (%s)" % (
+            run.mark(entry, "skipped", "insufficient_disk", detail="needs %d bytes (%s + %d%% margin), %d free (%s)" % (
                 needed, "indexes" if only_indexes else "table + indexes", int(plan.free_space_margin * 100), free,
                 free_source))
             continue
         done += 1
-        _repack_one(run, cand)
+        _repack_one(run, facts, entry)
 
 
-def _repack_one(run, cand):
+def _repack_one(run, facts, entry):
     """Run pg_repack on one table and read what happened: its output, and whether the table (in mode
     ``indexes``, its indexes) was really rewritten."""
-    conn, plan, result, check_mode, facts, entry = run.conn, run.plan, run.result, run.check_mode, cand.facts, cand.entry
+    conn, plan, result, check_mode = run.conn, run.plan, run.result, run.check_mode
     only_indexes = entry.get("mode") == "indexes"
     argv = table_argv(run.argv, plan, facts, entry["rebuild_indexes"] if only_indexes else None, check_mode)
     indexes_before = index_filenodes(conn, facts["oid"]) if only_indexes and not check_mode else None
@@ -249,29 +236,20 @@ def _repack_one(run, cand):
         error = "pg_repack ran longer than table_timeout (%ds) and was interrupted" % plan.table_timeout
     else:
         after = None if check_mode else current_facts(conn, facts["oid"])
-        if only_indexes:
-            rewritten = bool(after and index_filenodes(conn, facts["oid"]) != indexes_before)
-        else:
-            rewritten = bool(after and after["relfilenode"] != facts["relfilenode"])
+        rewritten = bool(after) and (index_filenodes(conn, facts["oid"]) != indexes_before if only_indexes
+                                     else after["relfilenode"] != facts["relfilenode"])
         status, reason, error = classify_output(returncode, output, rewritten, dry_run=check_mode)
         if after:
             entry["size_after"] = after["total_bytes"]
             entry["reclaimed_bytes"] = facts["total_bytes"] - after["total_bytes"]
     if check_mode and status == "repacked":
-        entry["size_after"] = facts["total_bytes"] - cand.gain
-        entry["reclaimed_bytes"] = cand.gain
-    entry.update(status=status, reason=reason, error=error)
-    if reason in SKIP_FIXES and not entry.get("fix"):
-        entry["fix"] = SKIP_FIXES[reason]
+        entry["size_after"] = facts["total_bytes"] - _gain(entry)
+        entry["reclaimed_bytes"] = _gain(entry)
+    run.mark(entry, status, reason, error)
     if status == "repacked":
-        result["repacked"].append(cand.name)
         result["reclaimed_bytes"] += entry["reclaimed_bytes"]
-    elif status == "skipped":
-        result["skipped_tables"].append(cand.name)
-    else:
-        result["failed_tables"].append(cand.name)
-        if not check_mode:
-            # A failed or interrupted run may leave objects behind; say so now, with the fix.
-            known = {item["object"] for item in result["leftovers"]}
-            result["leftovers"] += [item for item in find_leftovers(conn)
-                                    if item["target_oid"] == facts["oid"] and item["object"] not in known]
+    elif status == "failed" and not check_mode:
+        # A failed or interrupted run may leave objects behind; say so now, with the fix.
+        known = {item["object"] for item in result["leftovers"]}
+        result["leftovers"] += [item for item in find_leftovers(conn)
+                                if item["target_oid"] == facts["oid"] and item["object"] not in known]

@@ -103,22 +103,21 @@ def _nothing_matched(result):
 
 
 def below_detail(plan, facts, entry, fraction):
-    """Why a table listed in ``tables`` is below the thresholds, with the figures."""
-    if plan.below_table_size(facts):
-        said = "%d bytes, below min_table_size" % facts["total_bytes"]
-    else:
-        said = "%.0f%% of the heap estimated reclaimable, below min_reclaimable_fraction" % (fraction * 100)
+    """Why a table listed in ``tables`` is below the thresholds, with the figures: its heap's (heap_left), then
+    its indexes'."""
+    said = heap_left(plan, facts, entry, fraction)
     sized = [i for i in entry.get("indexes", []) if i["bytes"] >= plan.min_index_size]
     if sized:
         said += "; of each index of at least min_index_size at most %.0f%%, below min_index_reclaimable_fraction" % (
             100 * max(reclaimable_fraction(i) for i in sized))
-    elif "indexes" in entry:
+    elif "indexes" in entry or (plan.rebuild_indexes and not plan.indexes_may_qualify(facts)):
         said += "; every index below min_index_size"
     return said
 
 
 def heap_left(plan, facts, entry, fraction):
-    """Why only the indexes of the table are rebuilt, with the figures: what a person reads in msg."""
+    """Why the heap of the table is not rewritten, with the figures: what a person reads in msg when only its
+    indexes are rebuilt."""
     if plan.below_table_size(facts):
         said = "its %s (with indexes and TOAST) is below min_table_size %s" % (
             human_bytes(facts["total_bytes"]), human_bytes(plan.min_table_size))

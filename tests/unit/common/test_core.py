@@ -25,7 +25,7 @@ from ansible_collections.pgtidy.maintenance.plugins.module_utils._common.connect
     CONNECTION_ARGUMENT_SPEC, conninfo_from_params, duration_setting, redact)
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._common.errors import InvalidRequest, LockBusy
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._common.lock import (
-    LOCK_ARGUMENT_SPEC, LockFile, describe_holder, lock_wait_seconds)
+    LOCK_ARGUMENT_SPEC, LockFile, describe_holder)
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -77,11 +77,11 @@ def test_duration_setting_refusals(value, words):
 
 
 def test_lock_wait_is_checked_in_one_place():
-    assert lock_wait_seconds(None) == LOCK_ARGUMENT_SPEC["lock_wait"]["default"] == 300
-    assert lock_wait_seconds(0) == 0 and lock_wait_seconds(2.5) == 2.5
+    assert LockFile(wait=None).wait == LOCK_ARGUMENT_SPEC["lock_wait"]["default"] == 300
+    assert LockFile(wait=0).wait == 0 and LockFile(wait=2.5).wait == 2.5
     for bad in (-1, "5", True, -0.5):
         with pytest.raises(InvalidRequest) as err:
-            lock_wait_seconds(bad)
+            LockFile(wait=bad)
         assert "lock_wait must be 0 (do not wait) or more seconds" in err.value.message
     with pytest.raises(InvalidRequest):
         LockFile("/tmp/pgtidy-never-opened.lock", wait=-1)
