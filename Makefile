@@ -1,6 +1,6 @@
 # pgtidy.maintenance — everyday commands.
 #   make demo   prune a throwaway, realistic Dagster database with playbooks/prune.yml
-#               (make demo ORCHESTRATOR=airflow: an Airflow 3 database written by the real Airflow)
+#               (ORCHESTRATOR=airflow or prefect: a database written by the real Airflow 3 or Prefect 3)
 #   make test   the whole test suite against real PostgreSQL, pg_repack, Dagster and ansible-playbook
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
@@ -17,7 +17,7 @@ setup:
 lock:
 	bash scripts/lock.sh
 
-# ORCHESTRATOR=airflow makes and prunes an Airflow 3 database instead (Airflow from .venv-airflow-3).
+# ORCHESTRATOR=airflow (Airflow from .venv-airflow-3) or prefect (.venv-prefect) makes and prunes their database.
 ORCHESTRATOR ?= dagster
 
 demo: setup

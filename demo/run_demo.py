@@ -14,7 +14,9 @@ the Airflow of ``.venv-airflow-3`` (tests/airflow/make_history.py: scheduled, ma
 over five months, mapped tasks and XComs, a retried task, notes, a run still in progress, audit log rows, jobs,
 import errors, an archive table left by ``airflow db clean``), then ``playbooks/prune.yml`` with
 ``pgtidy_orchestrator=airflow`` (check mode first, then for real), then ``playbooks/health.yml``, and rows
-per table before and after.
+per table before and after. ``--orchestrator prefect`` does the same for Prefect 3.8 (``.venv-prefect``): a real
+Prefect server runs the flows of tests/prefect/make_history.py (tasks, logs at every level, artifacts, a subflow,
+a failure, events), backdated by two months.
 """
 from __future__ import annotations
 
@@ -138,43 +140,47 @@ def demo_dagster(pg, work, args):
         print("database size after pg_repack          %10s" % pretty(repacked[1]))
 
 
-# The Airflow demo's retention: finished runs older than 90 days go with everything they own, except each
-# DAG's two newest runs; the audit log, jobs and import errors are pruned with the module's defaults.
-AIRFLOW_RETENTION = {"dag_run_retention_days": 90, "keep_runs_per_dag": 2}
+# The retention of the Airflow and Prefect demos (module option: value), given to the prune as the named
+# pgtidy_<orchestrator>_* variables and to health_info as its <orchestrator>_retention. Airflow: finished runs
+# older than 90 days go with everything they own, except each DAG's two newest runs (the audit log, jobs and
+# import errors with the module's defaults). Prefect: finished flow runs older than 30 days, events older than
+# 14 days.
+RETENTION = {"airflow": {"dag_run_retention_days": 90, "keep_runs_per_dag": 2},
+             "prefect": {"flow_run_retention_days": 30, "event_retention_days": 14}}
+# What each demo counts runs by, and how it names the audit-style tables in its summary.
+RUNS_BY_STATE = {"airflow": ("dag runs by state", "SELECT state, count(*) FROM dag_run GROUP BY 1 ORDER BY 1"),
+                 "prefect": ("flow runs by state", "SELECT state_type, count(*) FROM flow_run GROUP BY 1 ORDER BY 1")}
+LABELS = {"airflow": {"log": "log (the audit log)"}, "prefect": {"log": "log (flow and task run logs)"}}
 
 
-def airflow_python_or_exit():
-    """The Python of the Airflow the tests use (.venv-airflow-3, or PGTIDY_AIRFLOW_PYTHON), or exit saying how
-    to install it."""
+def python_or_exit(title, find, venv, variable, requirements):
+    """The interpreter ``find`` gives (the one the tests use), or exit saying how to install it."""
     import pytest
-
-    import airflow_fixture
     try:
-        python = airflow_fixture.airflow_python()
+        python = find()
     except (pytest.skip.Exception, pytest.fail.Exception):
         python = None
     if python and os.path.exists(python):
         return python
-    missing = "PGTIDY_AIRFLOW_PYTHON (%s) does not exist" % python if python else ".venv-airflow-3 is missing"
-    sys.exit("The Airflow demo needs Airflow 3.3.2, and %s.\n"
-             "Build .venv-airflow-3 with `bash scripts/bootstrap.sh` (what `make setup` runs; it installs"
-             " locks/airflow3.txt), or set PGTIDY_AIRFLOW_PYTHON to a Python with tests/requirements-airflow3.txt"
-             " installed." % missing)
+    missing = "%s (%s) does not exist" % (variable, python) if python else "%s is missing" % venv
+    sys.exit("The %s demo needs %s, and %s.\n"
+             "Build %s with `bash scripts/bootstrap.sh` (what `make setup` runs), or set %s to a Python with %s"
+             " installed." % (title.split()[0], title, missing, venv, variable, requirements))
 
 
-def airflow_sizes(pg, db):
-    import airflow_fixture
-    rows = airflow_fixture.counts(pg, db)
-    states = dict(line.split("|") for line in pg.psql(
-        "SELECT state, count(*) FROM dag_run GROUP BY 1 ORDER BY 1", db).splitlines())
-    size = [int(v) for v in pg.psql(
-        "SELECT (SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class AS c"
-        "  WHERE c.relkind = 'r' AND c.relnamespace = 'public'::regnamespace),"
-        " pg_database_size(current_database())", db).split("|")]
-    return rows, states, size
+def orchestrator_python(orchestrator):
+    if orchestrator == "airflow":
+        import airflow_fixture
+        return python_or_exit("Airflow 3.3.2", airflow_fixture.airflow_python, ".venv-airflow-3",
+                              "PGTIDY_AIRFLOW_PYTHON", "tests/requirements-airflow3.txt")
+    import prefect_fixture
+    release = prefect_fixture.RELEASES[prefect_fixture.NEWEST]
+    return python_or_exit("Prefect %s" % release.name, prefect_fixture.prefect_python, release.venv,
+                          release.variable, release.requirements)
 
 
-def demo_airflow(pg, work, python):
+def airflow_history(pg, work, python):
+    """Airflow's schema and history in database ``airflow``: (database, the fixture module, a note)."""
     import airflow_fixture
     db = "airflow"
     pg.create_db(db)
@@ -185,39 +191,72 @@ def demo_airflow(pg, work, python):
     airflow_fixture.run_airflow(python, ["-m", "airflow", "db", "migrate"], env, "airflow db migrate")
     print("recording real Airflow DAG runs over five months with dag.test() ...", flush=True)
     history = airflow_fixture.run_script(python, "make_history.py", env)
+    note = ("%d dag runs written by Airflow itself, schema revision %s"
+            % (len(history["before"]["runs"]), pg.psql("SELECT version_num FROM alembic_version", db)))
+    return db, airflow_fixture, note
+
+
+def prefect_history(pg, work, python):
+    """Prefect's schema and history in database ``prefect`` (a real server running real flows): (database, the
+    fixture module, a note)."""
+    import prefect_fixture
+    print("creating the Prefect schema and running real flows against a Prefect server ...", flush=True)
+    history = prefect_fixture.make_history(pg, prefect_fixture.NEWEST)
+    shutil.rmtree(history["home"], ignore_errors=True)
+    pg.psql('ALTER DATABASE "%s" RENAME TO prefect' % history["template"])
+    note = ("%d flow runs written by Prefect %s itself"
+            % (int(pg.psql("SELECT count(*) FROM flow_run", "prefect")), history["version"]))
+    return "prefect", prefect_fixture, note
+
+
+def database_sizes(pg, db, orchestrator, fixture):
+    rows = fixture.counts(pg, db)
+    states = dict(line.split("|") for line in pg.psql(RUNS_BY_STATE[orchestrator][1], db).splitlines())
+    size = [int(v) for v in pg.psql(
+        "SELECT (SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class AS c"
+        "  WHERE c.relkind = 'r' AND c.relnamespace = 'public'::regnamespace),"
+        " pg_database_size(current_database())", db).split("|")]
+    return rows, states, size
+
+
+def demo_orchestrator(pg, work, orchestrator, python):
+    """Airflow's or Prefect's own history, pruned by prune.yml (check mode, then for real), repacked with the
+    orchestrator's repack profile, and reported on by health.yml."""
+    make = airflow_history if orchestrator == "airflow" else prefect_history
+    db, fixture, note = make(pg, work, python)
     pg.psql("VACUUM ANALYZE", db)
-    before = airflow_sizes(pg, db)
+    before = database_sizes(pg, db, orchestrator, fixture)
 
     lock_file = os.path.join(work, "pgtidy.lock")
-    options = ["pgtidy_orchestrator=airflow"] + ["pgtidy_airflow_%s=%s" % item for item in AIRFLOW_RETENTION.items()]
+    retention = RETENTION[orchestrator]
+    options = ["pgtidy_orchestrator=%s" % orchestrator] + [
+        "pgtidy_%s_%s=%s" % (orchestrator, key, value) for key, value in retention.items()]
     playbook(pg, db, lock_file, check=True, extra=options)
     playbook(pg, db, lock_file, check=False, extra=options)
     pg.psql("VACUUM ANALYZE", db)
-    after = airflow_sizes(pg, db)
+    after = database_sizes(pg, db, orchestrator, fixture)
     repacked = None
     if has_pg_repack():
-        # The tables of the repack's airflow profile that the prune left with the most free space.
+        # The tables of the orchestrator's repack profile that the prune left with the most free space.
         pg.psql("CREATE EXTENSION IF NOT EXISTS pg_repack", db)
         playbook(pg, db, lock_file, check=False, name="repack.yml",
-                 extra=["pgtidy_repack_profile=airflow", "pgtidy_repack_min_table_size=0",
+                 extra=["pgtidy_repack_profile=%s" % orchestrator, "pgtidy_repack_min_table_size=0",
                         "pgtidy_repack_min_reclaimable_fraction=0.2", "pgtidy_repack_free_space_check=off"])
-        repacked = airflow_sizes(pg, db)[2]
+        repacked = database_sizes(pg, db, orchestrator, fixture)[2]
     # The health report, with the same retention for its preview of the next prune.
     playbook(pg, db, lock_file, check=False, name="health.yml",
-             extra=[json.dumps({"pgtidy_health_info_options": {"airflow_retention": AIRFLOW_RETENTION}})])
+             extra=[json.dumps({"pgtidy_health_info_options": {"%s_retention" % orchestrator: retention}})])
 
-    print("\nAirflow tables (rows)                  before      after")
-    for table in airflow_fixture.TABLES:
-        label = "log (the audit log)" if table == "log" else table
-        print("  %-34s %10d %10d" % (label, before[0][table], after[0][table]))
-    print("dag runs by state")
+    print("\n%-38s %7s %10s" % ("%s tables (rows)" % orchestrator.capitalize(), "before", "after"))
+    for table in fixture.TABLES:
+        print("  %-34s %10d %10d" % (LABELS[orchestrator].get(table, table), before[0][table], after[0][table]))
+    print(RUNS_BY_STATE[orchestrator][0])
     for state in sorted(set(before[1]) | set(after[1])):
         print("  %-34s %10s %10s" % (state, before[1].get(state, 0), after[1].get(state, 0)))
     print("tables' size on disk                   %10s %10s" % (pretty(before[2][0]), pretty(after[2][0])))
     print("database size on disk                  %10s %10s" % (pretty(before[2][1]), pretty(after[2][1])))
-    print("(%d dag runs written by Airflow itself, schema revision %s; DELETE frees space inside the tables for"
-          " reuse, pg_repack gives it back to the operating system.)"
-          % (len(history["before"]["runs"]), pg.psql("SELECT version_num FROM alembic_version", db)))
+    print("(%s; DELETE frees space inside the tables for reuse, pg_repack gives it back to the operating system.)"
+          % note)
     if repacked:
         print("tables' size after pg_repack           %10s" % pretty(repacked[0]))
         print("database size after pg_repack          %10s" % pretty(repacked[1]))
@@ -225,13 +264,13 @@ def demo_airflow(pg, work, python):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--orchestrator", choices=("dagster", "airflow"), default="dagster",
+    parser.add_argument("--orchestrator", choices=("dagster", "airflow", "prefect"), default="dagster",
                         help="whose database to make and prune (default dagster)")
     parser.add_argument("--rounds", type=int, default=6, help="rounds of real Dagster runs to record (default 6)")
     parser.add_argument("--keep", action="store_true", help="leave the cluster's directory behind")
     args = parser.parse_args()
 
-    airflow_python = airflow_python_or_exit() if args.orchestrator == "airflow" else None
+    python = orchestrator_python(args.orchestrator) if args.orchestrator != "dagster" else None
     work = tempfile.mkdtemp(prefix="pgtidy-demo-")
     os.chmod(work, 0o755)  # the server runs as the postgres user when we are root
     pg = PgServer(base_dir=os.path.join(work, "pg"), keep=args.keep)
@@ -239,8 +278,8 @@ def main():
     print("starting a throwaway PostgreSQL on 127.0.0.1:%d ..." % pg.port, flush=True)
     pg.start()
     try:
-        if args.orchestrator == "airflow":
-            demo_airflow(pg, work, airflow_python)
+        if python:
+            demo_orchestrator(pg, work, args.orchestrator, python)
         else:
             demo_dagster(pg, work, args)
     finally:
