@@ -17,6 +17,7 @@ does not exist is a typo to report, not a place to create a second, unshared loc
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import errno
 import fcntl
@@ -92,12 +93,8 @@ def _holder_text(info):
     if not info:
         return "another process (it did not identify itself)"
     parts = ["pid %s" % info.get("pid", "?")]
-    if info.get("command"):
-        parts.append("command %r" % info["command"])
-    if info.get("started"):
-        parts.append("since %s" % info["started"])
-    if info.get("host"):
-        parts.append("on %s" % info["host"])
+    parts += [form % info[key] for key, form in (("command", "command %r"), ("started", "since %s"), ("host", "on %s"))
+              if info.get(key)]
     return ", ".join(parts)
 
 
@@ -328,10 +325,8 @@ class LockFile(_Held):
         if self.fd is None:
             return
         if self.writable:
-            try:
+            with contextlib.suppress(OSError):
                 os.ftruncate(self.fd, 0)  # leave no stale holder behind for the next reader
-            except OSError:
-                pass
         fcntl.flock(self.fd, fcntl.LOCK_UN)
         os.close(self.fd)
         self.fd = None

@@ -44,10 +44,7 @@ DURATION_FORMS = "a number and a unit (ms, s, min, h or d; decimals allowed) suc
 def parse_duration(value, name="duration", bare=None):
     """'500ms', '1.5s', '2min', '1d' -> seconds (float). ``bare``: the unit of a number without one ('ms' for a
     PostgreSQL setting); None: a unit is required. Anything else raises InvalidRequest naming ``name`` and the forms."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        text = repr(value)
-    else:
-        text = str(value).strip().lower()
+    text = repr(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value).strip().lower()
     match = _DURATION.match(text)
     if not match or (match.group(2) is None and bare is None):
         bare_text = "; a number without a unit is in %s" % bare if bare else ""

@@ -148,12 +148,11 @@ def resolve_tables(conn, plan):
         schema, dummy, table = name.rpartition(".")
         schema = schema or plan.schema
         rows = table_facts(conn, " WHERE n.nspname = %s AND c.relname = %s", (schema, table))
+        qualified = "%s.%s" % (schema, table)
         if not rows:
-            raise InvalidRequest("table %s.%s does not exist in this database; nothing was repacked"
-                                 % (schema, table), table="%s.%s" % (schema, table))
+            raise InvalidRequest("table %s does not exist in this database; nothing was repacked" % qualified, table=qualified)
         if rows[0]["relkind"] not in ("r", "m"):
-            raise InvalidRequest("%s.%s is not a plain table (relkind %s); pg_repack cannot repack it"
-                                 % (schema, table, rows[0]["relkind"]))
+            raise InvalidRequest("%s is not a plain table (relkind %s); pg_repack cannot repack it" % (qualified, rows[0]["relkind"]))
         if rows[0] not in result:
             result.append(rows[0])
     return result

@@ -117,10 +117,8 @@ def validate_options(params):
     if not command:
         raise InvalidRequest("repack_command is empty")
     free = (params.get("free_space_check") or "auto").strip()
-    if free.startswith("/"):
-        free_check = {"mode": "path", "path": free}
-    else:
-        free_check = {"mode": free} if free in ("auto", "off") else {"mode": "figure", "bytes": parse_bytes(free, "free_space_check")}
+    free_check = ({"mode": "path", "path": free} if free.startswith("/") else {"mode": free} if free in ("auto", "off")
+                  else {"mode": "figure", "bytes": parse_bytes(free, "free_space_check")})
     return Plan(
         tables=tables, auto=auto, profile=params.get("profile") or "any", schema=params.get("schema") or "public",
         min_table_size=parse_bytes(params.get("min_table_size") or 0, "min_table_size"), min_reclaimable_fraction=fraction,

@@ -12,17 +12,12 @@ from dataclasses import dataclass
 from .._common.connection import connect, redact, server_facts
 from .._common.errors import InvalidRequest, LockBusy, PgtidyError
 from .._common.lock import AdvisoryLock, LockFile
-from .._common.report import check_output_files
 from .catalog import (active_repack_sessions, clean_leftovers, current_facts, find_leftovers, free_space,
                       repack_support, resolve_tables)
 from .client import check_client, classify_output, repack_invocation, run_pg_repack, table_argv
 from .estimate import choose_indexes, estimate_heap, index_filenodes
 from .options import Plan, validate_options
 from .report import SKIP_FIXES, below_detail, heap_left, outcome_messages
-
-
-# The list of the result that names the tables of each status.
-_LISTS = {"repacked": "repacked", "skipped": "skipped_tables", "failed": "failed_tables", "deferred": "deferred_tables"}
 
 
 class RepackFailed(PgtidyError):
@@ -56,11 +51,11 @@ class Run:
 
     def mark(self, entry, status, reason, detail="", fix=""):
         """Give a table its outcome (``error``: the detail), with the fix of the reason unless one is given, and list
-        it in the result under its status."""
+        it in the result under its status (``repacked``, ``skipped_tables``, ``failed_tables``, ``deferred_tables``)."""
         name = "%s.%s" % (entry["schema"], entry["table"])
         entry.update(status=status, reason=reason, error=detail, fix=fix or SKIP_FIXES.get(reason, ""))
         self.result["tables"][name] = entry
-        listed = self.result[_LISTS[status]]
+        listed = self.result[status if status == "repacked" else status + "_tables"]
         if name not in listed:
             listed.append(name)
 
@@ -69,7 +64,6 @@ def run_repack(params, check_mode=False, log=None):
     """One repack run; returns the result dict, raises PgtidyError subclasses to stop early."""
     started = time.monotonic()
     plan = validate_options(params)
-    check_output_files(params)  # a report or metrics file nobody would read: refused before the lockfile
     lockfile = LockFile.from_params(params, job="repack")
     with lockfile:
         conn = connect(params)

@@ -24,15 +24,12 @@ SKIP_FIXES = {
                        " one)",
     "interrupted": "pg_repack ran past table_timeout and was interrupted; raise table_timeout",
 }
-# What each reason means, for the one-line warnings when the table's own error is empty.
+# What each reason a table can end with an empty error means, for the one-line warnings.
 REASON_TEXT = {
-    "no_key": "no primary key nor unique index on NOT NULL columns",
-    "lock_timeout": "pg_repack gave up waiting for a lock after wait_timeout", "invalid_index": "the table has an invalid index",
-    "leftovers": "leftovers of an interrupted pg_repack are on the table", "insufficient_disk": "not enough free disk for a copy",
-    "warning": "pg_repack printed a warning",
+    "no_key": "no primary key nor unique index on NOT NULL columns", "warning": "pg_repack printed a warning",
+    "lock_timeout": "pg_repack gave up waiting for a lock after wait_timeout",
+    "leftovers": "leftovers of an interrupted pg_repack are on the table",
 }
-# Outcomes nobody has to act on: the table is simply not worth a rewrite now.
-QUIET_REASONS = ("below_threshold",)
 
 
 def outcome_messages(result):
@@ -62,7 +59,8 @@ def outcome_messages(result):
         parts.append("%d leftovers of an interrupted pg_repack (see leftovers)" % len(result["leftovers"]))
     action = []
     for name, t in tables.items():
-        if t["status"] in ("skipped", "failed") and t["reason"] not in QUIET_REASONS:
+        # below_threshold: nobody has to act on it, the table is simply not worth a rewrite now.
+        if t["status"] in ("skipped", "failed") and t["reason"] != "below_threshold":
             what = (t.get("error") or REASON_TEXT.get(t["reason"]) or t["reason"]).strip().replace("\n", " / ")
             action.append("%s %s (%s): %s. Fix: %s" % (name, t["status"], t["reason"], what,
                                                        t.get("fix") or "see the output in tables"))

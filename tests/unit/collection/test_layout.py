@@ -30,10 +30,12 @@ ALLOWED = {
 MAX_TOP_LEVEL = 8
 MAX_FILE_LINES = 600
 # repack shipped 3,752 lines (14 files) before the packages, 2,172 once the engine was out of it, and 2,094 since
-# what only a prune runs (WAL compression and positions, its errors, retention cutoffs) moved to the engine. Every
-# line left is code repack runs: _common 936 (the lockfile's checks alone 393), _repack 1,158. The issue's aim is
-# under 2,000; this bound is a ratchet that keeps the payload from growing back.
-MAX_REPACK_PAYLOAD = 2100
+# what only a prune runs (WAL compression and positions, its errors, retention cutoffs) moved to the engine. From
+# 2,097 it went to 1,987 once what only health or a prune runs moved out of _common (message_line, the GRANT spelling
+# of a name) and repetition went (one Run.mark for every outcome, the estimate steps on the Run, one bound check
+# for the numeric options, one wording of "below the thresholds"): _common 881 (the lockfile's checks 363), _repack
+# 1,106. This bound is a ratchet that keeps the payload from growing back.
+MAX_REPACK_PAYLOAD = 1990
 
 
 def lines(path):
