@@ -28,7 +28,7 @@ from .._engine.retention import check_days, default_of
 from .._engine.walks import IdWalk, Rule, Walk
 from .options import AIRFLOW_PRUNE_ARGUMENT_SPEC, TESTED_RELEASES, TESTED_REVISIONS
 from .runs import RUNS_RULE, UNFINISHED_TI_STATES, DagRunRetention
-from .schema import NEWEST, release_for
+from .schema import NEWEST, described_tables, release_for
 
 try:
     from psycopg import sql
@@ -70,7 +70,7 @@ def schema_release(conn, schema):
     revision found, unless allow_untested_schema is set)."""
     with conn.cursor() as cur:
         cur.execute("SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = %s"
-                    " AND table_name IN ('dag_run', 'task_instance')", (schema,))
+                    " AND table_name = ANY(%s)", (schema, list(described_tables())))
         columns = {}
         for table, column in cur.fetchall():
             columns.setdefault(table, set()).add(column)

@@ -124,6 +124,11 @@ RELEASES = (AIRFLOW_3, AIRFLOW_2)
 NEWEST = AIRFLOW_3
 
 
+def described_tables():
+    """Every table some release's rules rely on (``release_for`` reads their columns)."""
+    return sorted({table for release in RELEASES for table in release.required_columns()})
+
+
 def release_for(revision, columns):
     """The release of a schema: the one tested at ``revision``; for another revision, the release whose tables and
     columns the schema has (``columns``: table -> set of its columns), so that an untested schema run anyway
