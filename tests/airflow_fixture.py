@@ -105,8 +105,8 @@ def check_version(python, release):
                           capture_output=True, text=True, check=False)
     version = proc.stdout.strip()
     if not version.startswith(release + "."):
-        pytest.fail("%s has Airflow %s, not %s (%s)" % (python, version or "missing", release,
-                                                         RELEASES[release].variable))
+        pytest.fail("%s has Airflow %s, not %s (%s)"
+                    % (python, version or "missing", release, RELEASES[release].variable))
 
 
 def airflow_env(pg, db, home, release=NEWEST):

@@ -52,6 +52,7 @@ KEEP_REASONS = {
     "locked": "the run row was locked by Airflow when the batch came to it",
 }
 
+
 @dataclass
 class RunProgress:
     """The dag-run handler's own state: what it deleted and kept."""

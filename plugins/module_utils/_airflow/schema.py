@@ -57,8 +57,8 @@ class Release:
 
     def required_columns(self):
         """The tables and columns the rules rely on; a database without them is not of this release."""
-        ti = (("id",) if self.ti_id else ()) + ("dag_id", "task_id", "run_id", "map_index", "state",
-                                                 "queued_by_job_id")
+        key = ("dag_id", "task_id", "run_id", "map_index", "state", "queued_by_job_id")
+        ti = (("id",) if self.ti_id else ()) + key
         run = ("id", "dag_id", "run_id", "state", "run_type", self.logical_date, self.run_after, "end_date")
         return {
             "dag_run": tuple(dict.fromkeys(run)),

@@ -257,6 +257,19 @@ def test_untested_schema_revision_is_refused(pg, airflow_db, lock_file, airflow_
     assert counts(pg, airflow_db, airflow_release) == before
 
 
+@every_release
+def test_an_untested_revision_allowed_is_read_as_its_tables_say(pg, airflow_db, lock_file, airflow_release):
+    """allow_untested_schema on a revision of neither release: the tables' shape says which release's rules run
+    (a 2.11 database is not read with Airflow 3's columns), and they run as on the tested revision."""
+    pg.psql("UPDATE alembic_version SET version_num = '0000deadbeef'", airflow_db)
+    plan = prune(pg, airflow_db, lock_file, check=True, allow_untested_schema=True)
+    done = prune(pg, airflow_db, lock_file, allow_untested_schema=True)
+    assert done["schema_tested"] is False and done["schema_revision"] == "0000deadbeef"
+    assert not done["failed_handlers"] and done["handlers"]["dag_runs"]["runs_deleted"] > 0
+    assert handler_view(plan) == handler_view(done)
+    assert set(done["rows_before"]) >= set(RELEASES[airflow_release].tables)
+
+
 def test_options_are_checked_before_the_database():
     with pytest.raises(InvalidRequest):
         AirflowProfile().validate_options({"keep_runs_per_dag": 0})
