@@ -1,10 +1,15 @@
-"""A real Airflow 3 history on the test cluster, made once per session and cloned per test.
+"""A real Airflow history on the test cluster, made once per session and release and cloned per test.
 
-Airflow pins its own SQLAlchemy, Pydantic and FastAPI, so it lives in its own environment
-(.venv-airflow-3, locks/environments.txt): PGTIDY_AIRFLOW_PYTHON names that interpreter, and without it
-the tests look for that venv. When neither is there the Airflow tests are skipped, or fail if
+Each Airflow release the tests drive (``RELEASES``: Airflow 3.3, and 2.11, the last 2.x release) pins its own
+SQLAlchemy, Pydantic and web stack, so it lives in its own environment (.venv-airflow-3, .venv-airflow-2,
+locks/environments.txt): PGTIDY_AIRFLOW_PYTHON (3.3) or PGTIDY_AIRFLOW2_PYTHON (2.11) names that interpreter,
+and without it the tests look for that venv. When neither is there the release's tests are skipped, or fail if
 PGTIDY_REQUIRE_AIRFLOW is set (for CI). The module under test needs only psycopg; Airflow is used to make
 the history and to read it back.
+
+``airflow_db`` and ``airflow_history`` are 3.3's; a test parametrized over ``airflow_release``
+(``AIRFLOW_RELEASES``, ids ``airflow-3.3`` and ``airflow-2.11``) gets that release's instead. Airflow 2.11's
+history is the same history, made by tests/airflow2 with its DAGs written against the 2.x API.
 
 ``airflow db migrate`` creates the schema; tests/airflow/make_history.py runs the DAGs of tests/airflow/dags
 in-process with ``dag.test()`` (scheduled weekly runs, manual runs with notes, a task that succeeds on its
@@ -15,12 +20,14 @@ with CREATE DATABASE ... TEMPLATE; tests/airflow/read_back.py reads a database b
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import subprocess
 import tempfile
 import uuid
+from dataclasses import dataclass
 
 import pytest
 
@@ -29,36 +36,86 @@ ROOT = os.path.dirname(HERE)
 SCRIPTS = os.path.join(HERE, "airflow")
 DAGS = os.path.join(SCRIPTS, "dags")
 
+
+@dataclass(frozen=True)
+class Release:
+    """An Airflow release the tests drive: where its interpreter and its history scripts are, and its tables."""
+
+    name: str                   # "2.11": the installed version must start with "2.11."
+    variable: str               # the environment variable naming its interpreter
+    venv: str                   # the project's venv for it (locks/environments.txt)
+    requirements: str
+    scripts: str                # make_history.py, read_back.py and dags/
+    asset_triggered: str        # dag_run.run_type of an asset- (dataset-) triggered run
+    asset_event: str            # the asset (dataset) event table and its links to dag runs
+    asset_link: str
+    ti_children: tuple          # tables of rows that only 2.11 or only 3 keeps per task instance
+
+    @property
+    def dags(self):
+        return os.path.join(self.scripts, "dags")
+
+    @property
+    def tables(self):
+        return ("dag_run", "task_instance", "task_instance_history", "xcom", "rendered_task_instance_fields",
+                "task_map", "dag_run_note", "task_instance_note", self.asset_link, self.asset_event, "log", "job",
+                "import_error") + self.ti_children
+
+
+RELEASES = {
+    "3.3": Release("3.3", "PGTIDY_AIRFLOW_PYTHON", ".venv-airflow-3", "tests/requirements-airflow3.txt", SCRIPTS,
+                   "asset_triggered", "asset_event", "dagrun_asset_event", ()),
+    "2.11": Release("2.11", "PGTIDY_AIRFLOW2_PYTHON", ".venv-airflow-2", "tests/requirements-airflow2.txt",
+                    os.path.join(HERE, "airflow2"), "dataset_triggered", "dataset_event", "dagrun_dataset_event",
+                    ("task_fail",)),
+}
+NEWEST = "3.3"
+# For tests that run on every release: ``@pytest.mark.parametrize("airflow_release", AIRFLOW_RELEASES)``. Each
+# release's tests are an xdist group, so that one worker makes its history.
+AIRFLOW_RELEASES = [pytest.param(name, id="airflow-" + name,
+                                 marks=[pytest.mark.xdist_group("airflow" if name == NEWEST else "airflow-" + name)])
+                    for name in RELEASES]
+
 # The retention the Airflow tests prune with (the fixture's runs are 1 to 155 days old).
 RETENTION = {"dag_run_retention_days": 30, "keep_runs_per_dag": 1, "asset_event_retention_days": 30,
              "log_retention_days": 30,
              "job_retention_days": 30, "import_error_retention_days": 30}
-TABLES = ("dag_run", "task_instance", "task_instance_history", "xcom", "rendered_task_instance_fields",
-          "task_map", "dag_run_note", "task_instance_note", "dagrun_asset_event", "asset_event", "log", "job",
-          "import_error")
+TABLES = RELEASES[NEWEST].tables
 
 
-def airflow_python():
-    configured = os.environ.get("PGTIDY_AIRFLOW_PYTHON")
+def airflow_python(release=NEWEST):
+    """The interpreter of ``release`` (see the module docstring); skips or fails when there is none."""
+    rel = RELEASES[release]
+    configured = os.environ.get(rel.variable)
     if configured:
         return configured
-    venv = os.path.join(ROOT, ".venv-airflow-3", "bin", "python")
+    venv = os.path.join(ROOT, rel.venv, "bin", "python")
     if os.path.exists(venv):
         return venv
+    missing = ("Airflow %s is not installed: run scripts/bootstrap.sh (%s), or set %s to a Python with %s installed"
+               % (release, rel.venv, rel.variable, rel.requirements))
     if os.environ.get("PGTIDY_REQUIRE_AIRFLOW"):
-        pytest.fail("PGTIDY_REQUIRE_AIRFLOW is set but Airflow is not installed: run scripts/bootstrap.sh or set"
-                    " PGTIDY_AIRFLOW_PYTHON")
-    pytest.skip("Airflow is not installed: run scripts/bootstrap.sh (.venv-airflow-3) or set"
-                " PGTIDY_AIRFLOW_PYTHON to a Python with tests/requirements-airflow3.txt installed")
+        pytest.fail("PGTIDY_REQUIRE_AIRFLOW is set but " + missing)
+    pytest.skip(missing)
 
 
-def airflow_env(pg, db, home):
+def check_version(python, release):
+    """Refuse an interpreter whose Airflow is not the release asked for."""
+    proc = subprocess.run([python, "-c", "import importlib.metadata as m; print(m.version('apache-airflow'))"],
+                          capture_output=True, text=True, check=False)
+    version = proc.stdout.strip()
+    if not version.startswith(release + "."):
+        pytest.fail("%s has Airflow %s, not %s (%s)"
+                    % (python, version or "missing", release, RELEASES[release].variable))
+
+
+def airflow_env(pg, db, home, release=NEWEST):
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
     env.update({
         "AIRFLOW_HOME": home,
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": pg.url(db, "postgresql+psycopg2"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__DAGS_FOLDER": DAGS,
+        "AIRFLOW__CORE__DAGS_FOLDER": RELEASES[release].dags,
         "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
     })
@@ -72,41 +129,71 @@ def run_airflow(python, args, env, what):
     return proc
 
 
-def run_script(python, script, env, *args):
-    """Run one of tests/airflow's scripts; it writes its JSON to a file (Airflow logs to stdout)."""
+def run_script(python, script, env, *args, release=NEWEST):
+    """Run one of the release's scripts (tests/airflow, tests/airflow2); it writes its JSON to a file (Airflow logs
+    to stdout)."""
     fd, path = tempfile.mkstemp(prefix="pgtidy-airflow-", suffix=".json")
     os.close(fd)
     try:
-        run_airflow(python, [os.path.join(SCRIPTS, script), path] + list(args), env, script)
+        run_airflow(python, [os.path.join(RELEASES[release].scripts, script), path] + list(args), env, script)
         with open(path) as fh:
             return json.load(fh)
     finally:
         os.unlink(path)
 
 
-def read_back(pg, db, python, home, rerun=()):
+def read_back(pg, db, python, home, rerun=(), release=NEWEST):
     """Every run, task instance, try, XCom and note of ``db``, and each DAG's next run, as Airflow reads them;
     with ``rerun`` (dag id, run id, task id), then that task instance cleared and run again (``"rerun"``)."""
-    return run_script(python, "read_back.py", airflow_env(pg, db, home), *rerun)
+    return run_script(python, "read_back.py", airflow_env(pg, db, home, release), *rerun, release=release)
 
 
-@pytest.fixture(scope="session")
-def airflow_history(pg):
-    """The template database, what was made, and Airflow's read-back before any prune."""
-    python = airflow_python()
+def make_history(pg, release):
+    """The template database of ``release``, what was made, and Airflow's read-back before any prune."""
+    python = airflow_python(release)
+    check_version(python, release)
     home = tempfile.mkdtemp(prefix="pgtidy-airflow-home-")
     template = "airflow_tpl_" + uuid.uuid4().hex[:6]
     pg.create_db(template)
-    env = airflow_env(pg, template, home)
+    env = airflow_env(pg, template, home, release)
     try:
         run_airflow(python, ["-m", "airflow", "db", "migrate"], env, "airflow db migrate")
-        history = run_script(python, "make_history.py", env)
+        history = run_script(python, "make_history.py", env, release=release)
         pg.psql("VACUUM ANALYZE", template)
-        yield {"template": template, "made": history["made"], "before": history["before"], "python": python,
-               "home": home}
-    finally:
+    except BaseException:
         pg.psql('DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % template)
         shutil.rmtree(home, ignore_errors=True)
+        raise
+    return {"template": template, "made": history["made"], "before": history["before"], "python": python,
+            "home": home, "release": RELEASES[release]}
+
+
+@pytest.fixture(scope="session")
+def airflow_templates():
+    """(cluster, release) -> that release's history on that cluster, each made the first time a test asks for it."""
+    made = {}
+    try:
+        yield made
+    finally:
+        for (server, dummy), history in made.items():
+            with contextlib.suppress(Exception):        # the cluster may be gone already: nothing left to drop
+                server.psql('DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % history["template"])
+            shutil.rmtree(history["home"], ignore_errors=True)
+
+
+@pytest.fixture
+def airflow_release():
+    """The Airflow release of a test: the newest, unless the test is parametrized over ``AIRFLOW_RELEASES``."""
+    return NEWEST
+
+
+@pytest.fixture
+def airflow_history(pg, airflow_templates, airflow_release):
+    """The template database, what was made, and Airflow's read-back before any prune (of ``airflow_release``)."""
+    key = (pg, airflow_release)
+    if key not in airflow_templates:
+        airflow_templates[key] = make_history(pg, airflow_release)
+    return airflow_templates[key]
 
 
 @pytest.fixture
@@ -118,8 +205,8 @@ def airflow_db(pg, airflow_history):
     pg.psql('DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % name)
 
 
-def counts(pg, db):
-    return {t: int(pg.psql("SELECT count(*) FROM %s" % t, db)) for t in TABLES}
+def counts(pg, db, release=NEWEST):
+    return {t: int(pg.psql("SELECT count(*) FROM %s" % t, db)) for t in RELEASES[release].tables}
 
 
 def run_key(pair):

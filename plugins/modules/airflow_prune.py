@@ -10,7 +10,7 @@ module: airflow_prune
 short_description: Prune an Airflow metadata database in capped transactions, keeping what Airflow still needs
 version_added: 0.1.0
 description:
-  - Deletes old rows from an Airflow 3 metadata database under pgtidy's lockfile, advisory lock and budgets, in
+  - Deletes old rows from an Airflow 3 or Airflow 2.11 metadata database under pgtidy's lockfile, advisory lock and budgets, in
     short transactions that skip rows Airflow has locked; the work of C(airflow db clean), without its archive
     tables, its unindexed cascades or its long transactions.
   - Finished dag runs (states C(success) and C(failed)) that ended more than O(dag_run_retention_days) ago go
@@ -93,8 +93,13 @@ extends_documentation_fragment:
   - pgtidy.maintenance._common.REPORT
   - pgtidy.maintenance._common.ATTRIBUTES
 notes:
-  - Tested on Airflow 3.3.2 (Alembic revision d2f4e1b3c5a7), PostgreSQL 15, psycopg 3.1 or later and
-    ansible-core 2.16 or later.
+  - Tested on Airflow 3.3.2 (Alembic revision d2f4e1b3c5a7) and Airflow 2.11.2, the last 2.x release (revision
+    5f2621c13b39), PostgreSQL 15, psycopg 3.1 or later and ansible-core 2.16 or later. Any other revision is refused
+    with the revision found (O(allow_untested_schema) runs anyway).
+  - On Airflow 2.11 the same rules apply to its tables - task instances are found by their key (it has no id),
+    runs are dated and ordered by C(execution_date) (it has no C(logical_date) or C(run_after)), asset events are
+    its dataset events (C(dataset_event)) and asset-triggered runs its C(dataset_triggered) runs; C(task_fail)
+    rows go with their runs; the tables of Airflow 3 only are not read.
   - The dag run handler counts every row it deletes in O(max_rows), task instances and their rows included.
 '''
 

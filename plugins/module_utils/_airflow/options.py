@@ -6,9 +6,12 @@
 
 from __future__ import annotations
 
-# The schema revisions (alembic_version) of the Airflow releases this collection was tested on.
-TESTED_RELEASES = "Airflow 3.3.2"
-TESTED_REVISIONS = ("d2f4e1b3c5a7",)
+# The schema revisions (alembic_version) of the Airflow releases this collection was tested on: the head of
+# ``airflow db migrate`` of each (schema.py describes what differs between them).
+AIRFLOW_3_REVISION = "d2f4e1b3c5a7"         # Airflow 3.3.2
+AIRFLOW_2_REVISION = "5f2621c13b39"         # Airflow 2.11.2, the last 2.x release
+TESTED_RELEASES = "Airflow 3.3.2, Airflow 2.11.2"
+TESTED_REVISIONS = (AIRFLOW_3_REVISION, AIRFLOW_2_REVISION)
 
 AIRFLOW_PRUNE_ARGUMENT_SPEC = dict(
     # Finished dag runs (success, failed) that ended this many days ago go with every row they own.

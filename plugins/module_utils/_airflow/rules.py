@@ -12,7 +12,9 @@
 - ``archive_tables`` (``ArchiveTables``): the ``_airflow_deleted__*`` tables ``airflow db clean`` leaves,
   reported, and dropped only when asked.
 
-Airflow stores ``timestamp with time zone``: cutoffs are aware UTC datetimes.
+Airflow stores ``timestamp with time zone``: cutoffs are aware UTC datetimes. The tables and columns of each
+tested release (Airflow 3, and 2.11 with its datasets and task instances without an id) are ``schema.py``'s; the
+profile reads the release of the database from its schema revision (``AirflowProfile.check_schema``).
 """
 
 from __future__ import annotations
@@ -21,11 +23,12 @@ import datetime
 
 from .._common.errors import InvalidRequest
 from .._common.tables import table_row_estimates
-from .._engine.prune import require_schema
+from .._engine.prune import require_schema, schema_revision
 from .._engine.retention import check_days, default_of
 from .._engine.walks import IdWalk, Rule, Walk
 from .options import AIRFLOW_PRUNE_ARGUMENT_SPEC, TESTED_RELEASES, TESTED_REVISIONS
-from .runs import RUNS_RULE, TABLES as RUN_TABLES, UNFINISHED_TI_STATES, DagRunRetention
+from .runs import RUNS_RULE, UNFINISHED_TI_STATES, DagRunRetention
+from .schema import NEWEST, described_tables, release_for
 
 try:
     from psycopg import sql
@@ -36,19 +39,6 @@ ARCHIVE_PREFIX = "_airflow_deleted__"
 RETENTION_OPTIONS = ("dag_run_retention_days", "asset_event_retention_days", "log_retention_days",
                      "job_retention_days", "import_error_retention_days")
 
-# The tables and columns the rules rely on; a database without them is not an Airflow 3 database.
-REQUIRED_COLUMNS = {
-    "dag_run": ("id", "dag_id", "run_id", "state", "run_type", "logical_date", "run_after", "end_date"),
-    "task_instance": ("id", "dag_id", "task_id", "run_id", "map_index", "state", "queued_by_job_id"),
-    "xcom": ("dag_run_id", "dag_id", "task_id", "run_id", "map_index"),
-    "log": ("id", "dttm"),
-    "job": ("id", "job_type", "state", "latest_heartbeat"),
-    "import_error": ("id", "timestamp"),
-    "asset_event": ("id", "asset_id", "timestamp", "partition_key"),
-    "dagrun_asset_event": ("dag_run_id", "event_id"),
-    "dag_schedule_asset_reference": ("asset_id", "dag_id"),
-    "asset_alias_asset_event": ("event_id",),
-}
 ROW_TABLES = ("dag_run", "task_instance", "task_instance_history", "xcom", "rendered_task_instance_fields",
               "asset_event", "log", "job", "import_error")
 
@@ -74,9 +64,22 @@ def validate_options(params):
     return plan
 
 
-def check_schema(conn, schema):
-    """Raise SchemaMismatch unless ``schema`` holds the Airflow tables and columns the rules use."""
-    require_schema(conn, schema, REQUIRED_COLUMNS, "Airflow", "Airflow metadata schema",
+def schema_release(conn, schema):
+    """The release (``schema.Release``) whose tables the rules read in ``schema``: the one of its revision, else
+    the one its tables and columns look like (a revision outside the tested ones is refused after this, with the
+    revision found, unless allow_untested_schema is set)."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = %s"
+                    " AND table_name = ANY(%s)", (schema, list(described_tables())))
+        columns = {}
+        for table, column in cur.fetchall():
+            columns.setdefault(table, set()).add(column)
+    return release_for(schema_revision(conn, schema), columns)
+
+
+def check_schema(conn, schema, release=NEWEST):
+    """Raise SchemaMismatch unless ``schema`` holds the tables and columns the rules use on ``release``."""
+    require_schema(conn, schema, release.required_columns(), "Airflow", "Airflow metadata schema",
                    "the Airflow metadata database")
 
 
@@ -107,32 +110,36 @@ def kept_jobs(conn, schema):
     return sorted(keep)
 
 
-def asset_event_free(schema):
+def asset_event_free(schema, release=NEWEST):
     """SQL over alias ``t`` (an asset event): nothing Airflow reads refers to it any more.
 
     - no remaining dag run consumed it (``dagrun_asset_event``; the links of the runs this prune deletes, or in
       check mode counts, are treated as gone: ``%(counted_runs)s``);
     - it is not its asset's newest event (the asset's page and asset conditions read the newest);
     - no DAG scheduled on its asset still has it to consume: the scheduler hands an asset-triggered run the
-      events newer than the DAG's previous asset-triggered run (``run_after``), or every event when there is none;
+      events newer than the DAG's previous asset-triggered run (``run_after``; on 2.11 a dataset-triggered run's
+      ``execution_date``), or every event when there is none;
     - it carries no partition key (the partition log refers to such events without a foreign key) and no
       asset alias link (alias-scheduled DAGs read those).
+
+    On 2.11 the tables are the dataset ones (``dataset_event`` ...), and events have no partition key.
     """
     def t(name):
         return sql.Identifier(schema, name)
 
     return sql.SQL(
-        "t.partition_key IS NULL"
-        " AND NOT EXISTS (SELECT 1 FROM {links} AS l WHERE l.event_id = t.id"
+        ("t.partition_key IS NULL AND" if release.partitions else "") +
+        " NOT EXISTS (SELECT 1 FROM {links} AS l WHERE l.event_id = t.id"
         "   AND l.dag_run_id <> ALL(%(counted_runs)s::int[]))"
-        " AND EXISTS (SELECT 1 FROM {events} AS n WHERE n.asset_id = t.asset_id AND n.timestamp >= t.timestamp"
+        " AND EXISTS (SELECT 1 FROM {events} AS n WHERE n.{asset} = t.{asset} AND n.timestamp >= t.timestamp"
         "   AND n.id <> t.id AND (n.timestamp > t.timestamp OR n.id > t.id))"
-        " AND NOT EXISTS (SELECT 1 FROM {refs} AS s WHERE s.asset_id = t.asset_id AND t.timestamp > coalesce("
-        "   (SELECT max(r.run_after) FROM {runs} AS r WHERE r.dag_id = s.dag_id AND r.run_type = 'asset_triggered'),"
+        " AND NOT EXISTS (SELECT 1 FROM {refs} AS s WHERE s.{asset} = t.{asset} AND t.timestamp > coalesce("
+        "   (SELECT max(r.{due}) FROM {runs} AS r WHERE r.dag_id = s.dag_id AND r.run_type = {triggered}),"
         "   '-infinity'))"
         " AND NOT EXISTS (SELECT 1 FROM {aliases} AS a WHERE a.event_id = t.id)").format(
-        links=t("dagrun_asset_event"), events=t("asset_event"), refs=t("dag_schedule_asset_reference"),
-        runs=t("dag_run"), aliases=t("asset_alias_asset_event"))
+        links=t(release.asset_link), events=t(release.asset_event), refs=t(release.asset_schedule),
+        runs=t("dag_run"), aliases=t(release.asset_alias_link), asset=sql.Identifier(release.asset_id),
+        due=sql.Identifier(release.run_after), triggered=sql.Literal(release.asset_triggered))
 
 
 class ArchiveTables(Walk):
@@ -190,28 +197,27 @@ class ArchiveTables(Walk):
         return {}
 
 
-def build_rules(plan, schema, conn, now=None):
-    """The handlers of one run."""
+def build_rules(plan, schema, conn, now=None, release=NEWEST):
+    """The handlers of one run, on the tables of ``release``."""
     rules = []
     days = plan["dag_run_retention_days"]
     if days is not None:
         rules.append(Rule(
             name=RUNS_RULE, table="dag_run", cutoff=aware_cutoff(days, now),
-            walk=DagRunRetention(schema, plan["keep_runs_per_dag"], plan["dag_run_batch_size"]),
+            walk=DagRunRetention(schema, plan["keep_runs_per_dag"], plan["dag_run_batch_size"], release),
             time_column="end_date",
             description="finished dag runs (success, failed) that ended more than %d days ago, with their task"
                         " instances, tries, XComs, rendered fields, task maps, notes and asset event links; except"
                         " the newest %d runs of each DAG, the runs the scheduler reads to compute the next one,"
                         " and runs with a task instance that is not finished" % (days, plan["keep_runs_per_dag"]),
-            note="deadline.dagrun_id and asset_partition_dag_run.created_dag_run_id have no index in Airflow 3.3:"
-                 " their rows are deleted with one scan of each table per batch"))
+            note=release.unindexed))
     walk = IdWalk(schema)
     days = plan["asset_event_retention_days"]
     if days is not None:
         runs = rules[0].walk.counted_runs if rules else list
         rules.append(Rule(
-            name="asset_events", table="asset_event", cutoff=aware_cutoff(days, now), walk=IdWalk(schema),
-            time_column="timestamp", predicate=asset_event_free(schema), params={"counted_runs": runs},
+            name="asset_events", table=release.asset_event, cutoff=aware_cutoff(days, now), walk=IdWalk(schema),
+            time_column="timestamp", predicate=asset_event_free(schema, release), params={"counted_runs": runs},
             after=(RUNS_RULE,) if rules else (),
             description="asset events older than %d days that no remaining dag run consumed, except each asset's"
                         " newest event, events a DAG scheduled on the asset has not consumed yet, partitioned"
@@ -251,23 +257,30 @@ class AirflowProfile:
 
     def __init__(self, now=None):
         self.now = now
-        self.row_tables = ROW_TABLES
+        self.release = NEWEST           # the database's, once check_schema read it
+        self.run_rows = False           # whether the run deletes dag runs (their tables are counted then)
+
+    @property
+    def row_tables(self):
+        tables = tuple(self.release.table(t) for t in ROW_TABLES)
+        runs = tuple(t for t in self.release.run_tables if t not in tables) if self.run_rows else ()
+        return tables + runs
 
     def validate_options(self, params):
         plan = validate_options(params)
-        runs = tuple(t for t in RUN_TABLES if t not in ROW_TABLES) if plan["dag_run_retention_days"] else ()
-        self.row_tables = ROW_TABLES + runs
+        self.run_rows = bool(plan["dag_run_retention_days"])
         return plan
 
     def check_schema(self, conn, schema):
-        check_schema(conn, schema)
+        self.release = schema_release(conn, schema)
+        check_schema(conn, schema, self.release)
 
     def build_rules(self, plan, schema, conn):
         # Every statement is short, but the planner may price the candidate reads high enough to compile
         # them with JIT, which takes longer than running them.
         with conn.cursor() as cur:
             cur.execute("SELECT set_config('jit', 'off', false)")
-        return build_rules(plan, schema, conn, self.now)
+        return build_rules(plan, schema, conn, self.now, self.release)
 
     def table_rows(self, conn, schema):
         """Rows of the tables the run may delete from (those of this Airflow release)."""

@@ -10,6 +10,9 @@ index, so that no foreign key cascade has to look for rows by a scan. Every row 
 handler's ``rows_by_table`` and in the run's row budget. Check mode counts the same rows with the
 same reads, in the same batches.
 
+What the rows of a run are, and which columns date and order runs, is the release's (``schema.Release``): Airflow 3
+finds the rows of a task instance by its uuid, Airflow 2.11 by its key (dag_id, task_id, run_id, map_index).
+
 A batch takes whole runs only; how many is sized from the rows per run of the batches before it, so that a
 batch stays near the row budget's ``batch_size`` (and never above ``dag_run_batch_size`` runs).
 """
@@ -19,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .._engine.walks import Walk
+from .schema import NEWEST
 
 try:
     from psycopg import sql
@@ -31,7 +35,8 @@ FINISHED_RUN_STATES = ("success", "failed")
 # when the run itself was marked finished.
 UNFINISHED_TI_STATES = ("scheduled", "queued", "running", "restarting", "up_for_retry", "up_for_reschedule",
                         "deferred", "awaiting_input")
-# Run types whose newest run the scheduler reads to compute the next one (see ``scheduler_needs``).
+# Run types whose newest run the scheduler reads to compute the next one (see ``scheduler_needs``), on every
+# tested release.
 AUTOMATED_RUN_TYPES = ("scheduled", "backfill")
 # Dag runs read per statement when looking for candidates.
 SCAN_RUNS = 500
@@ -42,31 +47,10 @@ KEEP_REASONS = {
     "task_unfinished": "a task instance of the run is not finished (queued, running, up for retry, deferred...)",
     "newest_per_dag": "one of the newest runs of its DAG (keep_runs_per_dag), which the grid view shows",
     "scheduler_needs": "the newest scheduled or backfill run of its DAG (the scheduler computes the next run"
-                       " from it), or its newest asset-triggered run (the floor of the next one's asset events)",
+                       " from it), or its newest asset- (dataset-) triggered run (the floor of the next one's"
+                       " events)",
     "locked": "the run row was locked by Airflow when the batch came to it",
 }
-
-# Rows that hang off a task instance, deleted before the task instances: (table, how they are found).
-# "ti_id": by the task instance's id; "ti_key": by (dag_id, task_id, run_id, map_index);
-# "run_pair": by (dag_id, run_id); "run_id": by dag_run.id in ``column``.
-TI_CHILDREN = (
-    ("task_reschedule", "ti_id", "ti_id"),
-    ("task_instance_note", "ti_id", "ti_id"),
-    ("hitl_detail", "ti_id", "ti_id"),
-    ("hitl_detail_history", "tih", "ti_history_id"),
-    ("task_instance_history", "run_pair", None),
-    ("xcom", "run_id", "dag_run_id"),
-    ("rendered_task_instance_fields", "ti_key", None),
-    ("task_map", "ti_key", None),
-)
-RUN_CHILDREN = (
-    ("dag_run_note", "dag_run_id"),
-    ("dagrun_asset_event", "dag_run_id"),
-    ("task_state_store", "dag_run_id"),
-    ("deadline", "dagrun_id"),
-    ("asset_partition_dag_run", "created_dag_run_id"),
-)
-TABLES = tuple(t for t, _h, _c in TI_CHILDREN) + ("task_instance",) + tuple(t for t, _c in RUN_CHILDREN) + ("dag_run",)
 
 
 @dataclass
@@ -98,8 +82,9 @@ class RunProgress:
 class DagRunRetention(Walk):
     """Walks ``dag_run`` by id; each batch deletes whole finished runs past the retention in one transaction."""
 
-    def __init__(self, schema, keep_per_dag, max_runs):
+    def __init__(self, schema, keep_per_dag, max_runs, release=NEWEST):
         super().__init__(schema)
+        self.release = release
         self.keep_per_dag = keep_per_dag
         self.max_runs = max_runs
         self.columns = {}
@@ -107,7 +92,7 @@ class DagRunRetention(Walk):
         self.counted = []               # dag_run.id of every run deleted (in check mode: counted) so far
 
     def start(self, state):
-        state.own = RunProgress(rows_by_table={t: 0 for t in TABLES})
+        state.own = RunProgress(rows_by_table={t: 0 for t in self.release.run_tables})
         self.counted = []
 
     def counted_runs(self):
@@ -130,7 +115,7 @@ class DagRunRetention(Walk):
 
     def privileges(self, rule):
         needs = [("dag_run", "SELECT"), ("dag_run", "UPDATE"), ("dag_run", "DELETE")]
-        for table in TABLES:
+        for table in self.release.run_tables:
             if table != "dag_run" and table in self.columns:
                 needs += [(table, "SELECT"), (table, "DELETE")]
         return needs
@@ -139,7 +124,7 @@ class DagRunRetention(Walk):
     def prepare(self, conn, state, id_ranges):
         with conn.cursor() as cur:
             cur.execute("SELECT table_name, column_name FROM information_schema.columns"
-                        " WHERE table_schema = %s AND table_name = ANY(%s)", (self.schema, list(TABLES)))
+                        " WHERE table_schema = %s AND table_name = ANY(%s)", (self.schema, list(self.release.run_tables)))
             for table, column in cur.fetchall():
                 self.columns.setdefault(table, set()).add(column)
             self.protected = self._protected(cur)
@@ -152,31 +137,35 @@ class DagRunRetention(Walk):
         the newest runs read here stay among the newest.
         """
         runs = self._t("dag_run")
+        rel = self.release
+        due, logical = sql.Identifier(rel.run_after), sql.Identifier(rel.logical_date)
         out = {}
         cur.execute(sql.SQL(
             "SELECT id FROM (SELECT r.id,"
-            " row_number() OVER (PARTITION BY r.dag_id ORDER BY r.run_after DESC, r.id DESC) AS n"
-            " FROM {} AS r) AS ranked WHERE n <= %s").format(runs), (self.keep_per_dag,))
+            " row_number() OVER (PARTITION BY r.dag_id ORDER BY r.{due} DESC, r.id DESC) AS n"
+            " FROM {runs} AS r) AS ranked WHERE n <= %s").format(runs=runs, due=due), (self.keep_per_dag,))
         for (run,) in cur.fetchall():
             out.setdefault(run, set()).add("newest_per_dag")
-        # What the DAG processor and the scheduler read (airflow/dag_processing/collection.py,
-        # _get_latest_runs_stmt): the run of the newest logical date among scheduled and backfill runs.
+        # What the DAG processor and the scheduler read (_get_latest_runs_stmt: Airflow 3's
+        # airflow/dag_processing/collection.py, 2.11's DagModel in airflow/models/dag.py): the run of the newest
+        # logical (execution) date among scheduled and backfill runs.
         cur.execute(sql.SQL(
-            "SELECT r.id FROM {runs} AS r JOIN (SELECT dag_id, max(logical_date) AS newest FROM {runs}"
-            " WHERE run_type = ANY(%s) GROUP BY dag_id) AS m ON m.dag_id = r.dag_id AND r.logical_date = m.newest"
-        ).format(runs=runs), (list(AUTOMATED_RUN_TYPES),))
+            "SELECT r.id FROM {runs} AS r JOIN (SELECT dag_id, max({logical}) AS newest FROM {runs}"
+            " WHERE run_type = ANY(%s) GROUP BY dag_id) AS m ON m.dag_id = r.dag_id AND r.{logical} = m.newest"
+        ).format(runs=runs, logical=logical), (list(AUTOMATED_RUN_TYPES),))
         needed = [row[0] for row in cur.fetchall()]
-        if self.has("dag_run", "partition_key"):
+        if rel.partitions and self.has("dag_run", "partition_key"):
             # Partitioned DAGs: the newest partitioned run (_get_latest_runs_stmt_partitioned).
             cur.execute(sql.SQL(
                 "SELECT DISTINCT ON (dag_id) id FROM {} WHERE run_type = ANY(%s) AND partition_key IS NOT NULL"
                 " ORDER BY dag_id, partition_date IS NULL, partition_date DESC, run_after DESC").format(runs),
                 (list(AUTOMATED_RUN_TYPES),))
             needed += [row[0] for row in cur.fetchall()]
-        # Asset-triggered DAGs: the previous asset-triggered run's run_after floors the next run's events.
+        # Asset-triggered DAGs: the previous asset-triggered run's run_after (2.11: a dataset-triggered run's
+        # execution_date) floors the next run's events.
         cur.execute(sql.SQL(
-            "SELECT DISTINCT ON (dag_id) id FROM {} WHERE run_type = 'asset_triggered'"
-            " ORDER BY dag_id, run_after DESC, id DESC").format(runs))
+            "SELECT DISTINCT ON (dag_id) id FROM {runs} WHERE run_type = %s"
+            " ORDER BY dag_id, {due} DESC, id DESC").format(runs=runs, due=due), (rel.asset_triggered,))
         needed += [row[0] for row in cur.fetchall()]
         for run in needed:
             out.setdefault(run, set()).add("scheduler_needs")
@@ -189,8 +178,9 @@ class DagRunRetention(Walk):
             "SELECT r.id, r.dag_id, r.run_id, r.state,"
             " EXISTS (SELECT 1 FROM {ti} AS ti WHERE ti.dag_id = r.dag_id AND ti.run_id = r.run_id"
             "   AND ti.state = ANY(%(unfinished)s))"
-            " FROM {runs} AS r WHERE r.id > %(cursor)s AND coalesce(r.end_date, r.run_after) < %(cutoff)s"
-            " ORDER BY r.id LIMIT %(scan)s").format(ti=self._t("task_instance"), runs=self._t("dag_run")),
+            " FROM {runs} AS r WHERE r.id > %(cursor)s AND coalesce(r.end_date, r.{due}) < %(cutoff)s"
+            " ORDER BY r.id LIMIT %(scan)s").format(ti=self._t("task_instance"), runs=self._t("dag_run"),
+                                                    due=sql.Identifier(self.release.run_after)),
             {"cursor": state.cursor, "cutoff": state.rule.cutoff, "unfinished": list(UNFINISHED_TI_STATES),
              "scan": SCAN_RUNS})
         rows = cur.fetchall()
@@ -259,15 +249,16 @@ class DagRunRetention(Walk):
         run_names = [t[2] for t in take]
         pairs = sql.SQL("(d.dag_id, d.run_id) IN (SELECT * FROM unnest(%(dag_ids)s::text[], %(run_ids)s::text[]))")
         params = {"ids": ids, "dag_ids": dag_ids, "run_ids": run_names}
-        cur.execute(sql.SQL("SELECT d.id, d.dag_id, d.task_id, d.run_id, d.map_index FROM {} AS d WHERE {}").format(
-            self._t("task_instance"), pairs), params)
+        ti_id = sql.SQL("d.id") if self.release.ti_id else sql.SQL("NULL::uuid")
+        cur.execute(sql.SQL("SELECT {}, d.dag_id, d.task_id, d.run_id, d.map_index FROM {} AS d WHERE {}").format(
+            ti_id, self._t("task_instance"), pairs), params)
         tis = cur.fetchall()
         params.update(ti_ids=[t[0] for t in tis], ti_dags=[t[1] for t in tis], ti_tasks=[t[2] for t in tis],
                       ti_runs=[t[3] for t in tis], ti_maps=[t[4] for t in tis])
         ti_key = sql.SQL("(d.dag_id, d.task_id, d.run_id, d.map_index) IN (SELECT * FROM unnest("
                          "%(ti_dags)s::text[], %(ti_tasks)s::text[], %(ti_runs)s::text[], %(ti_maps)s::int[]))")
         counts = {}
-        for table, how, column in TI_CHILDREN:
+        for table, how, column in self.release.ti_children:
             if not self.has(table):
                 continue
             if how == "ti_id":
@@ -285,9 +276,9 @@ class DagRunRetention(Walk):
                                 " (SELECT * FROM unnest(%(dag_ids)s::text[], %(run_ids)s::text[])))").format(
                     sql.Identifier(column), self._t("task_instance_history"))
             counts[table] = self._rows(cur, check_mode, table, where, params)
-        counts["task_instance"] = self._rows(cur, check_mode, "task_instance",
-                                             sql.SQL("d.id = ANY(%(ti_ids)s::uuid[])"), params)
-        for table, column in RUN_CHILDREN:
+        counts["task_instance"] = self._rows(cur, check_mode, "task_instance", sql.SQL(
+            "d.id = ANY(%(ti_ids)s::uuid[])") if self.release.ti_id else ti_key, params)
+        for table, column in self.release.run_children:
             if self.has(table, column):
                 counts[table] = self._rows(cur, check_mode, table,
                                            sql.SQL("d.{} = ANY(%(ids)s)").format(sql.Identifier(column)), params)
@@ -314,7 +305,8 @@ class DagRunRetention(Walk):
         """Runs past retention beyond the cursor: an upper bound (some of them will be kept)."""
         with conn.cursor() as cur:
             cur.execute(sql.SQL("SELECT count(*) FROM {} AS r WHERE r.id > %s AND r.state = ANY(%s)"
-                                " AND coalesce(r.end_date, r.run_after) < %s").format(self._t("dag_run")),
+                                " AND coalesce(r.end_date, r.{}) < %s").format(
+                self._t("dag_run"), sql.Identifier(self.release.run_after)),
                         (state.cursor, list(FINISHED_RUN_STATES), state.rule.cutoff))
             state.remaining = cur.fetchone()[0]
         state.remaining_exact = False

@@ -1,5 +1,5 @@
-"""airflow_prune against a real Airflow 3 history: core runs, real ansible-playbook runs, and read-back through
-Airflow's own models (tests/airflow_fixture.py)."""
+"""airflow_prune against a real Airflow history, on every release it supports (Airflow 3.3 and 2.11): core runs,
+real ansible-playbook runs, and read-back through Airflow's own models (tests/airflow_fixture.py)."""
 from __future__ import annotations
 
 import datetime
@@ -11,15 +11,16 @@ import time
 
 import pytest
 
-from airflow_fixture import RETENTION, TABLES, counts, read_back, run_key
+from airflow_fixture import AIRFLOW_RELEASES, RELEASES, RETENTION, counts, read_back, run_key
 from conftest import COLLECTIONS_ROOT, conn_params
 
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._airflow.rules import AirflowProfile
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._common.errors import InvalidRequest
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._engine.prune import run_prune
 
-# One worker builds the Airflow history and runs every test on its copies (a session fixture per worker otherwise).
-pytestmark = pytest.mark.xdist_group("airflow")
+# One worker per release builds its Airflow history and runs every test of that release on its copies: each
+# release's parameter is an xdist group ("airflow", the one of test_airflow_health.py, and "airflow-2.11").
+every_release = pytest.mark.parametrize("airflow_release", AIRFLOW_RELEASES)
 
 MODULE = "pgtidy.maintenance.airflow_prune"
 FINISHED = ("success", "failed")
@@ -34,8 +35,9 @@ def parse(value):
     return datetime.datetime.fromisoformat(value) if value else None
 
 
-def expected_deleted(before, days, keep):
-    """The runs the rules delete, worked out from Airflow's read-back (not from the module's SQL)."""
+def expected_deleted(before, days, keep, asset_triggered="asset_triggered"):
+    """The runs the rules delete, worked out from Airflow's read-back (not from the module's SQL). On 2.11 a run's
+    ``logical_date`` and ``run_after`` are both its execution date (tests/airflow2/read_back.py)."""
     cutoff = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=days)
     by_dag = {}
     for key, run in before["runs"].items():
@@ -46,7 +48,7 @@ def expected_deleted(before, days, keep):
                                         reverse=True)[:keep]}
         automated = [(parse(r["logical_date"]), k) for k, r in runs if r["run_type"] in ("scheduled", "backfill")]
         needed = {k for d, k in automated if d == max(automated)[0]} if automated else set()
-        asset_runs = [(parse(r["run_after"]), r["id"], k) for k, r in runs if r["run_type"] == "asset_triggered"]
+        asset_runs = [(parse(r["run_after"]), r["id"], k) for k, r in runs if r["run_type"] == asset_triggered]
         if asset_runs:
             needed.add(max(asset_runs)[2])
         for key, run in runs:
@@ -64,11 +66,14 @@ def handler_view(result):
             for name, h in result["handlers"].items()}
 
 
-def test_check_mode_predicts_the_run_and_a_rerun_deletes_nothing(pg, airflow_db, lock_file):
-    before = counts(pg, airflow_db)
+@every_release
+def test_check_mode_predicts_the_run_and_a_rerun_deletes_nothing(pg, airflow_db, lock_file, airflow_release):
+    release = RELEASES[airflow_release]
+    tables = release.tables
+    before = counts(pg, airflow_db, airflow_release)
     old_log = int(pg.psql("SELECT count(*) FROM log WHERE dttm < now() - interval '30 days'", airflow_db))
     plan = prune(pg, airflow_db, lock_file, check=True)
-    assert counts(pg, airflow_db) == before, "check mode must not change anything"
+    assert counts(pg, airflow_db, airflow_release) == before, "check mode must not change anything"
     done = prune(pg, airflow_db, lock_file)
     again_plan = prune(pg, airflow_db, lock_file, check=True)
     again = prune(pg, airflow_db, lock_file)
@@ -78,16 +83,16 @@ def test_check_mode_predicts_the_run_and_a_rerun_deletes_nothing(pg, airflow_db,
     assert handler_view(plan) == handler_view(done)
     assert plan["deleted_total"] == done["deleted_total"] > 0
     assert plan["rows_after"] == done["rows_after"]
-    after = counts(pg, airflow_db)
-    for table in TABLES:
+    after = counts(pg, airflow_db, airflow_release)
+    for table in tables:
         assert after[table] == done["rows_after"].get(table, after[table]), table
     # Every row the run removed is counted: the tables' counts fell by exactly the rows reported.
-    gone_rows = {t: before[t] - after[t] for t in TABLES}
+    gone_rows = {t: before[t] - after[t] for t in tables}
     reported = {}
     for handler in done["handlers"].values():
         for table, n in (handler.get("rows_by_table") or {handler["table"]: handler["deleted"]}).items():
             reported[table] = reported.get(table, 0) + n
-    for table in TABLES:
+    for table in tables:
         assert gone_rows[table] == reported.get(table, 0), table
     assert done["deleted_total"] == sum(gone_rows.values())
 
@@ -97,7 +102,9 @@ def test_check_mode_predicts_the_run_and_a_rerun_deletes_nothing(pg, airflow_db,
     # The old manual run's flaky task failed its first try: that try is its history row.
     assert runs["rows_by_table"]["task_map"] > 0 and runs["rows_by_table"]["task_instance_history"] == 1
     assert runs["rows_by_table"]["dag_run_note"] == 1 and runs["rows_by_table"]["task_instance_note"] == 1
-    assert runs["rows_by_table"]["dagrun_asset_event"] == 1
+    assert runs["rows_by_table"][release.asset_link] == 1
+    for table in release.ti_children:       # 2.11: the failed first try is a task_fail row too
+        assert runs["rows_by_table"][table] == 1, table
     # The oldest asset event: its consumer run is gone and the consumer DAG has consumed past it. The next one is
     # still consumed by a kept run, the newest is its asset's newest.
     assert done["handlers"]["asset_events"]["deleted"] == 1
@@ -111,19 +118,22 @@ def test_check_mode_predicts_the_run_and_a_rerun_deletes_nothing(pg, airflow_db,
 
     assert again_plan["deleted_total"] == 0 and again_plan["changed"] is False
     assert again["deleted_total"] == 0 and again["changed"] is False
-    assert counts(pg, airflow_db) == after
+    assert counts(pg, airflow_db, airflow_release) == after
 
 
-def test_airflow_reads_back_what_was_kept_and_schedules_the_same(pg, airflow_db, airflow_history, lock_file):
+@every_release
+def test_airflow_reads_back_what_was_kept_and_schedules_the_same(pg, airflow_db, airflow_history, lock_file,
+                                                                 airflow_release):
     before = airflow_history["before"]
     made = airflow_history["made"]
     result = prune(pg, airflow_db, lock_file)
     assert result["changed"] and not result["failed_handlers"]
     newest_scheduled = made["scheduled"][-1]
     after = read_back(pg, airflow_db, airflow_history["python"], airflow_history["home"],
-                      rerun=(newest_scheduled[0], newest_scheduled[1], "total"))
+                      rerun=(newest_scheduled[0], newest_scheduled[1], "total"), release=airflow_release)
 
-    gone = expected_deleted(before, RETENTION["dag_run_retention_days"], RETENTION["keep_runs_per_dag"])
+    gone = expected_deleted(before, RETENTION["dag_run_retention_days"], RETENTION["keep_runs_per_dag"],
+                            RELEASES[airflow_release].asset_triggered)
     assert gone and set(before["runs"]) - set(after["runs"]) == gone
     assert set(after["runs"]) == set(before["runs"]) - gone
     assert sorted(result["handlers"]["dag_runs"]["run_ids"]) == sorted(gone)
@@ -150,7 +160,8 @@ def test_airflow_reads_back_what_was_kept_and_schedules_the_same(pg, airflow_db,
     assert rerun["history"] == [[total["try_number"], "success"]]
 
 
-def test_no_row_points_at_a_deleted_run_and_no_old_audit_row_stays(pg, airflow_db, lock_file):
+@every_release
+def test_no_row_points_at_a_deleted_run_and_no_old_audit_row_stays(pg, airflow_db, lock_file, airflow_release):
     prune(pg, airflow_db, lock_file)
     orphans = pg.psql(
         "SELECT (SELECT count(*) FROM task_instance ti WHERE NOT EXISTS (SELECT 1 FROM dag_run r"
@@ -163,7 +174,8 @@ def test_no_row_points_at_a_deleted_run_and_no_old_audit_row_stays(pg, airflow_d
     assert orphans == "0"
 
 
-def test_budget_stops_between_whole_runs(pg, airflow_db, lock_file):
+@every_release
+def test_budget_stops_between_whole_runs(pg, airflow_db, lock_file, airflow_release):
     """A small row budget stops the run early; no run is left half deleted, and the next runs finish the work."""
     first = prune(pg, airflow_db, lock_file, max_rows=10, batch_size=10, log_retention_days=-1,
                   job_retention_days=-1, import_error_retention_days=-1)
@@ -182,25 +194,30 @@ def test_budget_stops_between_whole_runs(pg, airflow_db, lock_file):
     assert fresh["handlers"]["dag_runs"]["deleted"] == 0
 
 
-def run_fingerprints(pg, db):
+def run_fingerprints(pg, db, release="3.3"):
     """Per dag run, the rows it owns: task instances, XComs, rendered fields, earlier tries, notes, asset links."""
+    rel = RELEASES[release]
+    # A task instance note hangs off the task instance's id on Airflow 3, off its key on 2.11.
+    note_of = "ti.id = n.ti_id" if not rel.ti_children else \
+        "(ti.dag_id, ti.task_id, ti.run_id, ti.map_index) = (n.dag_id, n.task_id, n.run_id, n.map_index)"
     out = pg.psql(
         "SELECT r.dag_id || '/' || r.run_id, (SELECT count(*) FROM task_instance ti"
         "   WHERE ti.dag_id = r.dag_id AND ti.run_id = r.run_id),"
         " (SELECT count(*) FROM xcom x WHERE x.dag_run_id = r.id),"
         " (SELECT count(*) FROM rendered_task_instance_fields f WHERE f.dag_id = r.dag_id AND f.run_id = r.run_id),"
         " (SELECT count(*) FROM task_instance_history h WHERE h.dag_id = r.dag_id AND h.run_id = r.run_id),"
-        " (SELECT count(*) FROM task_instance_note n JOIN task_instance ti ON ti.id = n.ti_id"
+        " (SELECT count(*) FROM task_instance_note n JOIN task_instance ti ON " + note_of +
         "   WHERE ti.dag_id = r.dag_id AND ti.run_id = r.run_id),"
         " (SELECT count(*) FROM dag_run_note n WHERE n.dag_run_id = r.id),"
-        " (SELECT count(*) FROM dagrun_asset_event e WHERE e.dag_run_id = r.id)"
+        " (SELECT count(*) FROM " + rel.asset_link + " e WHERE e.dag_run_id = r.id)"
         " FROM dag_run r ORDER BY 1", db)
     rows = [line.split("|") for line in out.splitlines() if line]
     return {row[0]: tuple(int(v) for v in row[1:]) for row in rows}
 
 
-def test_killed_mid_run_leaves_no_half_deleted_run(pg, airflow_db, lock_file, tmp_path):
-    whole = run_fingerprints(pg, airflow_db)
+@every_release
+def test_killed_mid_run_leaves_no_half_deleted_run(pg, airflow_db, lock_file, tmp_path, airflow_release):
+    whole = run_fingerprints(pg, airflow_db, airflow_release)
     script = tmp_path / "run.py"
     script.write_text(
         "import sys, json\n"
@@ -211,31 +228,46 @@ def test_killed_mid_run_leaves_no_half_deleted_run(pg, airflow_db, lock_file, tm
     params = conn_params(pg, airflow_db, lock_file=lock_file, batch_size=1, batch_pause=0.3, **RETENTION)
     proc = subprocess.Popen([sys.executable, str(script), json.dumps(params)])
     deadline = time.monotonic() + 60
-    while len(run_fingerprints(pg, airflow_db)) == len(whole) and time.monotonic() < deadline \
+    while len(run_fingerprints(pg, airflow_db, airflow_release)) == len(whole) and time.monotonic() < deadline \
             and proc.poll() is None:
         time.sleep(0.1)
     assert proc.poll() is None, "the pruning process ended before it was killed (rc %s)" % proc.returncode
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    mid = run_fingerprints(pg, airflow_db)
+    mid = run_fingerprints(pg, airflow_db, airflow_release)
     assert 0 < len(whole) - len(mid), "nothing was deleted before the kill"
     assert {key: whole[key] for key in mid} == mid, "a run that stayed lost some of its rows"
     result = prune(pg, airflow_db, lock_file)
     assert not result["capped"] and not result["failed_handlers"]
     assert result["handlers"]["dag_runs"]["runs_deleted"] > 0
-    end = run_fingerprints(pg, airflow_db)
+    end = run_fingerprints(pg, airflow_db, airflow_release)
     assert {key: whole[key] for key in end} == end
     assert prune(pg, airflow_db, lock_file, check=True)["deleted_total"] == 0
 
 
-def test_untested_schema_revision_is_refused(pg, airflow_db, lock_file):
+@every_release
+def test_untested_schema_revision_is_refused(pg, airflow_db, lock_file, airflow_release):
     pg.psql("UPDATE alembic_version SET version_num = '0000deadbeef'", airflow_db)
-    before = counts(pg, airflow_db)
+    before = counts(pg, airflow_db, airflow_release)
     with pytest.raises(Exception) as caught:
         prune(pg, airflow_db, lock_file)
     assert getattr(caught.value, "kind", None) == "untested_schema" or "untested" in type(caught.value).__name__.lower()
     assert "0000deadbeef" in str(caught.value) and "Airflow 3.3.2" in str(caught.value)
-    assert counts(pg, airflow_db) == before
+    assert "Airflow 2.11.2" in str(caught.value)
+    assert counts(pg, airflow_db, airflow_release) == before
+
+
+@every_release
+def test_an_untested_revision_allowed_is_read_as_its_tables_say(pg, airflow_db, lock_file, airflow_release):
+    """allow_untested_schema on a revision of neither release: the tables' shape says which release's rules run
+    (a 2.11 database is not read with Airflow 3's columns), and they run as on the tested revision."""
+    pg.psql("UPDATE alembic_version SET version_num = '0000deadbeef'", airflow_db)
+    plan = prune(pg, airflow_db, lock_file, check=True, allow_untested_schema=True)
+    done = prune(pg, airflow_db, lock_file, allow_untested_schema=True)
+    assert done["schema_tested"] is False and done["schema_revision"] == "0000deadbeef"
+    assert not done["failed_handlers"] and done["handlers"]["dag_runs"]["runs_deleted"] > 0
+    assert handler_view(plan) == handler_view(done)
+    assert set(done["rows_before"]) >= set(RELEASES[airflow_release].tables)
 
 
 def test_options_are_checked_before_the_database():
@@ -248,7 +280,8 @@ def test_options_are_checked_before_the_database():
     assert plan["drop_archive_tables"] is False
 
 
-def test_playbook_check_run_rerun_and_archive_drop(pg, airflow_db, ansible, lock_file):
+@every_release
+def test_playbook_check_run_rerun_and_archive_drop(pg, airflow_db, ansible, lock_file, airflow_release):
     args = conn_params(pg, airflow_db, lock_file=lock_file, drop_archive_tables=True, **RETENTION)
     rc, check, out = ansible.run_task(MODULE, args, check=True, diff=True)
     assert rc == 0, out
@@ -267,7 +300,8 @@ def test_playbook_check_run_rerun_and_archive_drop(pg, airflow_db, ansible, lock
     assert again["changed"] is False and again["deleted_total"] == 0
 
 
-def test_playbook_refuses_an_unknown_revision(pg, airflow_db, ansible, lock_file):
+@every_release
+def test_playbook_refuses_an_unknown_revision(pg, airflow_db, ansible, lock_file, airflow_release):
     pg.psql("UPDATE alembic_version SET version_num = '0000deadbeef'", airflow_db)
     rc, result, out = ansible.run_task(MODULE, conn_params(pg, airflow_db, lock_file=lock_file, **RETENTION))
     assert rc != 0, out
