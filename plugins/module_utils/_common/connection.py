@@ -47,8 +47,8 @@ _SECRET_KEYS = ("password", "sslpassword")
 _MAX_TIMEOUT_MS = 2 ** 31 - 1
 
 
-def _param(params, name):
-    """The option's value, or its default (CONNECTION_ARGUMENT_SPEC) when it is unset or empty."""
+def connection_option(params, name):
+    """A connection option's value, or its default (CONNECTION_ARGUMENT_SPEC) when it is unset or empty."""
     return CONNECTION_ARGUMENT_SPEC[name]["default"] if params.get(name) in (None, "") else params[name]
 
 
@@ -68,11 +68,11 @@ def duration_setting(name, value):
 def conninfo_from_params(params, dbname=None):
     """Map module parameters to libpq keywords. The password stays out of every message."""
     kw = {
-        "user": _param(params, "login_user"),
+        "user": connection_option(params, "login_user"),
         "dbname": dbname or params.get("login_db") or "postgres",
-        "sslmode": _param(params, "ssl_mode"),
+        "sslmode": connection_option(params, "ssl_mode"),
         # 0 (libpq: wait forever) has always meant the default here.
-        "connect_timeout": str(params.get("connect_timeout") or _param({}, "connect_timeout")),
+        "connect_timeout": str(params.get("connect_timeout") or connection_option({}, "connect_timeout")),
         "application_name": APPLICATION_NAME,
     }
     host = params.get("login_unix_socket") or params.get("login_host")
@@ -103,8 +103,8 @@ def connect(params, dbname=None):
     """
     if not HAS_PSYCOPG:
         raise ConnectionFailed("psycopg 3 is required: %s" % PSYCOPG_IMPORT_ERROR)
-    lock_timeout = duration_setting("lock_timeout", _param(params, "lock_timeout"))
-    statement_timeout = duration_setting("statement_timeout", _param(params, "statement_timeout"))
+    lock_timeout = duration_setting("lock_timeout", connection_option(params, "lock_timeout"))
+    statement_timeout = duration_setting("statement_timeout", connection_option(params, "statement_timeout"))
     kw = conninfo_from_params(params, dbname)
     target = "%s@%s:%s/%s" % (kw["user"], kw.get("host", "(default socket)"), kw.get("port", "5432"), kw["dbname"])
     try:

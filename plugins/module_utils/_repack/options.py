@@ -36,7 +36,8 @@ PROFILE_TABLES = {
                 "task_run_state", "flow_run_input", "task_run_state_cache", "automation_event_follower", "csrf_token"),
     "airflow": ("task_instance", "task_instance_history", "dag_run", "xcom", "rendered_task_instance_fields", "log", "job",
                 "task_reschedule", "task_map", "asset_event", "dagrun_asset_event", "callback_request", "trigger",
-                "serialized_dag", "dag_version", "import_error"),
+                "serialized_dag", "dag_version", "import_error",
+                "dataset_event", "dagrun_dataset_event", "task_fail"),  # the last three: Airflow 2.11's names
 }
 _COUNTS = ("max_tables", "max_duration", "table_timeout", "jobs")
 _SWITCHES = ("kill_backends", "no_superuser_check", "cleanup_leftovers")
@@ -108,21 +109,21 @@ def validate_options(params):
     fraction, index_fraction = (_within(name, float(_given(params, name)), 0, 1)
                                 for name in ("min_reclaimable_fraction", "min_index_reclaimable_fraction"))
     margin = _within("free_space_margin", float(_given(params, "free_space_margin")), 0)
-    counts = {name: int(_within(name, params.get(name) or 0, 0)) for name in _COUNTS}
+    counts = {name: int(_within(name, _given(params, name), 0)) for name in _COUNTS}
     wait_timeout = _within("wait_timeout", int(_given(params, "wait_timeout")), 1)
     try:
-        command = shlex.split(params.get("repack_command") or "pg_repack")
+        command = shlex.split(_given(params, "repack_command"))
     except ValueError as exc:
         raise InvalidRequest("repack_command cannot be parsed: %s" % exc)
     if not command:
         raise InvalidRequest("repack_command is empty")
-    free = (params.get("free_space_check") or "auto").strip()
+    free = _given(params, "free_space_check").strip()
     free_check = ({"mode": "path", "path": free} if free.startswith("/") else {"mode": free} if free in ("auto", "off")
                   else {"mode": "figure", "bytes": parse_bytes(free, "free_space_check")})
     return Plan(
-        tables=tables, auto=auto, profile=params.get("profile") or "any", schema=params.get("schema") or "public",
-        min_table_size=parse_bytes(params.get("min_table_size") or 0, "min_table_size"), min_reclaimable_fraction=fraction,
+        tables=tables, auto=auto, profile=_given(params, "profile"), schema=_given(params, "schema"),
+        min_table_size=parse_bytes(_given(params, "min_table_size"), "min_table_size"), min_reclaimable_fraction=fraction,
         min_index_reclaimable_fraction=index_fraction, min_index_size=parse_bytes(_given(params, "min_index_size"), "min_index_size"),
-        estimate_method=params.get("estimate_method") or "auto", wait_timeout=wait_timeout, command=command, free_space=free_check,
-        free_space_margin=margin, rebuild_indexes=params.get("rebuild_indexes") is not False,
-        **counts, **{name: bool(params.get(name)) for name in _SWITCHES})
+        estimate_method=_given(params, "estimate_method"), wait_timeout=wait_timeout, command=command, free_space=free_check,
+        free_space_margin=margin, rebuild_indexes=bool(_given(params, "rebuild_indexes")),
+        **counts, **{name: bool(_given(params, name)) for name in _SWITCHES})

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from .._common.connection import connect, redact, server_facts
+from .._common.connection import connect, connection_option, redact, server_facts
 from .._common.errors import InvalidRequest, LockBusy, PgtidyError
 from .._common.lock import AdvisoryLock, LockFile
 from .catalog import (active_repack_sessions, clean_leftovers, current_facts, find_leftovers, free_space,
@@ -125,7 +125,7 @@ def _run_locked(run):
                                  " this database (CREATE EXTENSION pgstattuple), or use estimate_method: statistics")
         run.pgstattuple_schema = None if plan.estimate_method == "statistics" else pgstattuple_schema
         result["estimate_method"] = "pgstattuple" if run.pgstattuple_schema else "statistics"
-        run.role = run.params.get("session_role") or run.params.get("login_user") or "postgres"
+        run.role = run.params.get("session_role") or connection_option(run.params, "login_user")
         _process(run, _select(run, {item["target_oid"] for item in leftovers}))
     result["changed"] = bool(result["repacked"]) or bool(result["leftovers_cleaned"])
     return result
