@@ -13,6 +13,8 @@ from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
 from ansible_collections.pgtidy.maintenance.plugins.doc_fragments._common import ModuleDocFragment
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._common.errors import InvalidRequest
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._airflow import rules as _airflow
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._airflow.options import AIRFLOW_PRUNE_ARGUMENT_SPEC
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._dagster import rules as _dagster
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._dagster.options import DAGSTER_PRUNE_ARGUMENT_SPEC
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._engine import retention as _retention
@@ -20,6 +22,7 @@ from ansible_collections.pgtidy.maintenance.plugins.module_utils._health import 
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._health.flags import DEFAULT_THRESHOLDS
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._prefect import rules as _prefect
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._prefect.options import PREFECT_PRUNE_ARGUMENT_SPEC
+from ansible_collections.pgtidy.maintenance.plugins.module_utils._repack import options as _repack
 
 MODULES_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))),
                            "plugins", "modules")
@@ -117,6 +120,10 @@ def ansible_params(spec, given):
     (_prefect.validate_options, PREFECT_PRUNE_ARGUMENT_SPEC, {"log_retention_days": {"debug": 3}}),
     (_prefect.validate_options, PREFECT_PRUNE_ARGUMENT_SPEC,
      {"flow_run_retention_days": 30, "event_retention_days": 14, "event_retention_overrides": {"a.b": 1}}),
+    (_airflow.validate_options, AIRFLOW_PRUNE_ARGUMENT_SPEC, {}),
+    (_airflow.validate_options, AIRFLOW_PRUNE_ARGUMENT_SPEC, {"dag_run_retention_days": 30, "keep_runs_per_dag": 2}),
+    (_repack.validate_options, _repack.REPACK_ARGUMENT_SPEC, {"auto": True}),
+    (_repack.validate_options, _repack.REPACK_ARGUMENT_SPEC, {"tables": ["t"], "max_tables": 0, "profile": "airflow"}),
 ])
 def test_the_core_plans_a_partial_request_as_ansible_fills_it(validate, spec, given):
     """The preview hands the core only the keys given; the module hands it what Ansible filled in."""
