@@ -10,7 +10,10 @@ the history and to read it back.
 in-process with ``dag.test()`` (scheduled weekly runs, manual runs with notes, a task that succeeds on its
 second try, mapped tasks and XComs, asset events consumed by asset-triggered runs, a run left running),
 moves each run back in time with SQL, adds audit log rows, jobs, import errors and the archive table an
-``airflow db clean`` without --skip-archive leaves, and reads the history back. The database becomes the template every test clones
+``airflow db clean`` without --skip-archive leaves, then the rows of the other table families
+(tests/airflow/families_history.py: a run whose deferrable sensor is deferred on its trigger, unused triggers,
+callbacks, two versions of a DAG, task state, partitioned asset key log rows, web sessions), and reads the
+history back. The database becomes the template every test clones
 with CREATE DATABASE ... TEMPLATE; tests/airflow/read_back.py reads a database back through Airflow's models.
 """
 from __future__ import annotations
@@ -32,10 +35,14 @@ DAGS = os.path.join(SCRIPTS, "dags")
 # The retention the Airflow tests prune with (the fixture's runs are 1 to 155 days old).
 RETENTION = {"dag_run_retention_days": 30, "keep_runs_per_dag": 1, "asset_event_retention_days": 30,
              "log_retention_days": 30,
-             "job_retention_days": 30, "import_error_retention_days": 30}
+             "job_retention_days": 30, "import_error_retention_days": 30,
+             "callback_retention_days": 30, "trigger_retention_days": 30, "dag_version_retention_days": 30,
+             "session_retention_days": 30, "task_state_store_retention_days": 30,
+             "partitioned_asset_key_log_retention_days": 30}
 TABLES = ("dag_run", "task_instance", "task_instance_history", "xcom", "rendered_task_instance_fields",
           "task_map", "dag_run_note", "task_instance_note", "dagrun_asset_event", "asset_event", "log", "job",
-          "import_error")
+          "import_error", "callback", "trigger", "dag_version", "serialized_dag", "dag_code", "session",
+          "task_state_store", "asset_partition_dag_run", "partitioned_asset_key_log")
 
 
 def airflow_python():
