@@ -59,6 +59,10 @@ class Sweep(TimeWalk):
     def remaining(self, conn, state, check_mode, precounted=None):
         KeysetWalk.remaining(self, conn, state, check_mode)
 
+    def report(self, state):
+        """A rule that deletes dependents with its rows (``cascade``) reports every table's rows, as dag_runs does."""
+        return {"rows_by_table": self.rows_by_table(state)} if state.rule.cascade else {}
+
 
 class Absent(Walk):
     """A family this database has no table for: nothing to walk, and the report says why."""

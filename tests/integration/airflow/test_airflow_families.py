@@ -58,6 +58,7 @@ def test_each_family_deletes_what_is_past_retention_and_keeps_the_rest(pg, airfl
     first = made["versions"]["first_version"]
     assert handlers["dag_versions"]["deleted"] == 1
     assert handlers["dag_versions"]["cascaded"] == {"serialized_dag": 1, "dag_code": 1}
+    assert handlers["dag_versions"]["rows_by_table"] == {"dag_version": 1, "serialized_dag": 1, "dag_code": 1}
     assert run_key(made["versioned_old"]) in handlers["dag_runs"]["run_ids"]
     for table, column in (("dag_version", "id"), ("serialized_dag", "dag_version_id"), ("dag_code", "dag_version_id")):
         assert pg.psql("SELECT count(*) FROM %s WHERE %s = '%s'" % (table, column, first), airflow_db) == "0", table
