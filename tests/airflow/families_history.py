@@ -97,10 +97,12 @@ def unused_triggers(now):
     return ids
 
 
-def callbacks(now):
-    """Callbacks as a deadline alert makes them: finished long ago (success, failed), pending long ago, and
-    finished lately."""
+def callbacks(now, kept_run, deleted_run):
+    """Callbacks as a deadline alert makes them: finished long ago (success, failed), pending long ago, finished
+    lately; and the finished callbacks of two missed deadlines (``Deadline``), one of a run that stays and one of a
+    run the dag run rule deletes (its deadline goes with the run, and then its callback may go)."""
     from airflow.models.callback import Callback
+    from airflow.models.deadline import Deadline
     from airflow.sdk.definitions.callback import SyncCallback
     ids = {}
     with create_session() as session:
@@ -112,6 +114,15 @@ def callbacks(now):
             session.add(callback)
             session.flush()
             ids[label] = str(callback.id)
+        for label, key in (("deadline_of_kept_run", kept_run), ("deadline_of_deleted_run", deleted_run)):
+            deadline = Deadline(deadline_time=now - 56 * DAYS, callback=SyncCallback("pgtidy_dags.notify"),
+                                dagrun_id=_run_id(session, key), deadline_alert_id=None, dag_id=key[0])
+            deadline.missed = True
+            deadline.callback.state = "success"
+            deadline.callback.created_at = now - 55 * DAYS
+            session.add(deadline)
+            session.flush()
+            ids[label] = str(deadline.callback.id)
     return ids
 
 

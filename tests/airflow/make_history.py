@@ -248,7 +248,7 @@ def main():
     runs, made["deferred_trigger"] = families.deferred_runs(deferred, NOW)
     made.update(runs)
     made["triggers"] = families.unused_triggers(NOW)
-    made["callbacks"] = families.callbacks(NOW)
+    made["callbacks"] = families.callbacks(NOW, made["recent_manual"], made["old_manual"])
     made["task_state"] = families.task_state(NOW, made["recent_manual"], made["old_manual"])
     made["partition_log"] = families.partition_log(NOW, "file:///pgtidy/example.csv", made["old_manual"])
     made["sessions"] = families.web_sessions(NOW)

@@ -47,11 +47,14 @@ def test_each_family_deletes_what_is_past_retention_and_keeps_the_rest(pg, airfl
     assert ids(pg, airflow_db, "SELECT id FROM trigger") == as_text(
         [made["deferred_trigger"], triggers["unused_trigger_recent"]])
 
-    # Callbacks: the finished ones of 60 and 50 days go; the pending one and yesterday's finished one stay.
+    # Callbacks: the finished ones of 60 and 50 days go, and the one whose deadline went with its run; the pending
+    # one, yesterday's and the one whose deadline belongs to a run that stays remain (the deadline with it).
     callbacks = made["callbacks"]
-    assert handlers["callbacks"]["deleted"] == 2
+    assert handlers["callbacks"]["deleted"] == 3
+    assert handlers["dag_runs"]["rows_by_table"]["deadline"] == 1
     assert ids(pg, airflow_db, "SELECT id FROM callback") == sorted(
-        [callbacks["pending_old"], callbacks["success_recent"]])
+        [callbacks["pending_old"], callbacks["success_recent"], callbacks["deadline_of_kept_run"]])
+    assert ids(pg, airflow_db, "SELECT callback_id FROM deadline") == [callbacks["deadline_of_kept_run"]]
 
     # DAG versions: the first version of pgtidy_versioned, whose only run the dag run rule deleted, goes with its
     # serialized DAG and code; every DAG's current version stays.
@@ -124,7 +127,7 @@ def test_a_family_without_its_table_is_skipped_and_said_so(pg, airflow_db, lock_
             assert handlers[name]["deleted"] == 0 and handlers[name]["status"] == "ok"
             assert "skipped" in handlers[name]["description"]
         assert handlers["triggers"]["deleted"] == 1 and handlers["dag_versions"]["deleted"] == 1
-    assert pg.psql("SELECT count(*) FROM callback", airflow_db) == "4"
+    assert pg.psql("SELECT count(*) FROM callback", airflow_db) == "6"
 
 
 def test_minus_one_keeps_a_family_and_the_defaults_live_in_the_spec(pg, airflow_db, lock_file):
