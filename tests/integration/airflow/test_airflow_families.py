@@ -139,3 +139,33 @@ def test_minus_one_keeps_a_family_and_the_defaults_live_in_the_spec(pg, airflow_
     plan = AirflowProfile().validate_options({})
     for name in FAMILY_OPTIONS:
         assert plan[name] == AIRFLOW_PRUNE_ARGUMENT_SPEC[name]["default"] >= 1, name
+
+
+def family_view(result):
+    """What check mode predicts of each family. Not ``scanned``: in check mode the rows of the runs dag_runs counted
+    are still there, so a window examines them too (they are not candidates)."""
+    return {name: {key: h.get(key) for key in ("deleted", "batches", "remaining", "cascaded", "status")}
+            for name, h in result["handlers"].items() if name in FAMILIES}
+
+
+def test_check_mode_predicts_the_families_batch_by_batch_and_under_a_row_budget(pg, airflow_db, lock_file):
+    """One row per batch, and a row budget that ends the run inside the families (the other handlers off, the
+    families that wait for dag_runs last): check mode predicts each handler's rows, batches and backlog, and the
+    next run finishes the work."""
+    only = dict(batch_size=1, asset_event_retention_days=-1, log_retention_days=-1, job_retention_days=-1,
+                import_error_retention_days=-1)
+    whole = prune(pg, airflow_db, lock_file, check=True, **only)
+    assert sum(whole["handlers"][name]["deleted"] for name in FAMILIES) == 10
+    cap = whole["deleted_total"] - 4
+    plan = prune(pg, airflow_db, lock_file, check=True, max_rows=cap, **only)
+    done = prune(pg, airflow_db, lock_file, max_rows=cap, **only)
+    assert done["capped"] and done["capped_by"] == "max_rows" and not done["failed_handlers"]
+    assert family_view(plan) == family_view(done)
+    assert any(view["remaining"] for view in family_view(done).values()), "the budget ended before the families"
+    # A batch may pass the budget by its own rows (a DAG version brings its serialized DAG and code).
+    assert plan["deleted_total"] == done["deleted_total"] and cap <= done["deleted_total"] < whole["deleted_total"]
+    rest_plan = prune(pg, airflow_db, lock_file, check=True, **only)
+    rest = prune(pg, airflow_db, lock_file, **only)
+    assert family_view(rest_plan) == family_view(rest) and not rest["capped"]
+    assert rest["deleted_total"] == whole["deleted_total"] - done["deleted_total"] > 0
+    assert prune(pg, airflow_db, lock_file, check=True, **only)["deleted_total"] == 0
