@@ -93,9 +93,8 @@ class Absent(Walk):
 
 def _columns(conn, schema):
     """{table: {column: data_type}} of the tables the families read."""
-    tables = sorted({t for need in FAMILY_COLUMNS.values() for t in need} | {"deadline", "deadline_alert",
-                                                                            "task_instance_history", "dag_run",
-                                                                            "asset_watcher"})
+    also = {"deadline", "deadline_alert", "task_instance_history", "dag_run", "asset_watcher"}
+    tables = sorted({t for need in FAMILY_COLUMNS.values() for t in need} | also)
     with conn.cursor() as cur:
         cur.execute("SELECT table_name, column_name, data_type FROM information_schema.columns"
                     " WHERE table_schema = %s AND table_name = ANY(%s)", (schema, tables))
