@@ -37,7 +37,8 @@ AIRFLOW_PRUNE_ARGUMENT_SPEC = dict(
     # Task state store rows, by days past their ``expires_at`` (rows without one never expire).
     task_state_store_retention_days=dict(type="int", default=1),
     # Partitioned asset key log rows whose partitioned asset run is gone (nothing reads them), by creation time.
-    partitioned_asset_key_log_retention_days=dict(type="int", default=7),
+    # A number of days, not a secret: "key" in its name is the table's.
+    partitioned_asset_key_log_retention_days=dict(type="int", default=7, no_log=False),
     # Archive tables a failed or archiving ``airflow db clean`` left (``_airflow_deleted__*``): reported, and
     # dropped only when this is true.
     drop_archive_tables=dict(type="bool", default=False),
