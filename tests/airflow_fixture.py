@@ -42,7 +42,7 @@ RETENTION = {"dag_run_retention_days": 30, "keep_runs_per_dag": 1, "asset_event_
 TABLES = ("dag_run", "task_instance", "task_instance_history", "xcom", "rendered_task_instance_fields",
           "task_map", "dag_run_note", "task_instance_note", "dagrun_asset_event", "asset_event", "log", "job",
           "import_error", "callback", "trigger", "dag_version", "serialized_dag", "dag_code", "session",
-          "task_state_store", "asset_partition_dag_run", "partitioned_asset_key_log")
+          "task_state_store", "asset_partition_dag_run", "partitioned_asset_key_log", "deadline")
 
 
 def airflow_python():
