@@ -5,8 +5,8 @@ Written through Airflow itself where it can:
   until it defers (``TaskDeferred``), and the trigger row and the task instance's deferred state written as
   Airflow's execution API writes them (``Trigger.from_object``, ``state``, ``trigger_id``, ``next_method``); the
   run then marked failed by hand with the sensor still deferred; a newer finished run of the same DAG;
-- unused triggers: ``Trigger.from_object`` of a ``DateTimeTrigger`` no task instance refers to (what a triggerer
-  that stopped running leaves);
+- triggers: ``Trigger.from_object`` of a ``DateTimeTrigger`` no task instance refers to (what a triggerer
+  that stopped running leaves), and one an asset watcher (``AssetWatcherModel``) uses;
 - callbacks: ``Callback.create_from_sdk_def`` of a ``SyncCallback``, in states success, failed and pending;
 - DAG versions: ``SerializedDagModel.write_dag`` of a changed ``pgtidy_versioned`` after a run used its first
   version (Airflow keeps a version once a task instance used it, make_history.py);
@@ -82,18 +82,22 @@ def deferred_runs(dag, now):
     return made, trigger_id
 
 
-def unused_triggers(now):
-    """Triggers nothing refers to, oldest first (trigger ids grow with time): 40 days and 1 day old."""
+def unused_triggers(now, asset_uri):
+    """Triggers, oldest first (trigger ids grow with time): one an asset watcher of ``asset_uri`` uses (45 days
+    old), and two nothing refers to (40 days and 1 day old)."""
+    from airflow.models.asset import AssetModel, AssetWatcherModel
     from airflow.models.trigger import Trigger
     from airflow.providers.standard.triggers.temporal import DateTimeTrigger
     ids = {}
     with create_session() as session:
-        for label, age in (("unused_trigger_old", 40), ("unused_trigger_recent", 1)):
+        for label, age in (("watched_trigger", 45), ("unused_trigger_old", 40), ("unused_trigger_recent", 1)):
             trigger = Trigger.from_object(DateTimeTrigger(moment=now + 3650 * DAYS))
             session.add(trigger)
             session.flush()
             trigger.created_date = now - age * DAYS
             ids[label] = trigger.id
+        asset_id = session.scalar(select(AssetModel.id).where(AssetModel.uri == asset_uri))
+        session.add(AssetWatcherModel(name="pgtidy_watcher", asset_id=asset_id, trigger_id=ids["watched_trigger"]))
     return ids
 
 

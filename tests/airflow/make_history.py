@@ -247,7 +247,7 @@ def main():
     # The table families beyond dag runs (families_history.py says which rows Airflow writes and which SQL does).
     runs, made["deferred_trigger"] = families.deferred_runs(deferred, NOW)
     made.update(runs)
-    made["triggers"] = families.unused_triggers(NOW)
+    made["triggers"] = families.unused_triggers(NOW, "file:///pgtidy/example.csv")
     made["callbacks"] = families.callbacks(NOW, made["recent_manual"], made["old_manual"])
     made["task_state"] = families.task_state(NOW, made["recent_manual"], made["old_manual"])
     made["partition_log"] = families.partition_log(NOW, "file:///pgtidy/example.csv", made["old_manual"])

@@ -40,12 +40,13 @@ def test_each_family_deletes_what_is_past_retention_and_keeps_the_rest(pg, airfl
         assert done["handlers"][name]["status"] == "ok" and "skipped" not in done["handlers"][name], name
     handlers = done["handlers"]
 
-    # Triggers: the unused one created 40 days ago goes; the one a deferred sensor waits on (60 days old) and
-    # the unused one of yesterday stay.
+    # Triggers: the unused one created 40 days ago goes; the one a deferred sensor waits on (60 days old), the one
+    # an asset watcher uses (45 days) and the unused one of yesterday stay.
     triggers = made["triggers"]
     assert handlers["triggers"]["deleted"] == 1
     assert ids(pg, airflow_db, "SELECT id FROM trigger") == as_text(
-        [made["deferred_trigger"], triggers["unused_trigger_recent"]])
+        [made["deferred_trigger"], triggers["watched_trigger"], triggers["unused_trigger_recent"]])
+    assert ids(pg, airflow_db, "SELECT trigger_id FROM asset_watcher") == as_text([triggers["watched_trigger"]])
 
     # Callbacks: the finished ones of 60 and 50 days go, and the one whose deadline went with its run; the pending
     # one, yesterday's and the one whose deadline belongs to a run that stays remain (the deadline with it).
