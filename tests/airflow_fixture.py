@@ -15,7 +15,10 @@ history is the same history, made by tests/airflow2 with its DAGs written agains
 in-process with ``dag.test()`` (scheduled weekly runs, manual runs with notes, a task that succeeds on its
 second try, mapped tasks and XComs, asset events consumed by asset-triggered runs, a run left running),
 moves each run back in time with SQL, adds audit log rows, jobs, import errors and the archive table an
-``airflow db clean`` without --skip-archive leaves, and reads the history back. The database becomes the template every test clones
+``airflow db clean`` without --skip-archive leaves, then the rows of the other table families
+(tests/airflow/families_history.py: a run whose deferrable sensor is deferred on its trigger, unused triggers,
+callbacks, two versions of a DAG, task state, partitioned asset key log rows, web sessions), and reads the
+history back. The database becomes the template every test clones
 with CREATE DATABASE ... TEMPLATE; tests/airflow/read_back.py reads a database back through Airflow's models.
 """
 from __future__ import annotations
@@ -50,6 +53,7 @@ class Release:
     asset_event: str            # the asset (dataset) event table and its links to dag runs
     asset_link: str
     ti_children: tuple          # tables of rows that only 2.11 or only 3 keeps per task instance
+    own_tables: tuple = ()      # tables of the other families that only this release's tests count
 
     @property
     def dags(self):
@@ -59,12 +63,14 @@ class Release:
     def tables(self):
         return ("dag_run", "task_instance", "task_instance_history", "xcom", "rendered_task_instance_fields",
                 "task_map", "dag_run_note", "task_instance_note", self.asset_link, self.asset_event, "log", "job",
-                "import_error") + self.ti_children
+                "import_error") + self.ti_children + self.own_tables
 
 
 RELEASES = {
     "3.3": Release("3.3", "PGTIDY_AIRFLOW_PYTHON", ".venv-airflow-3", "tests/requirements-airflow3.txt", SCRIPTS,
-                   "asset_triggered", "asset_event", "dagrun_asset_event", ()),
+                   "asset_triggered", "asset_event", "dagrun_asset_event", (),
+                   ("callback", "trigger", "dag_version", "serialized_dag", "dag_code", "session", "task_state_store",
+                    "asset_partition_dag_run", "partitioned_asset_key_log", "deadline")),
     "2.11": Release("2.11", "PGTIDY_AIRFLOW2_PYTHON", ".venv-airflow-2", "tests/requirements-airflow2.txt",
                     os.path.join(HERE, "airflow2"), "dataset_triggered", "dataset_event", "dagrun_dataset_event",
                     ("task_fail",)),
@@ -79,7 +85,10 @@ AIRFLOW_RELEASES = [pytest.param(name, id="airflow-" + name,
 # The retention the Airflow tests prune with (the fixture's runs are 1 to 155 days old).
 RETENTION = {"dag_run_retention_days": 30, "keep_runs_per_dag": 1, "asset_event_retention_days": 30,
              "log_retention_days": 30,
-             "job_retention_days": 30, "import_error_retention_days": 30}
+             "job_retention_days": 30, "import_error_retention_days": 30,
+             "callback_retention_days": 30, "trigger_retention_days": 30, "dag_version_retention_days": 30,
+             "session_retention_days": 30, "task_state_store_retention_days": 30,
+             "partitioned_asset_key_log_retention_days": 30}
 TABLES = RELEASES[NEWEST].tables
 
 

@@ -81,6 +81,46 @@ options:
         it still parses, so an old one belongs to a file no longer parsed); V(-1) keeps them all.
     type: int
     default: 30
+  callback_retention_days:
+    description:
+      - Days to keep finished callbacks (C(callback) in state C(success) or C(failed)) after their creation;
+        V(-1) keeps them all.
+      - Never deleted - callbacks not finished, and callbacks a deadline of a remaining dag run (or of no run) refers
+        to (the deadline would go with them).
+    type: int
+    default: 30
+  trigger_retention_days:
+    description:
+      - Days after their creation to keep triggers (C(trigger)) that no task instance, earlier try, asset watcher or
+        callback refers to any more; V(-1) keeps them all. The triggerer deletes such triggers itself while it runs.
+    type: int
+    default: 7
+  dag_version_retention_days:
+    description:
+      - Days after their creation to keep DAG versions (C(dag_version), with their C(serialized_dag) and C(dag_code))
+        that no remaining dag run, task instance or earlier try refers to; V(-1) keeps them all.
+      - Never deleted - each DAG's newest version, and versions whose serialized DAG has deadline alerts. Runs
+        after the dag run handler, so the versions of the runs it deletes can go in the same run.
+    type: int
+    default: 90
+  session_retention_days:
+    description:
+      - Days past their expiry to keep web server sessions (C(session), the FAB auth manager's table); V(-1) keeps
+        them all. Skipped, and said so, when the database has no C(session) table.
+    type: int
+    default: 7
+  task_state_store_retention_days:
+    description:
+      - Days past their C(expires_at) to keep task state store rows (C(task_state_store)); rows without
+        C(expires_at) never expire. V(-1) keeps them all.
+    type: int
+    default: 1
+  partitioned_asset_key_log_retention_days:
+    description:
+      - Days after their creation to keep partitioned asset key log rows (C(partitioned_asset_key_log)) whose
+        partitioned asset run is gone (Airflow reads them only through that run); V(-1) keeps them all.
+    type: int
+    default: 7
   drop_archive_tables:
     description: Drop the C(_airflow_deleted__*) tables C(airflow db clean) left (they are always reported).
     type: bool

@@ -19,6 +19,8 @@ from airflow.utils.session import create_session
 from airflow.utils.state import DagRunState
 from airflow.utils.types import DagRunTriggeredByType, DagRunType
 
+import families_history as families
+
 UTC = datetime.timezone.utc
 NOW = datetime.datetime.now(UTC).replace(microsecond=0)
 DAYS = datetime.timedelta(days=1)
@@ -207,6 +209,7 @@ def main():
         sys.exit("DAG import errors: %s" % bag.import_errors)
     etl, producer = bag.get_dag("pgtidy_etl"), bag.get_dag("pgtidy_producer")
     consumer = bag.get_dag("pgtidy_consumer")
+    deferred, versioned = bag.get_dag("pgtidy_deferred"), bag.get_dag("pgtidy_versioned")
     made = {}
 
     def aged(key, days=None):
@@ -225,6 +228,9 @@ def main():
     made["scheduled"] = [aged(run(etl, DagRunType.SCHEDULED)) for dummy in range(5)]
     made["old_manual"] = aged(run(etl, run_after=NOW - 100 * DAYS), 100)
     add_notes(*made["old_manual"])
+    # A run that used the first version of pgtidy_versioned, then a second version (the first stays: a task used it).
+    made["versioned_old"] = aged(run(versioned, run_after=NOW - 100 * DAYS), 100)
+    made["versions"] = families.new_version(versioned, NOW, 100)
 
     # Asset events from producer runs, consumed by asset-triggered runs of the consumer an hour later.
     hour = datetime.timedelta(hours=1)
@@ -237,6 +243,15 @@ def main():
     made.update(jobs_and_errors())
     made["recent_manual"] = aged(run(etl, run_after=NOW - 2 * DAYS), 2)
     made["recent_producer"] = aged(run(producer, run_after=NOW - 1 * DAYS), 1)
+    made["versioned_recent"] = aged(run(versioned, run_after=NOW - 3 * DAYS), 3)
+    # The table families beyond dag runs (families_history.py says which rows Airflow writes and which SQL does).
+    runs, made["deferred_trigger"] = families.deferred_runs(deferred, NOW)
+    made.update(runs)
+    made["triggers"] = families.unused_triggers(NOW, "file:///pgtidy/example.csv")
+    made["callbacks"] = families.callbacks(NOW, made["recent_manual"], made["old_manual"])
+    made["task_state"] = families.task_state(NOW, made["recent_manual"], made["old_manual"])
+    made["partition_log"] = families.partition_log(NOW, "file:///pgtidy/example.csv", made["old_manual"])
+    made["sessions"] = families.web_sessions(NOW)
     audit((0, "trigger"))
     leftover_archive()
     # Airflow's read-back of the history, in this process (an Airflow import less for the tests).

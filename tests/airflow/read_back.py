@@ -80,10 +80,27 @@ def next_runs(session):
     return out
 
 
+def dags(session):
+    """Per DAG: what Airflow loads of its current version (the latest serialized DAG, its code, its tasks)."""
+    from airflow.models.dag import DagModel
+    from airflow.models.dag_version import DagVersion
+    from airflow.models.dagcode import DagCode
+    from airflow.models.serialized_dag import SerializedDagModel
+    out = {}
+    for model in session.scalars(select(DagModel).order_by(DagModel.dag_id)):
+        latest = DagVersion.get_latest_version(model.dag_id, session=session)
+        serialized = SerializedDagModel.get(model.dag_id, session=session)
+        out[model.dag_id] = {
+            "version": latest.version_number, "version_id": str(latest.id), "dag_hash": serialized.dag_hash,
+            "tasks": sorted(serialized.dag.task_ids), "code": DagCode.code(model.dag_id, session=session),
+        }
+    return out
+
+
 def read_back():
     from airflow.utils.session import create_session
     with create_session() as session:
-        return {"runs": runs(session), "next": next_runs(session)}
+        return {"runs": runs(session), "next": next_runs(session), "dags": dags(session)}
 
 
 def rerun(dag_id, run_id, task_id):

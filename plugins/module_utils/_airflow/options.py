@@ -28,6 +28,20 @@ AIRFLOW_PRUNE_ARGUMENT_SPEC = dict(
     job_retention_days=dict(type="int", default=30),
     # Import errors the DAG processor has not written again for this long (their file is no longer parsed).
     import_error_retention_days=dict(type="int", default=30),
+    # Finished callbacks (success, failed) by creation time, unless a deadline of a remaining run refers to them.
+    callback_retention_days=dict(type="int", default=30),
+    # Triggers no task instance, asset watcher or callback refers to any more (the triggerer deletes those
+    # itself while it runs; these are the ones left when none ran), by creation time.
+    trigger_retention_days=dict(type="int", default=7),
+    # DAG versions (with their serialized DAG and DAG code) no remaining run refers to, never a DAG's newest.
+    dag_version_retention_days=dict(type="int", default=90),
+    # Web server sessions (the FAB auth manager's ``session``), by days past their expiry.
+    session_retention_days=dict(type="int", default=7),
+    # Task state store rows, by days past their ``expires_at`` (rows without one never expire).
+    task_state_store_retention_days=dict(type="int", default=1),
+    # Partitioned asset key log rows whose partitioned asset run is gone (nothing reads them), by creation time.
+    # A number of days, not a secret: "key" in its name is the table's.
+    partitioned_asset_key_log_retention_days=dict(type="int", default=7, no_log=False),
     # Archive tables a failed or archiving ``airflow db clean`` left (``_airflow_deleted__*``): reported, and
     # dropped only when this is true.
     drop_archive_tables=dict(type="bool", default=False),

@@ -26,6 +26,7 @@ from .._common.tables import table_row_estimates
 from .._engine.prune import require_schema, schema_revision
 from .._engine.retention import check_days, default_of
 from .._engine.walks import IdWalk, Rule, Walk
+from .families import FAMILY_OPTIONS, FAMILY_TABLES, family_rules
 from .options import AIRFLOW_PRUNE_ARGUMENT_SPEC, TESTED_RELEASES, TESTED_REVISIONS
 from .runs import RUNS_RULE, UNFINISHED_TI_STATES, DagRunRetention
 from .schema import NEWEST, described_tables, release_for
@@ -37,10 +38,10 @@ except ImportError:  # pragma: no cover
 
 ARCHIVE_PREFIX = "_airflow_deleted__"
 RETENTION_OPTIONS = ("dag_run_retention_days", "asset_event_retention_days", "log_retention_days",
-                     "job_retention_days", "import_error_retention_days")
+                     "job_retention_days", "import_error_retention_days") + FAMILY_OPTIONS
 
 ROW_TABLES = ("dag_run", "task_instance", "task_instance_history", "xcom", "rendered_task_instance_fields",
-              "asset_event", "log", "job", "import_error")
+              "asset_event", "log", "job", "import_error") + FAMILY_TABLES
 
 
 def _whole(name, value, low, high):
@@ -242,6 +243,7 @@ def build_rules(plan, schema, conn, now=None, release=NEWEST):
                           time_column="timestamp",
                           description="import errors the DAG processor has not written again for %d days (it"
                                       " rewrites the errors of every file it still parses)" % days))
+    rules += family_rules(plan, schema, conn, rules, now)
     rules.append(Rule(name="archive_tables", table="_airflow_deleted__*", cutoff=None,
                       walk=ArchiveTables(schema, plan["drop_archive_tables"]),
                       description="archive tables left by airflow db clean (%s)" % (

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime
 
+from airflow.providers.standard.sensors.time_delta import TimeDeltaSensor
 from airflow.sdk import DAG, Asset, task
 
 START = datetime.datetime(2026, 7, 5, tzinfo=datetime.timezone.utc)
@@ -44,3 +45,14 @@ with DAG("pgtidy_consumer", schedule=[EXAMPLE], start_date=START, tags=["pgtidy"
         return len(context["triggering_asset_events"])
 
     consume()
+
+with DAG("pgtidy_deferred", schedule=None, start_date=START, tags=["pgtidy"]):
+    # A sensor in deferrable mode: it hands its wait to a trigger (a DateTimeTrigger ten years ahead).
+    TimeDeltaSensor(task_id="wait", delta=datetime.timedelta(days=3650), deferrable=True, timeout=3650 * 86400)
+
+with DAG("pgtidy_versioned", schedule=None, start_date=START, tags=["pgtidy"]):
+    @task
+    def report():
+        return "reported"
+
+    report()
