@@ -1,4 +1,4 @@
-"""health_info and repack on a real Airflow 3 database: the profile is recognised, the Airflow tables are
+"""health_info and repack on a real Airflow database (3.3 and 2.11): the profile is recognised, the Airflow tables are
 reported, the retention preview is airflow_prune's own check mode (the same rows per handler, through real
 ansible-playbook), and repack's airflow profile rewrites the pruned tables with Airflow reading back the same."""
 from __future__ import annotations
@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from airflow_fixture import RETENTION, read_back
+from airflow_fixture import AIRFLOW_RELEASES, RETENTION, read_back
 from conftest import assert_agree, conn_params, preview_and_check
 
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._airflow.rules import AirflowProfile
@@ -15,8 +15,8 @@ from ansible_collections.pgtidy.maintenance.plugins.module_utils._engine.prune i
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._repack import repack as _repack
 from ansible_collections.pgtidy.maintenance.plugins.module_utils._repack.options import PROFILE_TABLES
 
-# The Airflow history is built once, on the worker that runs the other Airflow tests.
-pytestmark = pytest.mark.xdist_group("airflow")
+# Each release's history is built once, on the worker of that release's xdist group (its parameter's mark).
+pytestmark = pytest.mark.parametrize("airflow_release", AIRFLOW_RELEASES)
 
 OPTIONS = [
     {},
@@ -44,6 +44,9 @@ def test_health_recognises_airflow_and_reports_its_tables(pg, airflow_db, ansibl
     assert facts["schema_revision"]["revision"] == pg.psql("SELECT version_num FROM alembic_version", airflow_db)
     assert facts["schema_revision"]["tested"] is True
     assert facts["retention"]["handlers"], facts["retention"]
+    assert facts["xcom"] == {"rows": int(pg.psql("SELECT count(*) FROM xcom", airflow_db)), "exact": True}
+    handlers = set(facts["retention"]["handlers"])
+    assert {"dag_runs", "asset_events", "audit_log"} <= handlers, handlers
 
 
 @pytest.mark.parametrize("options", OPTIONS, ids=["defaults", "test-retention", "capped"])
@@ -56,7 +59,8 @@ def test_airflow_preview_is_the_prune_check_mode(pg, airflow_db, ansible, lock_f
         assert check["capped"] and preview["next_run_capped"]
 
 
-def test_repack_airflow_profile_rewrites_pruned_airflow_tables_only(pg, airflow_db, airflow_history, lock_file):
+def test_repack_airflow_profile_rewrites_pruned_airflow_tables_only(pg, airflow_db, airflow_history, lock_file,
+                                                                   airflow_release):
     done = run_prune(conn_params(pg, airflow_db, lock_file=lock_file, **RETENTION), AirflowProfile())
     assert done["deleted_total"] > 0
     pg.psql("CREATE EXTENSION pg_repack", airflow_db)
@@ -64,7 +68,7 @@ def test_repack_airflow_profile_rewrites_pruned_airflow_tables_only(pg, airflow_
             airflow_db)
     pg.psql("ALTER TABLE unrelated ADD PRIMARY KEY (id); DELETE FROM unrelated WHERE id % 2 = 0", airflow_db)
     pg.psql("VACUUM ANALYZE", airflow_db)
-    before = read_back(pg, airflow_db, airflow_history["python"], airflow_history["home"])
+    before = read_back(pg, airflow_db, airflow_history["python"], airflow_history["home"], release=airflow_release)
     params = conn_params(pg, airflow_db, lock_file=lock_file, auto=True, profile="airflow", min_table_size="0",
                          min_reclaimable_fraction=0.2, max_tables=20, wait_timeout=2,
                          repack_command=shutil.which("pg_repack") or "/usr/lib/postgresql/15/bin/pg_repack")
@@ -74,4 +78,5 @@ def test_repack_airflow_profile_rewrites_pruned_airflow_tables_only(pg, airflow_
     assert "unrelated" not in considered
     assert "task_instance" in considered, considered
     assert result["repacked"], result["tables"]
-    assert read_back(pg, airflow_db, airflow_history["python"], airflow_history["home"]) == before
+    assert read_back(pg, airflow_db, airflow_history["python"], airflow_history["home"],
+                     release=airflow_release) == before
