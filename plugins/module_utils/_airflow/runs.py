@@ -6,9 +6,12 @@
 Each batch reads the next dag runs past the retention in id order, keeps those Airflow still needs
 (``KEEP_REASONS``), and deletes the others in one transaction: the rows that hang off their task
 instances first, then the task instances, the rows that hang off the runs, and the runs, each through an
-index, so that no foreign key cascade has to look for rows by a scan. Every row is counted, in the
-handler's ``rows_by_table`` and in the run's row budget. Check mode counts the same rows with the
-same reads, in the same batches.
+index, so that no foreign key cascade has to look for rows by a scan. The rows Airflow's own foreign keys
+delete with a task instance (ON DELETE CASCADE, read from the catalog) are left to that cascade: PostgreSQL
+looks each of them up for it whether or not it is still there, so deleting them first would look them up
+twice. Every row is counted, in the handler's ``rows_by_table`` and in the run's row budget (the cascaded
+ones from the transaction's own statistics, ``pg_stat_xact_user_tables``). Check mode counts the same rows
+with the same reads, in the same batches.
 
 A batch takes whole runs only; how many is sized from the rows per run of the batches before it, so that a
 batch stays near the row budget's ``batch_size`` (and never above ``dag_run_batch_size`` runs).
@@ -104,6 +107,7 @@ class DagRunRetention(Walk):
         self.max_runs = max_runs
         self.columns = {}
         self.protected = {}             # dag_run.id -> reasons it is kept whatever its age (read in ``prepare``)
+        self.cascading = set()          # TI_CHILDREN that PostgreSQL deletes with their task instances
         self.counted = []               # dag_run.id of every run deleted (in check mode: counted) so far
 
     def start(self, state):
@@ -143,7 +147,28 @@ class DagRunRetention(Walk):
             for table, column in cur.fetchall():
                 self.columns.setdefault(table, set()).add(column)
             self.protected = self._protected(cur)
+            self.cascading = self._cascading(cur)
         state.cursor = 0
+
+    def _cascading(self, cur):
+        """The TI_CHILDREN whose rows go with their task instance: a foreign key ON DELETE CASCADE to
+        task_instance, or to a table that has one (hitl_detail_history through task_instance_history)."""
+        cur.execute("SELECT c.relname, p.relname FROM pg_constraint AS k JOIN pg_class AS c ON c.oid = k.conrelid"
+                    " JOIN pg_class AS p ON p.oid = k.confrelid JOIN pg_namespace AS n ON n.oid = c.relnamespace"
+                    " WHERE k.contype = 'f' AND k.confdeltype = 'c' AND n.nspname = %s"
+                    " AND p.relnamespace = n.oid", (self.schema,))
+        links = cur.fetchall()
+        reached, frontier = set(), {"task_instance"}
+        while frontier:
+            frontier = {child for child, parent in links if parent in frontier and child not in reached}
+            reached |= frontier
+        return {t for t, _how, _column in TI_CHILDREN if t in reached}
+
+    def _deleted_in_transaction(self, cur, tables):
+        """Rows this transaction has deleted so far from ``tables`` (cascades included)."""
+        cur.execute("SELECT relname, n_tup_del FROM pg_stat_xact_user_tables WHERE schemaname = %s"
+                    " AND relname = ANY(%s)", (self.schema, list(tables)))
+        return dict(cur.fetchall())
 
     def _protected(self, cur):
         """dag_run.id -> reasons, for the runs kept whatever their age (read once per run of the module).
@@ -267,8 +292,10 @@ class DagRunRetention(Walk):
         ti_key = sql.SQL("(d.dag_id, d.task_id, d.run_id, d.map_index) IN (SELECT * FROM unnest("
                          "%(ti_dags)s::text[], %(ti_tasks)s::text[], %(ti_runs)s::text[], %(ti_maps)s::int[]))")
         counts = {}
+        # In check mode every table is counted by its own read; a real batch lets the cascade delete these.
+        cascaded = [] if check_mode else [t for t, _how, _column in TI_CHILDREN if t in self.cascading and self.has(t)]
         for table, how, column in TI_CHILDREN:
-            if not self.has(table):
+            if not self.has(table) or table in cascaded:
                 continue
             if how == "ti_id":
                 where = sql.SQL("d.{} = ANY(%(ti_ids)s::uuid[])").format(sql.Identifier(column))
@@ -285,8 +312,12 @@ class DagRunRetention(Walk):
                                 " (SELECT * FROM unnest(%(dag_ids)s::text[], %(run_ids)s::text[])))").format(
                     sql.Identifier(column), self._t("task_instance_history"))
             counts[table] = self._rows(cur, check_mode, table, where, params)
+        before = self._deleted_in_transaction(cur, cascaded) if cascaded else {}
         counts["task_instance"] = self._rows(cur, check_mode, "task_instance",
                                              sql.SQL("d.id = ANY(%(ti_ids)s::uuid[])"), params)
+        if cascaded:
+            after = self._deleted_in_transaction(cur, cascaded)
+            counts.update({t: after.get(t, 0) - before.get(t, 0) for t in cascaded})
         for table, column in RUN_CHILDREN:
             if self.has(table, column):
                 counts[table] = self._rows(cur, check_mode, table,
