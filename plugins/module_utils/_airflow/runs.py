@@ -36,8 +36,10 @@ UNFINISHED_TI_STATES = ("scheduled", "queued", "running", "restarting", "up_for_
                         "deferred", "awaiting_input")
 # Run types whose newest run the scheduler reads to compute the next one (see ``scheduler_needs``).
 AUTOMATED_RUN_TYPES = ("scheduled", "backfill")
-# Dag runs read per statement when looking for candidates.
+# Dag runs read per statement when looking for candidates: as many as the batch may take, within these bounds
+# (the lower one for the first batch, which takes one run, and for stretches of runs that are kept).
 SCAN_RUNS = 500
+MIN_SCAN_RUNS = 100
 LISTED_RUNS = 1000
 
 KEEP_REASONS = {
@@ -208,8 +210,8 @@ class DagRunRetention(Walk):
         return out
 
     # -- one batch -------------------------------------------------------------------
-    def _candidates(self, cur, state):
-        """The next runs past the retention in id order (finished or not), and whether the table ends there."""
+    def _candidates(self, cur, state, scan):
+        """The next ``scan`` runs past the retention in id order (finished or not), and whether the table ends there."""
         cur.execute(sql.SQL(
             "SELECT r.id, r.dag_id, r.run_id, r.state,"
             " EXISTS (SELECT 1 FROM {ti} AS ti WHERE ti.dag_id = r.dag_id AND ti.run_id = r.run_id"
@@ -217,9 +219,9 @@ class DagRunRetention(Walk):
             " FROM {runs} AS r WHERE r.id > %(cursor)s AND coalesce(r.end_date, r.run_after) < %(cutoff)s"
             " ORDER BY r.id LIMIT %(scan)s").format(ti=self._t("task_instance"), runs=self._t("dag_run")),
             {"cursor": state.cursor, "cutoff": state.rule.cutoff, "unfinished": list(UNFINISHED_TI_STATES),
-             "scan": SCAN_RUNS})
+             "scan": scan})
         rows = cur.fetchall()
-        return rows, len(rows) < SCAN_RUNS
+        return rows, len(rows) < scan
 
     def _runs_for(self, state, limit):
         """Runs this batch may take: about ``limit`` rows at the rows per run seen so far, at most max_runs."""
@@ -233,7 +235,8 @@ class DagRunRetention(Walk):
         want = self._runs_for(state, limit)
         take, last_seen = [], None
         with conn.cursor() as cur:
-            rows, exhausted = self._candidates(cur, state)
+            # Not many more than the batch may take: each candidate costs a probe of its task instances.
+            rows, exhausted = self._candidates(cur, state, min(SCAN_RUNS, max(want, MIN_SCAN_RUNS)))
             for run_id, dag_id, run_name, run_state, unfinished_tis in rows:
                 if len(take) >= want:
                     exhausted = False
