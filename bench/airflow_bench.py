@@ -23,7 +23,8 @@ each method: that is the idle baseline, pooled over the methods of the run.
 Measured for each: wall time, rows deleted (PostgreSQL's n_tup_del over the tables, cascades included), rows
 per second (db clean's over its in-process time, without the interpreter's start), rows examined (rows read by
 sequential scans and fetched through indexes), WAL bytes (pg_current_wal_lsn difference, the writer's own
-share measured idle subtracted) per deleted row, the longest transaction (sampled every 50 ms from
+share measured idle subtracted; each copy is dropped once measured, so that autovacuum cleaning up after one
+method writes nothing into the next one's measure) per deleted row, the longest transaction (sampled every 50 ms from
 pg_stat_activity, the writer's left out), the writer's p50/p99 latency per transaction, and the rows left per
 table (the writer's left out). --statements loads pg_stat_statements and lists each method's costliest
 statements. The two keep different rows on purpose: `db clean` keeps each DAG's newest non-manual run by start
@@ -124,12 +125,16 @@ def multiply(dsn, task_instances):
                     " AS new_run, make_interval(secs => k) AS shift FROM src AS s, generate_series(1, %s) AS k",
                     (rounds,))
         copy_rows(cur, "dag_run", "JOIN m ON t.id = m.old_id", {"id": "omit", "run_id": "m.new_run"})
+        # The foreign key checks of the copies below are planned from these statistics: without them the check of
+        # each task instance's run reads dag_run whole (a million task instances took more than a quarter hour).
+        cur.execute("ANALYZE dag_run")
         cur.execute("CREATE TEMP TABLE m2 AS SELECT m.*, r.id AS new_id FROM m JOIN dag_run AS r"
                     " ON r.dag_id = 'pgtidy_etl' AND r.run_id = m.new_run")
         cur.execute("CREATE INDEX ON m2 (old_run)")
         cur.execute("ANALYZE m2")
         join = "JOIN m2 AS m ON t.dag_id = 'pgtidy_etl' AND t.run_id = m.old_run"
         copy_rows(cur, "task_instance", join, {"id": "gen_random_uuid()", "run_id": "m.new_run"})
+        cur.execute("ANALYZE task_instance")
         copy_rows(cur, "task_instance_history", join, {"task_instance_id": "gen_random_uuid()",
                                                        "run_id": "m.new_run"})
         copy_rows(cur, "xcom", join, {"run_id": "m.new_run", "dag_run_id": "m.new_id"})
@@ -249,6 +254,12 @@ def measure(pg, admin, db, work, opts):
     return out
 
 
+def drop(admin, db):
+    """A measured copy goes at once: autovacuum cleaning up after its deletes would write WAL into the next
+    method's measure (pg_current_wal_lsn is the cluster's)."""
+    admin.execute('DROP DATABASE "%s" WITH (FORCE)' % db)
+
+
 def pgtidy_work(params, profile_class, run_prune, unpaced):
     def work():
         result = run_prune(params, profile_class())
@@ -259,7 +270,7 @@ def pgtidy_work(params, profile_class, run_prune, unpaced):
         return {"deleted_total": result["deleted_total"], "capped_by": result["capped_by"],
                 "longest_batch_s": max(h["longest_batch_s"] for h in handlers),
                 "batches": sum(h["batches"] for h in handlers),
-                "paused_s": (result.get("pacing") or {}).get("paused_s_total"),
+                "paused_s": (result.get("pacing") or {}).get("paused_s_total"), "engine_wal_bytes": result["wal_bytes"],
                 "wal_compression": result.get("wal_compression")}
     return work
 
@@ -328,7 +339,7 @@ def main():
     parser.add_argument("--writer-rate", type=float, default=50.0, help="writer transactions per second (default 50)")
     parser.add_argument("--idle-seconds", type=float, default=10.0, help="writer-only time before each method")
     parser.add_argument("--set", dest="pgtidy_set", action="append", default=[], metavar="OPTION=VALUE",
-                        help="an airflow_prune option for both pgtidy methods (repeatable), e.g. --set batch_size=20000")
+                        help="an airflow_prune option for both pgtidy methods (repeatable), e.g. --set batch_size=9000")
     parser.add_argument("--statements", action="store_true",
                         help="load pg_stat_statements and report each method's most expensive statements")
     parser.add_argument("--json")
@@ -400,6 +411,7 @@ def main():
             log("db-clean ...")
             results["db-clean"] = measure(pg, admin, db, db_clean, opts)
             results["db-clean"]["runs_left"] = runs_left(pg.dsn(db))
+            drop(admin, db)
         if "pgtidy" in methods:
             db = clone("bench_pgtidy")
             log("pgtidy (unpaced, no budget caps) ...")
@@ -409,6 +421,7 @@ def main():
             log("pgtidy re-run ...")
             results["pgtidy-rerun"] = measure(pg, admin, db, pgtidy_work(params(db, **UNPACED), AirflowProfile,
                                                                          run_prune, True), opts)
+            drop(admin, db)
             if "db-clean" in results:
                 results["vs_db_clean"] = round(results["pgtidy"]["rows_per_s"] /
                                                max(1, results["db-clean"]["rows_per_s"]), 2)
