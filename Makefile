@@ -53,10 +53,13 @@ lint: setup build
 sanity: setup
 	bash scripts/sanity.sh
 
+# The throughput benchmarks; the last, airflow_prune against airflow db clean on 1,000,000 task instances with a
+# concurrent writer, takes about 25 minutes on two shared cores (--task-instances 100000 for a quick look)
 bench: setup
 	$(PY) bench/prune_bench.py
 	$(PY) bench/repack_vs_vacuum_full.py
 	PGTIDY_PREFECT_PYTHON=$(CURDIR)/.venv-prefect/bin/python $(PY) bench/prefect_bench.py --levels --scaling
+	PGTIDY_AIRFLOW_PYTHON=$(CURDIR)/.venv-airflow-3/bin/python $(PY) bench/airflow_bench.py
 
 # 24 simulated months of a Dagster deployment pruned weekly (76 minutes for two lines on two shared cores):
 # bench/steady_state.json and bench/steady_state.png

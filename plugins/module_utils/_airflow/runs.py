@@ -6,9 +6,12 @@
 Each batch reads the next dag runs past the retention in id order, keeps those Airflow still needs
 (``KEEP_REASONS``), and deletes the others in one transaction: the rows that hang off their task
 instances first, then the task instances, the rows that hang off the runs, and the runs, each through an
-index, so that no foreign key cascade has to look for rows by a scan. Every row is counted, in the
-handler's ``rows_by_table`` and in the run's row budget. Check mode counts the same rows with the
-same reads, in the same batches.
+index, so that no foreign key cascade has to look for rows by a scan. The rows Airflow's own foreign keys
+delete with a task instance (ON DELETE CASCADE, read from the catalog) are left to that cascade: PostgreSQL
+looks each of them up for it whether or not it is still there, so deleting them first would look them up
+twice. Every row is counted, in the handler's ``rows_by_table`` and in the run's row budget (the cascaded
+ones from the transaction's own statistics, ``pg_stat_xact_user_tables``). Check mode counts the same rows
+with the same reads, in the same batches.
 
 What the rows of a run are, and which columns date and order runs, is the release's (``schema.Release``): Airflow 3
 finds the rows of a task instance by its uuid, Airflow 2.11 by its key (dag_id, task_id, run_id, map_index).
@@ -38,8 +41,10 @@ UNFINISHED_TI_STATES = ("scheduled", "queued", "running", "restarting", "up_for_
 # Run types whose newest run the scheduler reads to compute the next one (see ``scheduler_needs``), on every
 # tested release.
 AUTOMATED_RUN_TYPES = ("scheduled", "backfill")
-# Dag runs read per statement when looking for candidates.
+# Dag runs read per statement when looking for candidates: as many as the batch may take, within these bounds
+# (the lower one for the first batch, which takes one run, and for stretches of runs that are kept).
 SCAN_RUNS = 500
+MIN_SCAN_RUNS = 100
 LISTED_RUNS = 1000
 
 KEEP_REASONS = {
@@ -89,6 +94,7 @@ class DagRunRetention(Walk):
         self.max_runs = max_runs
         self.columns = {}
         self.protected = {}             # dag_run.id -> reasons it is kept whatever its age (read in ``prepare``)
+        self.cascading = set()          # children of a task instance PostgreSQL deletes with it (indexed)
         self.counted = []               # dag_run.id of every run deleted (in check mode: counted) so far
 
     def start(self, state):
@@ -128,7 +134,37 @@ class DagRunRetention(Walk):
             for table, column in cur.fetchall():
                 self.columns.setdefault(table, set()).add(column)
             self.protected = self._protected(cur)
+            self.cascading = self._cascading(cur)
         state.cursor = 0
+
+    def _cascading(self, cur):
+        """The children of a task instance (``Release.ti_children``) whose rows go with it: a foreign key ON DELETE
+        CASCADE to task_instance, or to a table that has one (hitl_detail_history through task_instance_history),
+        whose columns lead an index of the child, so that PostgreSQL finds the rows through it. A child whose
+        cascade would have to scan is deleted by its own statement first, and so is every child when the server
+        does not count the rows a transaction deletes (``track_counts`` off): the cascaded rows are counted from
+        those statistics."""
+        cur.execute("SELECT current_setting('track_counts')::bool")
+        if not cur.fetchone()[0]:
+            return set()
+        cur.execute("SELECT c.relname, p.relname FROM pg_constraint AS k JOIN pg_class AS c ON c.oid = k.conrelid"
+                    " JOIN pg_class AS p ON p.oid = k.confrelid JOIN pg_namespace AS n ON n.oid = c.relnamespace"
+                    " WHERE k.contype = 'f' AND k.confdeltype = 'c' AND n.nspname = %s"
+                    " AND p.relnamespace = n.oid AND EXISTS (SELECT 1 FROM pg_index AS i WHERE i.indrelid = k.conrelid"
+                    "   AND (string_to_array(i.indkey::text, ' ')::int2[])[1:cardinality(k.conkey)] @> k.conkey)",
+                    (self.schema,))
+        links = cur.fetchall()
+        reached, frontier = set(), {"task_instance"}
+        while frontier:
+            frontier = {child for child, parent in links if parent in frontier and child not in reached}
+            reached |= frontier
+        return {t for t, _how, _column in self.release.ti_children if t in reached}
+
+    def _deleted_in_transaction(self, cur, tables):
+        """Rows this transaction has deleted so far from ``tables`` (cascades included)."""
+        cur.execute("SELECT relname, n_tup_del FROM pg_stat_xact_user_tables WHERE schemaname = %s"
+                    " AND relname = ANY(%s)", (self.schema, list(tables)))
+        return dict(cur.fetchall())
 
     def _protected(self, cur):
         """dag_run.id -> reasons, for the runs kept whatever their age (read once per run of the module).
@@ -172,8 +208,8 @@ class DagRunRetention(Walk):
         return out
 
     # -- one batch -------------------------------------------------------------------
-    def _candidates(self, cur, state):
-        """The next runs past the retention in id order (finished or not), and whether the table ends there."""
+    def _candidates(self, cur, state, scan):
+        """The next ``scan`` runs past the retention in id order (finished or not), and whether the table ends there."""
         cur.execute(sql.SQL(
             "SELECT r.id, r.dag_id, r.run_id, r.state,"
             " EXISTS (SELECT 1 FROM {ti} AS ti WHERE ti.dag_id = r.dag_id AND ti.run_id = r.run_id"
@@ -182,9 +218,9 @@ class DagRunRetention(Walk):
             " ORDER BY r.id LIMIT %(scan)s").format(ti=self._t("task_instance"), runs=self._t("dag_run"),
                                                     due=sql.Identifier(self.release.run_after)),
             {"cursor": state.cursor, "cutoff": state.rule.cutoff, "unfinished": list(UNFINISHED_TI_STATES),
-             "scan": SCAN_RUNS})
+             "scan": scan})
         rows = cur.fetchall()
-        return rows, len(rows) < SCAN_RUNS
+        return rows, len(rows) < scan
 
     def _runs_for(self, state, limit):
         """Runs this batch may take: about ``limit`` rows at the rows per run seen so far, at most max_runs."""
@@ -198,7 +234,8 @@ class DagRunRetention(Walk):
         want = self._runs_for(state, limit)
         take, last_seen = [], None
         with conn.cursor() as cur:
-            rows, exhausted = self._candidates(cur, state)
+            # Not many more than the batch may take: each candidate costs a probe of its task instances.
+            rows, exhausted = self._candidates(cur, state, min(SCAN_RUNS, max(want, MIN_SCAN_RUNS)))
             for run_id, dag_id, run_name, run_state, unfinished_tis in rows:
                 if len(take) >= want:
                     exhausted = False
@@ -258,8 +295,11 @@ class DagRunRetention(Walk):
         ti_key = sql.SQL("(d.dag_id, d.task_id, d.run_id, d.map_index) IN (SELECT * FROM unnest("
                          "%(ti_dags)s::text[], %(ti_tasks)s::text[], %(ti_runs)s::text[], %(ti_maps)s::int[]))")
         counts = {}
+        # In check mode every table is counted by its own read; a real batch lets the cascade delete these.
+        cascaded = [] if check_mode else [t for t, _how, _column in self.release.ti_children
+                                          if t in self.cascading and self.has(t)]
         for table, how, column in self.release.ti_children:
-            if not self.has(table):
+            if not self.has(table) or table in cascaded:
                 continue
             if how == "ti_id":
                 where = sql.SQL("d.{} = ANY(%(ti_ids)s::uuid[])").format(sql.Identifier(column))
@@ -276,8 +316,12 @@ class DagRunRetention(Walk):
                                 " (SELECT * FROM unnest(%(dag_ids)s::text[], %(run_ids)s::text[])))").format(
                     sql.Identifier(column), self._t("task_instance_history"))
             counts[table] = self._rows(cur, check_mode, table, where, params)
+        before = self._deleted_in_transaction(cur, cascaded) if cascaded else {}
         counts["task_instance"] = self._rows(cur, check_mode, "task_instance", sql.SQL(
             "d.id = ANY(%(ti_ids)s::uuid[])") if self.release.ti_id else ti_key, params)
+        if cascaded:
+            after = self._deleted_in_transaction(cur, cascaded)
+            counts.update({t: after.get(t, 0) - before.get(t, 0) for t in cascaded})
         for table, column in self.release.run_children:
             if self.has(table, column):
                 counts[table] = self._rows(cur, check_mode, table,
