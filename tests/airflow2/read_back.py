@@ -130,8 +130,8 @@ def rerun(dag_id, run_id, task_id):
                 ti.task = dag.task_dict[ti.task_id]
                 _run_task(ti=ti, session=session)
         tis = run.get_task_instances(session=session)
-        xcom = [x for x in session.scalars(select(XCom).where(
-            XCom.dag_id == dag_id, XCom.run_id == run_id, XCom.task_id == task_id, XCom.key == "return_value"))]
+        xcom = list(session.scalars(select(XCom).where(
+            XCom.dag_id == dag_id, XCom.run_id == run_id, XCom.task_id == task_id, XCom.key == "return_value")))
         out = {
             "run_state": run.state,
             "xcom": xcom[0].value if xcom else None,

@@ -348,9 +348,9 @@ class DagRunRetention(Walk):
     def remaining(self, conn, state, check_mode, precounted=None):
         """Runs past retention beyond the cursor: an upper bound (some of them will be kept)."""
         with conn.cursor() as cur:
-            cur.execute(sql.SQL("SELECT count(*) FROM {} AS r WHERE r.id > %s AND r.state = ANY(%s)"
-                                " AND coalesce(r.end_date, r.{}) < %s").format(
-                self._t("dag_run"), sql.Identifier(self.release.run_after)),
-                        (state.cursor, list(FINISHED_RUN_STATES), state.rule.cutoff))
+            query = sql.SQL("SELECT count(*) FROM {} AS r WHERE r.id > %s AND r.state = ANY(%s)"
+                            " AND coalesce(r.end_date, r.{}) < %s").format(
+                self._t("dag_run"), sql.Identifier(self.release.run_after))
+            cur.execute(query, (state.cursor, list(FINISHED_RUN_STATES), state.rule.cutoff))
             state.remaining = cur.fetchone()[0]
         state.remaining_exact = False

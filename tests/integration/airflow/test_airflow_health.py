@@ -59,8 +59,8 @@ def test_airflow_preview_is_the_prune_check_mode(pg, airflow_db, ansible, lock_f
         assert check["capped"] and preview["next_run_capped"]
 
 
-def test_repack_airflow_profile_rewrites_pruned_airflow_tables_only(pg, airflow_db, airflow_history, lock_file,
-                                                                   airflow_release):
+def test_repack_airflow_profile_rewrites_pruned_airflow_tables_only(
+        pg, airflow_db, airflow_history, lock_file, airflow_release):
     done = run_prune(conn_params(pg, airflow_db, lock_file=lock_file, **RETENTION), AirflowProfile())
     assert done["deleted_total"] > 0
     pg.psql("CREATE EXTENSION pg_repack", airflow_db)

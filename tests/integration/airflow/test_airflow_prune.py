@@ -68,8 +68,8 @@ def handler_view(result):
 
 @every_release
 @pytest.mark.parametrize("track_counts", ["on", "off"])
-def test_check_mode_predicts_the_run_and_a_rerun_deletes_nothing(pg, airflow_db, lock_file, airflow_release,
-                                                                   track_counts):
+def test_check_mode_predicts_the_run_and_a_rerun_deletes_nothing(
+        pg, airflow_db, lock_file, airflow_release, track_counts):
     """With track_counts on, the rows a task instance's cascade removes are counted from the transaction's
     statistics; with it off, each child table is deleted and counted by its own statement. Both count alike."""
     release = RELEASES[airflow_release]
