@@ -23,7 +23,6 @@ with CREATE DATABASE ... TEMPLATE; tests/airflow/read_back.py reads a database b
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
@@ -33,6 +32,8 @@ import uuid
 from dataclasses import dataclass
 
 import pytest
+
+from histories import history_for, session_histories
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -179,15 +180,8 @@ def make_history(pg, release):
 
 @pytest.fixture(scope="session")
 def airflow_templates():
-    """(cluster, release) -> that release's history on that cluster, each made the first time a test asks for it."""
-    made = {}
-    try:
-        yield made
-    finally:
-        for (server, dummy), history in made.items():
-            with contextlib.suppress(Exception):        # the cluster may be gone already: nothing left to drop
-                server.psql('DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % history["template"])
-            shutil.rmtree(history["home"], ignore_errors=True)
+    """(cluster, release) -> that release's history on that cluster (histories.py)."""
+    yield from session_histories()
 
 
 @pytest.fixture
@@ -199,10 +193,7 @@ def airflow_release():
 @pytest.fixture
 def airflow_history(pg, airflow_templates, airflow_release):
     """The template database, what was made, and Airflow's read-back before any prune (of ``airflow_release``)."""
-    key = (pg, airflow_release)
-    if key not in airflow_templates:
-        airflow_templates[key] = make_history(pg, airflow_release)
-    return airflow_templates[key]
+    return history_for(airflow_templates, pg, airflow_release, make_history)
 
 
 @pytest.fixture

@@ -22,7 +22,6 @@ by the history script on every release.
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
@@ -37,6 +36,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from histories import history_for, session_histories
 from pgserver import free_port
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -259,17 +259,8 @@ def drop_history(history, pg):
 
 @pytest.fixture(scope="session")
 def prefect_templates():
-    """(cluster, release) -> that release's history on that cluster, each made the first time a test asks for it.
-
-    Not a fixture of ``pg``'s: a test on another cluster does not take the templates of this one away."""
-    made = {}
-    try:
-        yield made
-    finally:
-        for (server, dummy), history in made.items():
-            with contextlib.suppress(Exception):        # the cluster may be gone already: nothing left to drop
-                drop_history(history, server)
-            shutil.rmtree(history["home"], ignore_errors=True)
+    """(cluster, release) -> that release's history on that cluster (histories.py)."""
+    yield from session_histories()
 
 
 @pytest.fixture
@@ -281,10 +272,7 @@ def prefect_release():
 @pytest.fixture
 def prefect_history(pg, prefect_templates, prefect_release):
     """The template database, the ids of what was made, and Prefect's read-back before any prune."""
-    key = (pg, prefect_release)
-    if key not in prefect_templates:
-        prefect_templates[key] = make_history(pg, prefect_release)
-    return prefect_templates[key]
+    return history_for(prefect_templates, pg, prefect_release, make_history)
 
 
 def wait_for_events(pg, db, timeout=30):
