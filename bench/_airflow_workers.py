@@ -61,6 +61,8 @@ def run_writer(args):
     import time
 
     import psycopg
+
+    from _bench_common import paced
     stop = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
     rate = float(args["rate"])
@@ -70,13 +72,7 @@ def run_writer(args):
                            " LIMIT 1").fetchone()
         work = _runs(conn, row[0] if row else None)
         print("ready", flush=True)
-        next_at = time.monotonic()
-        while not stop:
-            now = time.monotonic()
-            if now < next_at:
-                time.sleep(next_at - now)
-                continue
-            next_at += 1.0 / rate
+        for _tick in paced(rate, stop):
             kind, statements = next(work)
             s0 = time.monotonic()
             with conn.transaction():

@@ -8,6 +8,7 @@ import platform
 import subprocess
 import sys
 import tempfile
+import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MACHINE_SETTINGS = ("fsync", "synchronous_commit", "full_page_writes", "shared_buffers", "max_wal_size",
@@ -96,3 +97,16 @@ def set_options(parser, items, options=None):
             parser.error("--set takes OPTION=VALUE, not %r" % item)
         options[key] = option_value(value)
     return options
+
+
+def paced(rate, stop):
+    """Yields ``rate`` times a second, on a fixed schedule (a late tick does not push the next ones back), until
+    ``stop`` is not empty: the pace of every bench writer."""
+    next_at = time.monotonic()
+    while not stop:
+        now = time.monotonic()
+        if now < next_at:
+            time.sleep(next_at - now)
+            continue
+        next_at += 1.0 / rate
+        yield

@@ -23,7 +23,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
-from _bench_common import collection_on_path, peak_rss_mb  # noqa: E402
+from _bench_common import collection_on_path, paced, peak_rss_mb  # noqa: E402
 
 TABLES = ("flow_run", "flow_run_state", "task_run", "task_run_state", "log", "artifact", "artifact_collection",
           "events", "event_resources")
@@ -213,15 +213,7 @@ def run_writer(args):
     flow_run = args["flow_run_id"]
     with psycopg.connect(args["conninfo"], autocommit=True) as conn:
         print("ready", flush=True)
-        next_at = time.monotonic()
-        n = 0
-        while not stop:
-            now = time.monotonic()
-            if now < next_at:
-                time.sleep(next_at - now)
-                continue
-            next_at += 1.0 / rate
-            n += 1
+        for n, _tick in enumerate(paced(rate, stop), start=1):
             event_id = uuid.uuid4()
             resource = "bench.writer.%d" % (n % 50)
             s0 = time.monotonic()

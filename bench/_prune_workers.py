@@ -15,7 +15,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
-from _bench_common import collection_on_path, peak_rss_mb  # noqa: E402
+from _bench_common import collection_on_path, paced, peak_rss_mb  # noqa: E402
 
 
 HANDLER_FIELDS = ("deleted", "batches", "duration_s", "longest_batch_s", "wal_bytes", "remaining", "capped")
@@ -111,13 +111,7 @@ def run_writer(args):
                        "run_id": run_id, "user_message": "writer line " + "y" * 200})
     with psycopg.connect(args["conninfo"], autocommit=True) as conn:
         print("ready", flush=True)
-        next_at = time.monotonic()
-        while not stop:
-            now = time.monotonic()
-            if now < next_at:
-                time.sleep(next_at - now)
-                continue
-            next_at += 1.0 / rate
+        for _tick in paced(rate, stop):
             s0 = time.monotonic()
             conn.execute("INSERT INTO event_logs (run_id, event, dagster_event_type, timestamp, step_key)"
                          " VALUES (%s, %s, NULL, now() AT TIME ZONE 'utc', 'writer')", (run_id, body))
