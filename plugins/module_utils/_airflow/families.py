@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime
 
+from .._engine.retention import aware_cutoff
 from .._engine.timewalk import TimeWalk
 from .._engine.walks import IdWalk, KeysetWalk, Rule, Walk
 from .runs import RUNS_RULE
@@ -115,10 +116,9 @@ def _missing(found, name):
     return ""
 
 
-def _cutoff(days, now, naive):
-    now = now or datetime.datetime.now(datetime.timezone.utc)
-    cutoff = now - datetime.timedelta(days=days)
-    return cutoff.astimezone(datetime.timezone.utc).replace(tzinfo=None) if naive else cutoff
+def _in_column_zone(moment, naive):
+    """An aware cutoff as a column compares it: naive UTC for ``timestamp without time zone`` (``naive``)."""
+    return moment.astimezone(datetime.timezone.utc).replace(tzinfo=None) if naive else moment
 
 
 def _referenced_by_run_rows(schema, table, column):
@@ -209,21 +209,21 @@ def family_rules(plan, schema, conn, rules, now=None):
             out.append(build(days))
 
     add("triggers", "trigger", "trigger_retention_days", lambda days: Rule(
-        name="triggers", table="trigger", cutoff=_cutoff(days, now, False), walk=IdWalk(schema),
+        name="triggers", table="trigger", cutoff=aware_cutoff(days, now), walk=IdWalk(schema),
         time_column="created_date", predicate=trigger_unused(schema, found), params={"counted_runs": counted},
         after=after_runs,
         description="triggers created more than %d days ago that no task instance, earlier try, asset watcher or"
                     " callback refers to (the triggerer deletes those itself while it runs)" % days))
     after_triggers = after_runs + tuple(r.name for r in out if r.name == "triggers" and not isinstance(r.walk, Absent))
     add("callbacks", "callback", "callback_retention_days", lambda days: Rule(
-        name="callbacks", table="callback", cutoff=_cutoff(days, now, False),
+        name="callbacks", table="callback", cutoff=aware_cutoff(days, now),
         walk=Sweep(schema), time_column="created_at", predicate=callback_finished(schema, found),
         params={"counted_runs": counted}, scan_limit=SWEEP_WINDOW, after=after_triggers,
         description="finished callbacks (success, failed) created more than %d days ago that no deadline of a"
                     " remaining run refers to" % days,
         note="callback.created_at has no index: each batch reads a window of the table in its order"))
     add("dag_versions", "dag_version", "dag_version_retention_days", lambda days: Rule(
-        name="dag_versions", table="dag_version", cutoff=_cutoff(days, now, False), walk=Sweep(schema),
+        name="dag_versions", table="dag_version", cutoff=aware_cutoff(days, now), walk=Sweep(schema),
         time_column="created_at", predicate=dag_version_unused(schema, found), params={"counted_runs": counted},
         cascade=(("serialized_dag", "dag_version_id"), ("dag_code", "dag_version_id")),
         scan_limit=SWEEP_WINDOW, after=after_runs,
@@ -234,20 +234,20 @@ def family_rules(plan, schema, conn, rules, now=None):
              " dag_version and the task instances once"))
     naive = found.get("session", {}).get("expiry") == "timestamp without time zone"
     add("sessions", "session", "session_retention_days", lambda days: Rule(
-        name="sessions", table="session", cutoff=_cutoff(days, now, naive), walk=Sweep(schema),
+        name="sessions", table="session", cutoff=_in_column_zone(aware_cutoff(days, now), naive), walk=Sweep(schema),
         time_column="expiry", scan_limit=SWEEP_WINDOW,
         description="web server sessions that expired more than %d days ago (an expired session signs no one"
                     " in)" % days,
         note="session.expiry has no index: each batch reads a window of the table in its order"))
     add("task_state_store", "task_state_store", "task_state_store_retention_days", lambda days: Rule(
-        name="task_state_store", table="task_state_store", cutoff=_cutoff(days, now, False), walk=Sweep(schema),
+        name="task_state_store", table="task_state_store", cutoff=aware_cutoff(days, now), walk=Sweep(schema),
         time_column="expires_at", predicate=sql.SQL("t.dag_run_id <> ALL(%(counted_runs)s::int[])"),
         params={"counted_runs": counted}, scan_limit=SWEEP_WINDOW, after=after_runs,
         description="task state rows whose expires_at passed more than %d days ago (airflow state-store clean"
                     " deletes the same rows; rows without expires_at never expire)" % days))
     add("partitioned_asset_key_log", "partitioned_asset_key_log", "partitioned_asset_key_log_retention_days",
         lambda days: Rule(
-            name="partitioned_asset_key_log", table="partitioned_asset_key_log", cutoff=_cutoff(days, now, False),
+            name="partitioned_asset_key_log", table="partitioned_asset_key_log", cutoff=aware_cutoff(days, now),
             walk=IdWalk(schema), time_column="created_at", predicate=partition_log_orphan(schema),
             params={"counted_runs": counted}, after=after_runs,
             description="partitioned asset key log rows older than %d days whose partitioned asset run is gone"

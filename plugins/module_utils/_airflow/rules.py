@@ -19,12 +19,10 @@ profile reads the release of the database from its schema revision (``AirflowPro
 
 from __future__ import annotations
 
-import datetime
-
 from .._common.errors import InvalidRequest
 from .._common.tables import table_row_estimates
 from .._engine.prune import require_schema, schema_revision
-from .._engine.retention import check_days, default_of
+from .._engine.retention import aware_cutoff, check_days, default_of
 from .._engine.walks import IdWalk, Rule, Walk
 from .families import FAMILY_OPTIONS, FAMILY_TABLES, family_rules
 from .options import AIRFLOW_PRUNE_ARGUMENT_SPEC, TESTED_RELEASES, TESTED_REVISIONS
@@ -82,11 +80,6 @@ def check_schema(conn, schema, release=NEWEST):
     """Raise SchemaMismatch unless ``schema`` holds the tables and columns the rules use on ``release``."""
     require_schema(conn, schema, release.required_columns(), "Airflow", "Airflow metadata schema",
                    "the Airflow metadata database")
-
-
-def aware_cutoff(days, now=None):
-    now = now or datetime.datetime.now(datetime.timezone.utc)
-    return now - datetime.timedelta(days=days)
 
 
 def kept_jobs(conn, schema):

@@ -28,6 +28,12 @@ def utc_cutoff(days, now=None):
     return now - datetime.timedelta(days=days)
 
 
+def aware_cutoff(days, now=None):
+    """Aware UTC datetime ``days`` ago (for ``timestamp with time zone`` columns); ``now`` aware too."""
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+    return now - datetime.timedelta(days=days)
+
+
 def default_of(spec, name, key=None):
     """The default of option ``name`` in ``spec`` (of its suboption ``key``): where every default is read."""
     option = spec[name]
