@@ -351,6 +351,7 @@ def main():
     options = set_options(parser, opts.pgtidy_set)
     collection_on_path()
     from ansible_collections.pgtidy.maintenance.plugins.module_utils._airflow.rules import AirflowProfile
+    from ansible_collections.pgtidy.maintenance.plugins.module_utils._airflow.families import FAMILY_OPTIONS
     from ansible_collections.pgtidy.maintenance.plugins.module_utils._engine.prune import run_prune
 
     settings = {"max_connections": "40"}
@@ -395,6 +396,8 @@ def main():
                    "lock_wait": 5, "dag_run_retention_days": RETENTION_DAYS, "keep_runs_per_dag": 1,
                    "log_retention_days": RETENTION_DAYS, "asset_event_retention_days": -1,
                    "job_retention_days": -1, "import_error_retention_days": -1}
+            # The tables db clean is asked for (dag_run and log) and nothing else: the other families off too.
+            out.update({option: -1 for option in FAMILY_OPTIONS})
             out.update(extra)
             out.update(options)
             return out

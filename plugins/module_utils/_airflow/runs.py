@@ -7,11 +7,12 @@ Each batch reads the next dag runs past the retention in id order, keeps those A
 (``KEEP_REASONS``), and deletes the others in one transaction: the rows that hang off their task
 instances first, then the task instances, the rows that hang off the runs, and the runs, each through an
 index, so that no foreign key cascade has to look for rows by a scan. The rows Airflow's own foreign keys
-delete with a task instance (ON DELETE CASCADE, read from the catalog) are left to that cascade: PostgreSQL
-looks each of them up for it whether or not it is still there, so deleting them first would look them up
-twice. Every row is counted, in the handler's ``rows_by_table`` and in the run's row budget (the cascaded
-ones from the transaction's own statistics, ``pg_stat_xact_user_tables``). Check mode counts the same rows
-with the same reads, in the same batches.
+delete with a run or a task instance (ON DELETE CASCADE through an index, read from the catalog) are left to
+that cascade: PostgreSQL looks each of them up for it whether or not it is still there, so deleting them first
+would look them up twice. On both tested releases every row of a run but its deadlines and partitioned asset
+runs (whose links have no index) goes with the run's own row. Every row is counted, in the handler's
+``rows_by_table`` and in the run's row budget (the cascaded ones from the transaction's own statistics,
+``pg_stat_xact_user_tables``). Check mode counts the same rows with its own reads, in the same batches.
 
 What the rows of a run are, and which columns date and order runs, is the release's (``schema.Release``): Airflow 3
 finds the rows of a task instance by its uuid, Airflow 2.11 by its key (dag_id, task_id, run_id, map_index).
@@ -94,7 +95,7 @@ class DagRunRetention(Walk):
         self.max_runs = max_runs
         self.columns = {}
         self.protected = {}             # dag_run.id -> reasons it is kept whatever its age (read in ``prepare``)
-        self.cascading = set()          # children of a task instance PostgreSQL deletes with it (indexed)
+        self.cascading = set()          # tables PostgreSQL deletes from with a run's rows (indexed cascades)
         self.counted = []               # dag_run.id of every run deleted (in check mode: counted) so far
 
     def start(self, state):
@@ -138,12 +139,14 @@ class DagRunRetention(Walk):
         state.cursor = 0
 
     def _cascading(self, cur):
-        """The children of a task instance (``Release.ti_children``) whose rows go with it: a foreign key ON DELETE
-        CASCADE to task_instance, or to a table that has one (hitl_detail_history through task_instance_history),
-        whose columns lead an index of the child, so that PostgreSQL finds the rows through it. A child whose
-        cascade would have to scan is deleted by its own statement first, and so is every child when the server
-        does not count the rows a transaction deletes (``track_counts`` off): the cascaded rows are counted from
-        those statistics."""
+        """The tables of a run (``Release.run_tables``) whose rows PostgreSQL deletes with the rows above them: a
+        foreign key ON DELETE CASCADE to dag_run, or to a table that has one (task_instance to dag_run, xcom to
+        task_instance, hitl_detail_history through task_instance_history...), whose columns lead an index of the
+        child, so that PostgreSQL finds the rows through it. A real batch leaves these to the cascade of the
+        deepest table it deletes explicitly: the run itself when its task instances go with it, else the task
+        instances. A table whose cascade would have to scan is deleted by its own statement first, and so is every
+        table when the server does not count the rows a transaction deletes (``track_counts`` off): the cascaded
+        rows are counted from those statistics."""
         cur.execute("SELECT current_setting('track_counts')::bool")
         if not cur.fetchone()[0]:
             return set()
@@ -154,11 +157,12 @@ class DagRunRetention(Walk):
                     "   AND (string_to_array(i.indkey::text, ' ')::int2[])[1:cardinality(k.conkey)] @> k.conkey)",
                     (self.schema,))
         links = cur.fetchall()
-        reached, frontier = set(), {"task_instance"}
+        root = "dag_run" if ("task_instance", "dag_run") in links else "task_instance"
+        reached, frontier = set(), {root}
         while frontier:
             frontier = {child for child, parent in links if parent in frontier and child not in reached}
             reached |= frontier
-        return {t for t, _how, _column in self.release.ti_children if t in reached}
+        return {t for t in self.release.run_tables if t in reached and t != "dag_run"}
 
     def _deleted_in_transaction(self, cur, tables):
         """Rows this transaction has deleted so far from ``tables`` (cascades included)."""
@@ -208,17 +212,34 @@ class DagRunRetention(Walk):
         return out
 
     # -- one batch -------------------------------------------------------------------
-    def _candidates(self, cur, state, scan):
-        """The next ``scan`` runs past the retention in id order (finished or not), and whether the table ends there."""
-        cur.execute(sql.SQL(
+    def _candidates(self, cur, state, scan, lock):
+        """The next ``scan`` runs past the retention in id order (finished or not), each with whether a task instance
+        of it is unfinished and whether it is locked for this batch; and whether the table ends there.
+
+        With ``lock`` (a real batch) the same statement locks every finished candidate without an unfinished task
+        instance, ``FOR UPDATE SKIP LOCKED``: a run Airflow holds is not waited for, and one Airflow changed since
+        the statement began is locked only if it is still finished (PostgreSQL re-checks the locked row). Reading
+        and locking at one snapshot, no task instance can have become unfinished in between. The batch takes some
+        of these; the others are released with it. Check mode reads the same candidates without locking them."""
+        params = {"cursor": state.cursor, "cutoff": state.rule.cutoff, "unfinished": list(UNFINISHED_TI_STATES),
+                  "finished": list(FINISHED_RUN_STATES), "scan": scan}
+        query = sql.SQL(
             "SELECT r.id, r.dag_id, r.run_id, r.state,"
             " EXISTS (SELECT 1 FROM {ti} AS ti WHERE ti.dag_id = r.dag_id AND ti.run_id = r.run_id"
-            "   AND ti.state = ANY(%(unfinished)s))"
+            "   AND ti.state = ANY(%(unfinished)s)) AS busy"
             " FROM {runs} AS r WHERE r.id > %(cursor)s AND coalesce(r.end_date, r.{due}) < %(cutoff)s"
             " ORDER BY r.id LIMIT %(scan)s").format(ti=self._t("task_instance"), runs=self._t("dag_run"),
-                                                    due=sql.Identifier(self.release.run_after)),
-            {"cursor": state.cursor, "cutoff": state.rule.cutoff, "unfinished": list(UNFINISHED_TI_STATES),
-             "scan": scan})
+                                                    due=sql.Identifier(self.release.run_after))
+        if lock:
+            query = sql.SQL(
+                "WITH c AS ({candidates}),"
+                " l AS (SELECT r.id FROM {runs} AS r WHERE r.id IN (SELECT c.id FROM c WHERE c.state = ANY(%(finished)s)"
+                "   AND NOT c.busy) AND r.state = ANY(%(finished)s) FOR UPDATE OF r SKIP LOCKED)"
+                " SELECT c.*, l.id IS NOT NULL FROM c LEFT JOIN l ON l.id = c.id ORDER BY c.id").format(
+                candidates=query, runs=self._t("dag_run"))
+        else:
+            query = sql.SQL("SELECT *, true FROM ({}) AS c ORDER BY c.id").format(query)
+        cur.execute(query, params)
         rows = cur.fetchall()
         return rows, len(rows) < scan
 
@@ -235,8 +256,8 @@ class DagRunRetention(Walk):
         take, last_seen = [], None
         with conn.cursor() as cur:
             # Not many more than the batch may take: each candidate costs a probe of its task instances.
-            rows, exhausted = self._candidates(cur, state, min(SCAN_RUNS, max(want, MIN_SCAN_RUNS)))
-            for run_id, dag_id, run_name, run_state, unfinished_tis in rows:
+            rows, exhausted = self._candidates(cur, state, min(SCAN_RUNS, max(want, MIN_SCAN_RUNS)), not check_mode)
+            for run_id, dag_id, run_name, run_state, unfinished_tis, locked in rows:
                 if len(take) >= want:
                     exhausted = False
                     break
@@ -249,29 +270,16 @@ class DagRunRetention(Walk):
                 if reasons:
                     progress.keep(sorted(reasons))
                     continue
-                take.append((run_id, dag_id, run_name, run_state))
-            if take and not check_mode:
-                take = self._lock(cur, progress, take)
+                take.append((run_id, dag_id, run_name, run_state, locked))
+            for run in take:
+                if not run[4]:
+                    progress.keep(["locked"])
+            take = [run[:4] for run in take if run[4]]
             deleted = self._delete(cur, progress, take, check_mode) if take else 0
         if last_seen is not None:
             state.cursor = last_seen
         state.done = exhausted
         return deleted
-
-    def _lock(self, cur, progress, take):
-        """Lock the runs (rows Airflow holds are skipped) and re-check them under the lock."""
-        cur.execute(sql.SQL(
-            "SELECT r.id FROM {runs} AS r WHERE r.id = ANY(%(ids)s) AND r.state = ANY(%(finished)s)"
-            " AND NOT EXISTS (SELECT 1 FROM {ti} AS ti WHERE ti.dag_id = r.dag_id AND ti.run_id = r.run_id"
-            "   AND ti.state = ANY(%(unfinished)s))"
-            " FOR UPDATE OF r SKIP LOCKED").format(runs=self._t("dag_run"), ti=self._t("task_instance")),
-            {"ids": [t[0] for t in take], "finished": list(FINISHED_RUN_STATES),
-             "unfinished": list(UNFINISHED_TI_STATES)})
-        locked = {row[0] for row in cur.fetchall()}
-        for run in take:
-            if run[0] not in locked:
-                progress.keep(["locked"])
-        return [run for run in take if run[0] in locked]
 
     def _rows(self, cur, check_mode, table, where, params):
         verb = "SELECT count(*) FROM {} AS d WHERE {}" if check_mode else \
@@ -286,21 +294,23 @@ class DagRunRetention(Walk):
         run_names = [t[2] for t in take]
         pairs = sql.SQL("(d.dag_id, d.run_id) IN (SELECT * FROM unnest(%(dag_ids)s::text[], %(run_ids)s::text[]))")
         params = {"ids": ids, "dag_ids": dag_ids, "run_ids": run_names}
-        ti_id = sql.SQL("d.id") if self.release.ti_id else sql.SQL("NULL::uuid")
-        cur.execute(sql.SQL("SELECT {}, d.dag_id, d.task_id, d.run_id, d.map_index FROM {} AS d WHERE {}").format(
-            ti_id, self._t("task_instance"), pairs), params)
-        tis = cur.fetchall()
-        params.update(ti_ids=[t[0] for t in tis], ti_dags=[t[1] for t in tis], ti_tasks=[t[2] for t in tis],
-                      ti_runs=[t[3] for t in tis], ti_maps=[t[4] for t in tis])
+        # In check mode every table is counted by its own read; a real batch lets the cascades delete these.
+        cascaded = [] if check_mode else [t for t in self.release.run_tables if t in self.cascading and self.has(t)]
+        explicit_ti = [(t, how, column) for t, how, column in self.release.ti_children
+                       if self.has(t) and t not in cascaded]
+        if "task_instance" not in cascaded or any(how in ("ti_id", "ti_key") for _t, how, _c in explicit_ti):
+            ti_id = sql.SQL("d.id") if self.release.ti_id else sql.SQL("NULL::uuid")
+            cur.execute(sql.SQL("SELECT {}, d.dag_id, d.task_id, d.run_id, d.map_index FROM {} AS d WHERE {}").format(
+                ti_id, self._t("task_instance"), pairs), params)
+            tis = cur.fetchall()
+            params.update(ti_ids=[t[0] for t in tis], ti_dags=[t[1] for t in tis], ti_tasks=[t[2] for t in tis],
+                          ti_runs=[t[3] for t in tis], ti_maps=[t[4] for t in tis])
         ti_key = sql.SQL("(d.dag_id, d.task_id, d.run_id, d.map_index) IN (SELECT * FROM unnest("
                          "%(ti_dags)s::text[], %(ti_tasks)s::text[], %(ti_runs)s::text[], %(ti_maps)s::int[]))")
         counts = {}
-        # In check mode every table is counted by its own read; a real batch lets the cascade delete these.
-        cascaded = [] if check_mode else [t for t, _how, _column in self.release.ti_children
-                                          if t in self.cascading and self.has(t)]
-        for table, how, column in self.release.ti_children:
-            if not self.has(table) or table in cascaded:
-                continue
+        # Before any delete of the batch: every row it removes from these tables, whichever way, is counted once.
+        before = self._deleted_in_transaction(cur, cascaded) if cascaded else {}
+        for table, how, column in explicit_ti:
             if how == "ti_id":
                 where = sql.SQL("d.{} = ANY(%(ti_ids)s::uuid[])").format(sql.Identifier(column))
             elif how == "run_id":
@@ -316,17 +326,17 @@ class DagRunRetention(Walk):
                                 " (SELECT * FROM unnest(%(dag_ids)s::text[], %(run_ids)s::text[])))").format(
                     sql.Identifier(column), self._t("task_instance_history"))
             counts[table] = self._rows(cur, check_mode, table, where, params)
-        before = self._deleted_in_transaction(cur, cascaded) if cascaded else {}
-        counts["task_instance"] = self._rows(cur, check_mode, "task_instance", sql.SQL(
-            "d.id = ANY(%(ti_ids)s::uuid[])") if self.release.ti_id else ti_key, params)
-        if cascaded:
-            after = self._deleted_in_transaction(cur, cascaded)
-            counts.update({t: after.get(t, 0) - before.get(t, 0) for t in cascaded})
+        if "task_instance" not in cascaded:
+            counts["task_instance"] = self._rows(cur, check_mode, "task_instance", sql.SQL(
+                "d.id = ANY(%(ti_ids)s::uuid[])") if self.release.ti_id else ti_key, params)
         for table, column in self.release.run_children:
-            if self.has(table, column):
+            if self.has(table, column) and table not in cascaded:
                 counts[table] = self._rows(cur, check_mode, table,
                                            sql.SQL("d.{} = ANY(%(ids)s)").format(sql.Identifier(column)), params)
         counts["dag_run"] = self._rows(cur, check_mode, "dag_run", sql.SQL("d.id = ANY(%(ids)s)"), params)
+        if cascaded:
+            after = self._deleted_in_transaction(cur, cascaded)
+            counts.update({t: after.get(t, 0) - before.get(t, 0) for t in cascaded})
         total = sum(counts.values())
         for table, n in counts.items():
             progress.rows_by_table[table] = progress.rows_by_table.get(table, 0) + n

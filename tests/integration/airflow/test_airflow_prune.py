@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 
+import psycopg
 import pytest
 
 from airflow_fixture import AIRFLOW_RELEASES, RELEASES, RETENTION, counts, read_back, run_key
@@ -177,6 +178,37 @@ def test_no_row_points_at_a_deleted_run_and_no_old_audit_row_stays(pg, airflow_d
         " + (SELECT count(*) FROM log l WHERE l.run_id IS NOT NULL AND l.dttm < now() - interval '30 days')",
         airflow_db)
     assert orphans == "0"
+
+
+@every_release
+def test_a_run_airflow_holds_is_skipped_whole_not_waited_for(pg, airflow_db, airflow_history, lock_file,
+                                                             airflow_release):
+    """A run whose row another session holds (as Airflow's scheduler does, FOR UPDATE) is neither waited for nor
+    touched: the batch locks the others and deletes them; the held run keeps every row; the next run deletes it."""
+    dag_id, run_id = airflow_history["made"]["old_manual"]
+    plan = prune(pg, airflow_db, lock_file, check=True, log_retention_days=-1)
+    rows_of_run = ("SELECT (SELECT count(*) FROM dag_run WHERE dag_id = %(d)s AND run_id = %(r)s),"
+                   " (SELECT count(*) FROM task_instance WHERE dag_id = %(d)s AND run_id = %(r)s),"
+                   " (SELECT count(*) FROM xcom WHERE dag_id = %(d)s AND run_id = %(r)s)")
+    with psycopg.connect(pg.dsn(airflow_db)) as holder:
+        held = holder.execute(rows_of_run, {"d": dag_id, "r": run_id}).fetchone()
+        assert held[0] == 1 and held[1] > 0 and held[2] > 0
+        holder.execute("SELECT id FROM dag_run WHERE dag_id = %s AND run_id = %s FOR UPDATE", (dag_id, run_id))
+        # Had the prune waited for the row, lock_timeout (5 s) would have failed the handler.
+        done = prune(pg, airflow_db, lock_file, log_retention_days=-1)
+        runs = done["handlers"]["dag_runs"]
+        assert not done["failed_handlers"] and runs["status"] == "ok", done["handlers"]
+        assert runs["kept_by_reason"]["locked"] == 1
+        assert "%s/%s" % (dag_id, run_id) not in runs["run_ids"]
+        assert runs["runs_deleted"] == plan["handlers"]["dag_runs"]["runs_deleted"] - 1 > 0
+        holder.rollback()
+    with psycopg.connect(pg.dsn(airflow_db)) as conn:
+        assert conn.execute(rows_of_run, {"d": dag_id, "r": run_id}).fetchone() == held
+    after = prune(pg, airflow_db, lock_file, log_retention_days=-1)
+    runs = after["handlers"]["dag_runs"]
+    assert runs["run_ids"] == ["%s/%s" % (dag_id, run_id)] and "locked" not in runs["kept_by_reason"]
+    assert runs["rows_by_table"]["task_instance"] == held[1] and runs["rows_by_table"]["xcom"] == held[2]
+    assert runs["rows_by_table"]["dag_run"] == 1
 
 
 @every_release
