@@ -56,9 +56,10 @@ options:
   dag_run_batch_size:
     description:
       - Dag runs per transaction at most. A batch takes whole runs, about O(batch_size) rows with their task
-        instances and everything else they own.
+        instances and everything else they own, so O(batch_size) sets the size of most batches and this caps
+        the runs of a batch of small runs.
     type: int
-    default: 100
+    default: 250
   asset_event_retention_days:
     description:
       - Days to keep asset events (C(asset_event)) that no remaining dag run consumed; V(-1) keeps them all.

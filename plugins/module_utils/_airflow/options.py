@@ -18,8 +18,9 @@ AIRFLOW_PRUNE_ARGUMENT_SPEC = dict(
     dag_run_retention_days=dict(type="int", default=90),
     # Whatever their age, the newest runs of each DAG stay: the 25 runs Airflow's grid view shows by default.
     keep_runs_per_dag=dict(type="int", default=25),
-    # Dag runs per transaction at most; each brings its task instances, tries, XComs and rendered fields.
-    dag_run_batch_size=dict(type="int", default=100),
+    # Dag runs per transaction at most; each brings its task instances, tries, XComs and rendered fields, so
+    # batch_size (rows) sets the size of most batches and this caps the runs of small ones.
+    dag_run_batch_size=dict(type="int", default=250),
     # Asset events no remaining run consumed and no DAG still has to consume (never an asset's newest).
     asset_event_retention_days=dict(type="int", default=90),
     # The audit log (``log``): who triggered, cleared or changed what.

@@ -68,12 +68,18 @@ def handler_view(result):
 
 
 @every_release
-@pytest.mark.parametrize("track_counts", ["on", "off"])
+@pytest.mark.parametrize("track_counts", ["on", "off", "on-without-ti_dag_run"])
 def test_check_mode_predicts_the_run_and_a_rerun_deletes_nothing(
         pg, airflow_db, lock_file, airflow_release, track_counts):
-    """With track_counts on, the rows a task instance's cascade removes are counted from the transaction's
-    statistics; with it off, each child table is deleted and counted by its own statement. Both count alike."""
+    """With track_counts on, the rows that go with a run by Airflow's indexed cascades are counted from the
+    transaction's statistics; with it off, each table is deleted and counted by its own statement; without the
+    index of the task instances' link to their run, the task instances are deleted by their own statement and their
+    children by its cascade. All count alike."""
     release = RELEASES[airflow_release]
+    if track_counts == "on-without-ti_dag_run":
+        assert pg.psql("SELECT count(*) FROM pg_indexes WHERE indexname = 'ti_dag_run'", airflow_db) == "1"
+        pg.psql("DROP INDEX ti_dag_run", airflow_db)
+        track_counts = "on"
     pg.psql('ALTER DATABASE "%s" SET track_counts = %s' % (airflow_db, track_counts), airflow_db)
     tables = release.tables
     before = counts(pg, airflow_db, airflow_release)
