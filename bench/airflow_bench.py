@@ -12,6 +12,7 @@ TEMPLATE, then CHECKPOINT) with a 90-day retention of dag runs and of the audit 
                    the interpreter of --airflow-python, tables dag_run and log
   pgtidy           airflow_prune's core (run_prune), keep_runs_per_dag 1, unpaced: no budget caps,
                    max_wal_rate 0; then its re-run on the clean copy
+                   (in both pgtidy methods the tables db clean is not asked for are off)
   pgtidy-defaults  the same with every other option at its default: budgets (max_rows 1,000,000, max_wal_bytes
                    1 GiB, ...) and pacing (max_wal_rate) on, as a scheduled run would prune
 
