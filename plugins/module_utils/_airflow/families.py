@@ -20,7 +20,7 @@ import datetime
 
 from .._engine.retention import aware_cutoff
 from .._engine.timewalk import TimeWalk
-from .._engine.walks import IdWalk, KeysetWalk, Rule, Walk
+from .._engine.walks import IdScan, IdWalk, KeysetWalk, Rule, Walk
 from .runs import RUNS_RULE
 
 try:
@@ -234,11 +234,12 @@ def family_rules(plan, schema, conn, rules, now=None):
              " dag_version and the task instances once"))
     naive = found.get("session", {}).get("expiry") == "timestamp without time zone"
     add("sessions", "session", "session_retention_days", lambda days: Rule(
-        name="sessions", table="session", cutoff=_in_column_zone(aware_cutoff(days, now), naive), walk=Sweep(schema),
-        time_column="expiry", scan_limit=SWEEP_WINDOW,
+        name="sessions", table="session", cutoff=_in_column_zone(aware_cutoff(days, now), naive),
+        walk=IdScan(schema), time_column="expiry",
         description="web server sessions that expired more than %d days ago (an expired session signs no one"
                     " in)" % days,
-        note="session.expiry has no index: each batch reads a window of the table in its order"))
+        note="session.expiry has no index and moves while a session is used: the walk reads the table once"
+             " through its primary key, checking every row's expiry"))
     add("task_state_store", "task_state_store", "task_state_store_retention_days", lambda days: Rule(
         name="task_state_store", table="task_state_store", cutoff=aware_cutoff(days, now), walk=Sweep(schema),
         time_column="expires_at", predicate=sql.SQL("t.dag_run_id <> ALL(%(counted_runs)s::int[])"),

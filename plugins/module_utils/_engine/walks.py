@@ -14,6 +14,10 @@ A walk keeps what only it needs of a handler in its own typed state (``Walk.star
   with a binary search of primary-key probes; each batch walks an index range ``id > cursor AND
   id <= upper`` and re-checks the time column on every row, so jitter can only keep a row, never
   delete a newer one. Handlers walking one table by id share a frontier (``shared_frontier``).
+- ``IdScan``: the same walk over every id of the table, for a time column that does not follow the
+  key (a row's time moves after it is written, as a session's expiry does) and has no index: one
+  read of the table through its primary key per run, where windows along the time column would
+  read the whole table once per batch.
 - ``TimeWalk`` (``timewalk.py``): tables without an increasing key (UUID keys, as in Prefect),
   walked along an indexed time column with the key as tie-breaker (the cursor is a ``(time, key)``
   pair). Such a rule may delete dependent rows in the same transaction (``cascade``), cap its own
@@ -410,3 +414,11 @@ class IdWalk(KeysetWalk):
             state.cursor = max_id
             state.done = max_id >= state.boundary
         return count
+
+
+class IdScan(IdWalk):
+    """``IdWalk`` up to the table's last id: every row's time is checked, none is assumed from its key."""
+
+    def find_boundary(self, conn, rule, id_range=None):
+        lo, hi = id_range if id_range is not None else self.id_range(conn, rule)
+        return 0 if lo is None else hi
