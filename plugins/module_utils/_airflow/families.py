@@ -230,8 +230,8 @@ def family_rules(plan, schema, conn, rules, now=None):
         description="DAG versions created more than %d days ago, with their serialized DAG and DAG code, that no"
                     " remaining dag run, task instance or earlier try refers to, except each DAG's newest version"
                     % days,
-        note="dag_version.created_at and task_instance.dag_version_id have no index: each batch reads a window of"
-             " dag_version and the task instances once"))
+        note="dag_version.created_at and task_instance_history.dag_version_id have no index: each batch reads a"
+             " window of dag_version and the earlier tries (task_instance_history) once"))
     naive = found.get("session", {}).get("expiry") == "timestamp without time zone"
     add("sessions", "session", "session_retention_days", lambda days: Rule(
         name="sessions", table="session", cutoff=_in_column_zone(aware_cutoff(days, now), naive),
