@@ -253,12 +253,12 @@ class DagRunRetention(Walk):
     def batch(self, conn, state, limit, upper, check_mode, precounted=None):
         progress = state.own
         want = self._runs_for(state, limit)
-        take, last_seen = [], None
+        take, taken, last_seen = [], 0, None
         with conn.cursor() as cur:
             # Not many more than the batch may take: each candidate costs a probe of its task instances.
             rows, exhausted = self._candidates(cur, state, min(SCAN_RUNS, max(want, MIN_SCAN_RUNS)), not check_mode)
             for run_id, dag_id, run_name, run_state, unfinished_tis, locked in rows:
-                if len(take) >= want:
+                if taken >= want:
                     exhausted = False
                     break
                 last_seen = run_id
@@ -270,11 +270,12 @@ class DagRunRetention(Walk):
                 if reasons:
                     progress.keep(sorted(reasons))
                     continue
-                take.append((run_id, dag_id, run_name, run_state, locked))
-            for run in take:
-                if not run[4]:
+                # A run Airflow holds counts as taken (check mode, which locks nothing, takes it) but stays.
+                taken += 1
+                if locked:
+                    take.append((run_id, dag_id, run_name, run_state))
+                else:
                     progress.keep(["locked"])
-            take = [run[:4] for run in take if run[4]]
             deleted = self._delete(cur, progress, take, check_mode) if take else 0
         if last_seen is not None:
             state.cursor = last_seen
@@ -340,7 +341,7 @@ class DagRunRetention(Walk):
         total = sum(counts.values())
         for table, n in counts.items():
             progress.rows_by_table[table] = progress.rows_by_table.get(table, 0) + n
-        before = progress.runs_deleted
+        runs_before = progress.runs_deleted
         for run_id, dag_id, run_name, run_state in take:
             self.counted.append(run_id)
             progress.runs_deleted += 1
@@ -351,7 +352,7 @@ class DagRunRetention(Walk):
             else:
                 progress.run_ids_truncated = True
         done_rows = sum(progress.rows_by_table.values())
-        progress.rows_per_run = done_rows / float(progress.runs_deleted) if progress.runs_deleted > before else \
+        progress.rows_per_run = done_rows / float(progress.runs_deleted) if progress.runs_deleted > runs_before else \
             progress.rows_per_run
         return total
 
