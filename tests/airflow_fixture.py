@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import tempfile
 import uuid
@@ -33,7 +32,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from histories import history_for, session_histories
+from histories import drop_history, history_for, session_histories
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -171,8 +170,7 @@ def make_history(pg, release):
         history = run_script(python, "make_history.py", env, release=release)
         pg.psql("VACUUM ANALYZE", template)
     except BaseException:
-        pg.psql('DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % template)
-        shutil.rmtree(home, ignore_errors=True)
+        drop_history(pg, {"template": template, "home": home})
         raise
     return {"template": template, "made": history["made"], "before": history["before"], "python": python,
             "home": home, "release": RELEASES[release]}

@@ -8,17 +8,22 @@ import contextlib
 import shutil
 
 
+def drop_history(pg, history):
+    """Remove a history's home directory and drop its template database (``home`` and ``template``)."""
+    shutil.rmtree(history["home"], ignore_errors=True)
+    pg.psql('DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % history["template"])
+
+
 def session_histories():
-    """Generator for a session fixture: yields {(cluster, release): history}; at the end drops each history's
-    template database and removes its home directory."""
+    """Generator for a session fixture: yields {(cluster, release): history}; at the end drops each history
+    (``drop_history``)."""
     made = {}
     try:
         yield made
     finally:
         for (server, dummy), history in made.items():
             with contextlib.suppress(Exception):        # the cluster may be gone already: nothing left to drop
-                server.psql('DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % history["template"])
-            shutil.rmtree(history["home"], ignore_errors=True)
+                drop_history(server, history)
 
 
 def history_for(made, pg, release, make):

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -36,7 +35,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from histories import history_for, session_histories
+from histories import drop_history, history_for, session_histories
 from pgserver import free_port
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -246,15 +245,10 @@ def make_history(pg, release):
         backdate(pg, template, made)
         before = read_back(pg, template, python, home, release)
     except BaseException:
-        drop_history({"template": template, "home": home}, pg)
+        drop_history(pg, {"template": template, "home": home})
         raise
     return {"template": template, "made": made, "before": before, "python": python, "home": home,
             "release": release, "version": out["prefect_version"]}
-
-
-def drop_history(history, pg):
-    pg.psql('DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % history["template"])
-    shutil.rmtree(history["home"], ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
