@@ -14,16 +14,13 @@ import sys
 from sqlalchemy import select, text
 
 from airflow.models import dagrun as dagrun_module
-from airflow.models.dagrun import DagRun, DagRunNote
+from airflow.models.dagrun import DagRun
 from airflow.utils.session import create_session
 from airflow.utils.state import DagRunState
 from airflow.utils.types import DagRunTriggeredByType, DagRunType
 
 import families_history as families
-
-UTC = datetime.timezone.utc
-NOW = datetime.datetime.now(UTC).replace(microsecond=0)
-DAYS = datetime.timedelta(days=1)
+from history_rows import DAYS, NOW, UTC, add_notes, audit, jobs_and_errors
 # dag.test() clears the task instances at the logical date it is given: runs without one get a date no run has.
 NO_RUN_AT = datetime.datetime(2000, 1, 1, tzinfo=UTC)
 
@@ -122,55 +119,6 @@ def in_progress(dag, run_after):
         return [dr.dag_id, dr.run_id]
 
 
-def add_notes(dag_id, run_id):
-    from airflow.models.taskinstance import TaskInstance, TaskInstanceNote
-    with create_session() as session:
-        dr = session.scalar(select(DagRun).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id))
-        dr.dag_run_note = DagRunNote(content="checked by hand: %s" % run_id)
-        ti = session.scalar(select(TaskInstance).where(TaskInstance.dag_id == dag_id,
-                                                       TaskInstance.run_id == run_id,
-                                                       TaskInstance.task_id == "extract"))
-        ti.task_instance_note = TaskInstanceNote(content="extract looked fine")
-
-
-def audit(*entries):
-    """Audit log rows as the API server writes them ((age in days, event) pairs, oldest first: ids grow with time)."""
-    from airflow.models.log import Log
-    with create_session() as session:
-        for age, event in entries:
-            entry = Log(event=event, dag_id="pgtidy_etl", owner="pgtidy")
-            session.add(entry)
-            session.flush()
-            entry.dttm = NOW - age * DAYS
-
-
-def jobs_and_errors():
-    """Finished and running jobs, and import errors, as Airflow writes them (oldest first)."""
-    from airflow.jobs.job import Job
-    from airflow.models.errors import ParseImportError
-    ids = {"jobs": {}}
-    with create_session() as session:
-        for label, job_type, state, age in (("old_scheduler", "SchedulerJob", "success", 90),
-                                            ("old_triggerer", "TriggererJob", "failed", 80),
-                                            ("dead_processor", "DagProcessorJob", "success", 70),
-                                            ("newest_processor", "DagProcessorJob", "success", 60),
-                                            ("running_scheduler", "SchedulerJob", "running", 0)):
-            job = Job()
-            job.job_type = job_type
-            job.state = state
-            session.add(job)
-            session.flush()
-            job.start_date = NOW - age * DAYS - DAYS
-            job.latest_heartbeat = NOW - age * DAYS
-            if state != "running":
-                job.end_date = job.latest_heartbeat
-            ids["jobs"][label] = job.id
-        for name, age in (("removed_long_ago.py", 60), ("broken_now.py", 0)):
-            session.add(ParseImportError(filename=name, bundle_name="dags-folder", stacktrace="SyntaxError",
-                                         timestamp=NOW - age * DAYS))
-    return ids
-
-
 def backdate(runs):
     """Move each run's execution back by its age: start/end times of the run, its tasks, tries, XComs, events."""
     with create_session() as session:
@@ -240,7 +188,7 @@ def main():
     made["newest_asset_run"] = aged(run(consumer, DagRunType.ASSET_TRIGGERED, run_after=NOW - 90 * DAYS + hour), 90)
     # Triggered by hand 50 days ago and never finished: nothing of it may go.
     made["running"] = in_progress(etl, NOW - 50 * DAYS)
-    made.update(jobs_and_errors())
+    made.update(jobs_and_errors(bundle_name="dags-folder"))
     made["recent_manual"] = aged(run(etl, run_after=NOW - 2 * DAYS), 2)
     made["recent_producer"] = aged(run(producer, run_after=NOW - 1 * DAYS), 1)
     made["versioned_recent"] = aged(run(versioned, run_after=NOW - 3 * DAYS), 3)

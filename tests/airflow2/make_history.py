@@ -15,14 +15,14 @@ import sys
 from sqlalchemy import delete, select, text
 
 from airflow.models import dag as dag_module
-from airflow.models.dagrun import DagRun, DagRunNote
+from airflow.models.dagrun import DagRun
 from airflow.utils.session import create_session
 from airflow.utils.state import DagRunState
 from airflow.utils.types import DagRunType
 
-UTC = datetime.timezone.utc
-NOW = datetime.datetime.now(UTC).replace(microsecond=0)
-DAYS = datetime.timedelta(days=1)
+# The rows both releases write alike, and the moment the history is dated from: tests/airflow/history_rows.py.
+sys.path.append(os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "airflow"))
+from history_rows import DAYS, NOW, add_notes, audit, jobs_and_errors  # noqa: E402
 
 _next = {}          # what the patched run factory creates next
 
@@ -125,54 +125,6 @@ def in_progress(dag, at):
             data_interval=dag.timetable.infer_manual_data_interval(run_after=at), run_type=DagRunType.MANUAL,
             external_trigger=True, state=DagRunState.RUNNING, session=session, start_date=at)
         return [dr.dag_id, dr.run_id]
-
-
-def add_notes(dag_id, run_id):
-    from airflow.models.taskinstance import TaskInstance, TaskInstanceNote
-    with create_session() as session:
-        dr = session.scalar(select(DagRun).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id))
-        dr.dag_run_note = DagRunNote(content="checked by hand: %s" % run_id)
-        ti = session.scalar(select(TaskInstance).where(TaskInstance.dag_id == dag_id,
-                                                       TaskInstance.run_id == run_id,
-                                                       TaskInstance.task_id == "extract"))
-        ti.task_instance_note = TaskInstanceNote(content="extract looked fine")
-
-
-def audit(*entries):
-    """Audit log rows as the webserver writes them ((age in days, event) pairs, oldest first: ids grow with time)."""
-    from airflow.models.log import Log
-    with create_session() as session:
-        for age, event in entries:
-            entry = Log(event=event, dag_id="pgtidy_etl", owner="pgtidy")
-            session.add(entry)
-            session.flush()
-            entry.dttm = NOW - age * DAYS
-
-
-def jobs_and_errors():
-    """Finished and running jobs, and import errors, as Airflow writes them (oldest first)."""
-    from airflow.jobs.job import Job
-    from airflow.models.errors import ParseImportError
-    ids = {"jobs": {}}
-    with create_session() as session:
-        for label, job_type, state, age in (("old_scheduler", "SchedulerJob", "success", 90),
-                                            ("old_triggerer", "TriggererJob", "failed", 80),
-                                            ("dead_processor", "DagProcessorJob", "success", 70),
-                                            ("newest_processor", "DagProcessorJob", "success", 60),
-                                            ("running_scheduler", "SchedulerJob", "running", 0)):
-            job = Job()
-            job.job_type = job_type
-            job.state = state
-            session.add(job)
-            session.flush()
-            job.start_date = NOW - age * DAYS - DAYS
-            job.latest_heartbeat = NOW - age * DAYS
-            if state != "running":
-                job.end_date = job.latest_heartbeat
-            ids["jobs"][label] = job.id
-        for name, age in (("removed_long_ago.py", 60), ("broken_now.py", 0)):
-            session.add(ParseImportError(filename=name, stacktrace="SyntaxError", timestamp=NOW - age * DAYS))
-    return ids
 
 
 def backdate(key, age):
