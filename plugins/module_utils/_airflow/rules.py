@@ -20,7 +20,7 @@ profile reads the release of the database from its schema revision (``AirflowPro
 from __future__ import annotations
 
 from .._common.errors import InvalidRequest
-from .._common.tables import table_row_estimates
+from .._common.tables import table_columns, table_row_estimates
 from .._engine.prune import require_schema, schema_revision
 from .._engine.retention import aware_cutoff, check_days, default_of
 from .._engine.walks import IdWalk, Rule, Walk
@@ -67,13 +67,7 @@ def schema_release(conn, schema):
     """The release (``schema.Release``) whose tables the rules read in ``schema``: the one of its revision, else
     the one its tables and columns look like (a revision outside the tested ones is refused after this, with the
     revision found, unless allow_untested_schema is set)."""
-    with conn.cursor() as cur:
-        cur.execute("SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = %s"
-                    " AND table_name = ANY(%s)", (schema, list(described_tables())))
-        columns = {}
-        for table, column in cur.fetchall():
-            columns.setdefault(table, set()).add(column)
-    return release_for(schema_revision(conn, schema), columns)
+    return release_for(schema_revision(conn, schema), table_columns(conn, schema, described_tables()))
 
 
 def check_schema(conn, schema, release=NEWEST):

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .._common.tables import table_columns
 from .._engine.walks import Walk
 from .schema import NEWEST
 
@@ -129,11 +130,8 @@ class DagRunRetention(Walk):
 
     # -- planning --------------------------------------------------------------------
     def prepare(self, conn, state, id_ranges):
+        self.columns = table_columns(conn, self.schema, self.release.run_tables)
         with conn.cursor() as cur:
-            cur.execute("SELECT table_name, column_name FROM information_schema.columns"
-                        " WHERE table_schema = %s AND table_name = ANY(%s)", (self.schema, list(self.release.run_tables)))
-            for table, column in cur.fetchall():
-                self.columns.setdefault(table, set()).add(column)
             self.protected = self._protected(cur)
             self.cascading = self._cascading(cur)
         state.cursor = 0

@@ -1,11 +1,22 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, pgtidy contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Table facts both orchestrators' prunes report: row counts for the result and the diff."""
+"""Table facts the prunes read and report: the columns of tables, row counts for the result and the diff."""
 
 from __future__ import annotations
 
 from .connection import sql  # None without psycopg: the module reports it
+
+
+def table_columns(conn, schema, tables):
+    """{table: set of its columns} for those of ``tables`` that ``schema`` has (a missing table is absent)."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT table_name, column_name FROM information_schema.columns"
+                    " WHERE table_schema = %s AND table_name = ANY(%s)", (schema, list(tables)))
+        out = {}
+        for table, column in cur.fetchall():
+            out.setdefault(table, set()).add(column)
+    return out
 
 
 def table_row_estimates(conn, schema, tables=("event_logs", "job_ticks")):

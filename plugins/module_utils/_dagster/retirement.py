@@ -16,6 +16,7 @@ import zlib
 from collections import namedtuple
 from dataclasses import dataclass, field
 
+from .._common.tables import table_columns
 from .._engine.walks import Walk
 
 try:
@@ -119,13 +120,9 @@ class RunRetirement(Walk):
         return dict(state.own.rows_by_table)
 
     def prepare(self, conn, state, id_ranges):
-        with conn.cursor() as cur:
-            cur.execute("SELECT table_name, column_name FROM information_schema.columns"
-                        " WHERE table_schema = %s AND table_name = ANY(%s)",
-                        (self.schema, ["runs", "asset_check_executions", "concurrency_slots", "pending_steps",
-                                       "asset_event_tags", "snapshots", "bulk_actions", "asset_keys"]))
-            for table, column in cur.fetchall():
-                self.columns.setdefault(table, set()).add(column)
+        self.columns = table_columns(conn, self.schema, ("runs", "asset_check_executions", "concurrency_slots",
+                                                         "pending_steps", "asset_event_tags", "snapshots",
+                                                         "bulk_actions", "asset_keys"))
         state.cursor = 0
 
     def counted_not_deleted(self):

@@ -19,6 +19,7 @@ from .budget import Budget
 from .._common.connection import connect, duration_setting, server_facts, sql
 from .._common.errors import fix_for
 from .._common.lock import AdvisoryLock, LockFile
+from .._common.tables import table_columns
 from .errors import SchemaMismatch, StandbyServer, UntestedSchema
 from .session import set_wal_compression
 
@@ -75,12 +76,7 @@ def require_schema(conn, schema, required_columns, product, what, where):
     ``product`` names the orchestrator ("Dagster"), ``what`` its schema ("Dagster metadata schema") and
     ``where`` what the user should point login_db/schema at.
     """
-    with conn.cursor() as cur:
-        cur.execute("SELECT table_name, column_name FROM information_schema.columns"
-                    " WHERE table_schema = %s AND table_name = ANY(%s)", (schema, list(required_columns)))
-        present = {}
-        for table, column in cur.fetchall():
-            present.setdefault(table, set()).add(column)
+    present = table_columns(conn, schema, required_columns)
     missing_tables = [t for t in required_columns if t not in present]
     if len(missing_tables) == len(required_columns):
         raise SchemaMismatch("schema %r of this database is not a %s (no %s tables);"
